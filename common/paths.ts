@@ -1,0 +1,26 @@
+// Where files live under FORGE_DATA_DIR. Every path a pipeline writes is built here.
+import path from 'node:path';
+import type { Pipeline } from './constants';
+
+/** sessionIds are validated by the zod schemas; this re-check guards every path built from one. */
+export function assertSafeSegment(name: string, what: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name) || name.includes('..')) {
+    throw new Error(`${what} "${name}" is not a safe path segment (letters, digits, _ . - only; no "..")`);
+  }
+  return name;
+}
+
+/** $FORGE_DATA_DIR/<pipeline>/<sessionId>: artifacts and per-run state of one session. */
+export function sessionDir(dataDir: string, pipeline: Pipeline, sessionId: string): string {
+  return path.join(dataDir, pipeline, assertSafeSegment(sessionId, 'sessionId'));
+}
+
+/** Checkpoints are kept apart from published artifacts so a half-finished run never looks finished. */
+export function checkpointDir(dataDir: string, pipeline: Pipeline, sessionId: string, unit: string): string {
+  return path.join(dataDir, 'checkpoints', pipeline, assertSafeSegment(sessionId, 'sessionId'), assertSafeSegment(unit, 'name'));
+}
+
+/** Downloaded and prepared datasets, shared across sessions. */
+export function datasetCacheDir(dataDir: string): string {
+  return path.join(dataDir, 'datasets');
+}
