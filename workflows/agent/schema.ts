@@ -1,0 +1,103 @@
+// Agent Forge workflow input: the single source of its defaults, types and documentation.
+// Mirrors the seed's AgentTrainingConfig in camelCase. Pure: imported by the workflow, CLI and activities.
+import { z } from 'zod';
+import { SafeName } from '../../common/validation';
+
+export const TRAINING_MODES = [
+  'behavior_adaptation',
+  'task_specialization',
+  'coordination_training',
+  'skill_acquisition',
+  'multi_agent_collaboration',
+  'communication_protocols',
+] as const;
+
+export const AGENT_ARCHITECTURES = ['transformer_agent', 'hierarchical_agent', 'reactive_agent', 'planning_agent', 'hybrid_agent'] as const;
+export const COORDINATION_STRATEGIES = ['hierarchical', 'decentralized'] as const;
+export const ENVIRONMENT_TYPES = ['simulation', 'interactive'] as const;
+export const COMMUNICATION_PROTOCOLS = ['direct', 'broadcast'] as const;
+
+export const AgentForgeConfigSchema = z.strictObject({
+  /** Training episodes per agent (per training phase). */
+  maxEpisodes: z.number().int().positive().max(1_000_000).default(1000),
+  /** Width of each agent's hidden layers. */
+  hiddenSize: z.number().int().min(4).max(1024).default(128),
+  /** Depth of each agent's networks. */
+  numLayers: z.number().int().min(1).max(16).default(4),
+  /** Attention heads of the transformer agent; must divide hiddenSize. */
+  numHeads: z.number().int().min(1).max(32).default(8),
+  /** Longest observation history an agent attends to (steps). */
+  maxContextLength: z.number().int().min(1).max(4096).default(512),
+  /** Which objective the run trains (see README "Training modes"). */
+  trainingMode: z.enum(TRAINING_MODES).default('multi_agent_collaboration'),
+  /** Architecture of agents that do not name their own. */
+  agentArchitecture: z.enum(AGENT_ARCHITECTURES).default('hybrid_agent'),
+  /** Probability of a uniformly random action during training rollouts (epsilon-mixing). */
+  explorationRate: z.number().min(0).max(1).default(0.1),
+  /** behavior_adaptation: success rate to reach after the environment changes. */
+  adaptationThreshold: z.number().gt(0).max(1).default(0.8),
+  /** Largest team the run may train. */
+  maxAgents: z.number().int().min(1).max(16).default(4),
+  /** hierarchical: a leader assigns sub-tasks; decentralized: every agent acts on its own view and messages. */
+  coordinationStrategy: z.enum(COORDINATION_STRATEGIES).default('hierarchical'),
+  /** Environment families to train in. */
+  environmentTypes: z.array(z.enum(ENVIRONMENT_TYPES)).min(1).default(['simulation', 'interactive']),
+  /** Message channels open to the agents: direct (to one agent) and broadcast (to all). */
+  communicationProtocols: z.array(z.enum(COMMUNICATION_PROTOCOLS)).min(1).default(['direct', 'broadcast']),
+  /** Adam learning rate. */
+  learningRate: z.number().gt(0).max(1).default(3e-3),
+  /** Episodes per gradient update. */
+  batchSize: z.number().int().min(1).max(4096).default(16),
+  /** Seeds environments, initial weights and exploration: same seed, same run. */
+  seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+  /** Evaluation episodes for each reported metric (trained and random policies alike). */
+  evalEpisodes: z.number().int().min(1).max(10_000).default(100),
+  /** Episodes between checkpoints. */
+  checkpointEvery: z.number().int().min(1).default(50),
+});
+
+export const AgentSpecSchema = z.strictObject({
+  id: SafeName,
+  architecture: z.enum(AGENT_ARCHITECTURES).optional(),
+  role: z.string().max(200).optional(),
+});
+
+/** The original service's three agents. */
+export const DEFAULT_AGENTS: AgentSpec[] = [
+  { id: 'coordinator_agent', architecture: 'hierarchical_agent', role: 'coordinator' },
+  { id: 'task_specialist', architecture: 'planning_agent', role: 'specialist' },
+  { id: 'communication_hub', architecture: 'reactive_agent', role: 'communication hub' },
+];
+
+export const AgentForgeInputSchema = z
+  .strictObject({
+    sessionId: SafeName,
+    config: AgentForgeConfigSchema.prefault({}),
+    agents: z.array(AgentSpecSchema).min(1).optional(),
+  })
+  .superRefine((input, ctx) => {
+    const agents = input.agents ?? DEFAULT_AGENTS;
+    if (agents.length > input.config.maxAgents) {
+      ctx.addIssue({ code: 'custom', path: ['agents'], message: `${agents.length} agents exceed config.maxAgents (${input.config.maxAgents})` });
+    }
+    const ids = new Set<string>();
+    agents.forEach((a, i) => {
+      if (ids.has(a.id)) ctx.addIssue({ code: 'custom', path: ['agents', i, 'id'], message: `duplicate agent id "${a.id}"` });
+      ids.add(a.id);
+    });
+    if (input.config.hiddenSize % input.config.numHeads !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['config', 'numHeads'], message: `must divide config.hiddenSize (${input.config.hiddenSize})` });
+    }
+  });
+
+export type AgentForgeConfig = z.output<typeof AgentForgeConfigSchema>;
+export type AgentSpec = z.output<typeof AgentSpecSchema>;
+export type AgentForgeInput = z.input<typeof AgentForgeInputSchema>;
+export type AgentForgeRequest = z.output<typeof AgentForgeInputSchema>;
+export type TrainingMode = (typeof TRAINING_MODES)[number];
+export type AgentArchitecture = (typeof AGENT_ARCHITECTURES)[number];
+
+/** Agents with their architecture resolved: the per-agent one, else config.agentArchitecture. */
+export function resolveAgents(request: AgentForgeRequest): Required<Pick<AgentSpec, 'id' | 'architecture'>>[] & AgentSpec[] {
+  return (request.agents ?? DEFAULT_AGENTS).map((a) => ({ ...a, architecture: a.architecture ?? request.config.agentArchitecture }));
+}
