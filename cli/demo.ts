@@ -1,0 +1,81 @@
+// `npm start` / `npm run demo`: the embedded dev server (unless TEMPORAL_ADDRESS is set), both workers in
+// this process, and one run of each pipeline at a preset that finishes in a few minutes on 2 cores.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { Pipeline } from '../common/constants';
+import { startDevServer, type DevServer } from '../common/dev-server';
+import { loadEnv } from '../common/env';
+import { connectClient } from '../common/temporal';
+import { startRun } from '../client/runs';
+import { createForgeWorker, type ForgeWorker, type ForgeWorkerSpec } from '../workers/run';
+import { watchRuns } from './progress';
+
+/** Demo inputs: real training at a size that completes in minutes here. */
+export function demoInputs(stamp: string): { pipeline: Pipeline; input: unknown }[] {
+  return [
+    {
+      pipeline: 'agent',
+      input: { sessionId: `demo-agent-${stamp}`, config: { maxEpisodes: 1000, evalEpisodes: 100 } },
+    },
+  ];
+}
+
+async function workerSpecs(): Promise<ForgeWorkerSpec[]> {
+  const { agentWorkerSpec } = await import('../workers/agent');
+  return [agentWorkerSpec()];
+}
+
+export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
+  const cwd = process.cwd();
+  let server: DevServer | undefined;
+  if (!process.env.TEMPORAL_ADDRESS) {
+    const dbFile = path.join(cwd, '.forge', 'temporal.db');
+    console.log(`[forge] starting the embedded Temporal dev server (database ${dbFile})...`);
+    server = await startDevServer({ dbFile, logFile: path.join(cwd, '.forge', 'temporal-server.log') });
+    process.env.TEMPORAL_ADDRESS = server.address;
+  }
+  const env = loadEnv();
+  fs.mkdirSync(env.dataDir, { recursive: true });
+  const uiUrl = server?.uiUrl ?? '(the Web UI of your cluster)';
+  console.log(`[forge] Temporal ${env.temporalAddress} · Web UI ${uiUrl} · data ${env.dataDir}`);
+
+  const workers: ForgeWorker[] = [];
+  for (const spec of await workerSpecs()) workers.push(await createForgeWorker(spec, {}, env));
+  const running = workers.map((w) => w.worker.run());
+  const client: Client = await connectClient(env);
+
+  const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  const runs = [];
+  for (const { pipeline, input } of demoInputs(stamp)) {
+    const run = await startRun(client, pipeline, input);
+    console.log(`[forge] started ${pipeline} run ${run.workflowId}: ${uiUrl}/namespaces/${env.temporalNamespace}/workflows/${run.workflowId}`);
+    runs.push(run);
+  }
+  await watchRuns(runs.map((r) => ({ label: r.pipeline.padEnd(7), handle: r.handle })));
+
+  let failed = 0;
+  for (const run of runs) {
+    try {
+      const result = (await run.handle.result()) as { artifacts?: { files?: { path: string }[] } };
+      console.log(`\n[forge] ${run.pipeline} run ${run.workflowId} completed. Artifacts:`);
+      for (const f of result.artifacts?.files ?? []) console.log(`  ${f.path}`);
+    } catch (err) {
+      failed++;
+      console.error(`\n[forge] ${run.pipeline} run ${run.workflowId} failed: ${(err as Error).message}`);
+    }
+  }
+  console.log(`\n[forge] Web UI: ${uiUrl}`);
+
+  if (opts.keepServing) {
+    console.log('[forge] workers keep serving; press Ctrl-C to stop.');
+    await Promise.all(running); // the SDK shuts workers down on SIGINT/SIGTERM
+  } else {
+    for (const w of workers) w.worker.shutdown();
+    await Promise.all(running);
+  }
+  for (const w of workers) await w.close();
+  await client.connection.close();
+  await server?.stop();
+  return failed === 0 ? 0 : 1;
+}

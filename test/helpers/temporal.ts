@@ -1,0 +1,66 @@
+// Helpers for tests against the real dev server started in global-setup.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { connectClient } from '../../common/temporal';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+
+export function testClient(): Promise<Client> {
+  return connectClient();
+}
+
+/** A unique sessionId per test so runs never collide. */
+export function sessionId(prefix: string): string {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}`;
+}
+
+/** Run `npm run worker:<pipeline>`'s entry point as its own process (so a test can SIGKILL it). */
+export function spawnWorker(pipeline: 'agent' | 'cognate', env: Record<string, string> = {}): { proc: ChildProcess; log: () => string } {
+  let out = '';
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'workers', `${pipeline}.ts`)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  return { proc, log: () => out };
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, intervalMs = 500): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
+}
+
+export async function killAndWait(proc: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    proc.once('exit', () => resolve());
+    proc.kill(signal);
+  });
+}
+
+/** Events of a run's history, as JSON objects. */
+export async function historyEvents(handle: WorkflowHandle) {
+  return (await handle.fetchHistory()).events ?? [];
+}
+
+export function temporalCli(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { findTemporalBinary } = require('../../scripts/ensure-temporal.js') as { findTemporalBinary(): string | null };
+  const bin = findTemporalBinary();
+  if (!bin || !fs.existsSync(bin)) throw new Error('Temporal CLI not found; run npm install');
+  return bin;
+}

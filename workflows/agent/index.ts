@@ -1,0 +1,1 @@
+export { agentForgeTrainingWorkflow } from './workflow';

@@ -1,0 +1,126 @@
+// agentForgeTrainingWorkflow: validate → environments → train each agent (parallel) → train the team →
+// artifacts. Deterministic and thin: all work happens in activities; progress arrives by signal.
+import { ApplicationFailure, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { createAgentActivities } from '../../activities/agent';
+import { formatZodError } from '../../common/validation';
+import { agentProgressQuery, agentProgressSignal, type AgentForgeProgress } from './messages';
+import { AgentForgeInputSchema, resolveAgents, type AgentForgeInput } from './schema';
+
+type Activities = ReturnType<typeof createAgentActivities>;
+
+const NON_RETRYABLE = ['InvalidInput', 'InvalidConfig'];
+
+const { prepareTrainingEnvironments, createAgentArtifacts } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+// Training heartbeats every few seconds; a dead worker is noticed after heartbeatTimeout and the retry
+// (on any live worker) resumes from the last checkpoint. WAIT_CANCELLATION_COMPLETED lets the activity
+// write its final checkpoint before the workflow reports cancelled.
+const { trainAgents, trainMultiAgentCoordination } = proxyActivities<Activities>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '30 seconds',
+  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+/** Share of overall progress at the start of each phase. */
+const PHASE_START = { environments: 0, training: 0.05, coordination: 0.8, artifacts: 0.95 } as const;
+
+export async function agentForgeTrainingWorkflow(input: AgentForgeInput) {
+  const state: AgentForgeProgress = {
+    progress: 0,
+    message: 'validating input',
+    episode: 0,
+    totalEpisodes: 0,
+    reward: 0,
+    successRate: 0,
+    coordinationScore: 0,
+    phase: 'validating',
+    agents: {},
+  };
+  setHandler(agentProgressQuery, () => state);
+  setHandler(agentProgressSignal, (update) => {
+    state.agents[update.unit] = update;
+    if (update.phase === 'training' || update.phase === 'coordination') {
+      const units = Object.values(state.agents).filter((a) => a.phase === update.phase);
+      const fraction = units.reduce((s, a) => s + a.episode / Math.max(1, a.totalEpisodes), 0) / Math.max(1, units.length);
+      const span = update.phase === 'training' ? PHASE_START.coordination - PHASE_START.training : PHASE_START.artifacts - PHASE_START.coordination;
+      state.progress = PHASE_START[update.phase] + span * Math.min(1, fraction);
+      state.episode = Math.min(...units.map((a) => a.episode));
+      state.totalEpisodes = update.totalEpisodes;
+      state.reward = mean(units.map((a) => a.reward));
+      state.successRate = mean(units.map((a) => a.successRate));
+      state.coordinationScore = mean(units.map((a) => a.coordinationScore));
+      state.message = update.message;
+    }
+  });
+
+  const parsed = AgentForgeInputSchema.safeParse(input);
+  if (!parsed.success) {
+    state.phase = 'failed';
+    state.message = `invalid input: ${formatZodError(parsed.error)}`;
+    throw ApplicationFailure.nonRetryable(state.message, 'InvalidInput');
+  }
+  const request = parsed.data;
+  const { sessionId, config } = request;
+  const agents = resolveAgents(request);
+
+  const enter = (phase: keyof typeof PHASE_START, message: string) => {
+    state.phase = phase;
+    state.progress = PHASE_START[phase];
+    state.message = message;
+  };
+
+  try {
+    enter('environments', `preparing ${config.environmentTypes.join(' and ')} environments`);
+    const plan = await prepareTrainingEnvironments({ sessionId, config, agents });
+
+    enter('training', `training ${agents.length} agents (${config.trainingMode})`);
+    state.totalEpisodes = config.maxEpisodes;
+    const trainingSummaries = await Promise.all(agents.map((agent) => trainAgents({ sessionId, config, agent, planPath: plan.planPath })));
+
+    let coordination: Awaited<ReturnType<Activities['trainMultiAgentCoordination']>> | null = null;
+    if (agents.length > 1) {
+      enter('coordination', `training ${agents.length} agents together (${config.coordinationStrategy})`);
+      const agentCheckpoints = Object.fromEntries(trainingSummaries.map((s) => [s.agentId, s.checkpointPath]));
+      coordination = await trainMultiAgentCoordination({ sessionId, config, agents, planPath: plan.planPath, agentCheckpoints });
+    }
+
+    enter('artifacts', 'writing artifacts');
+    const artifacts = await createAgentArtifacts({ sessionId, config, agents, trainingSummaries, coordination });
+
+    const final = coordination?.trained ?? trainingSummaries[0].metrics.trained;
+    state.phase = 'completed';
+    state.progress = 1;
+    state.reward = final.reward;
+    state.successRate = final.successRate;
+    state.coordinationScore = final.coordinationScore;
+    state.message = `completed: ${artifacts.files.length} files written`;
+    return {
+      sessionId,
+      workflowId: workflowInfo().workflowId,
+      status: 'completed' as const,
+      config,
+      environments: plan.environments,
+      agents: trainingSummaries,
+      coordination,
+      artifacts,
+    };
+  } catch (err) {
+    if (isCancellation(err)) {
+      state.phase = 'cancelled';
+      state.message = 'cancelled: training stopped, last checkpoints kept';
+    } else {
+      state.phase = 'failed';
+      state.message = `failed: ${(err as Error).message}`;
+    }
+    throw err;
+  }
+}
+
+function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
+}
+
