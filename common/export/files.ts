@@ -1,24 +1,32 @@
-// Durable, all-or-nothing file publishing. A worker can be killed at any instant (Temporal retries the
-// activity elsewhere), so a reader must see either the previous artifact set or the complete new one.
+// Crash-safe publishing. Readers must never see a half-written file or a half-written artifact set:
+// files are written to a temp name and renamed (rename is atomic within one filesystem), artifact
+// sets are assembled in a sibling staging dir and renamed into place, and a sha256 manifest lets
+// anyone check afterwards that what is on disk is what was published.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const MANIFEST_FILE = 'manifest.json';
+export const MANIFEST_NAME = 'manifest.json';
+export const MANIFEST_FORMAT = 'forge-manifest/1';
 
-export function sha256File(file: string): string {
-  const hash = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const chunk = Buffer.allocUnsafe(1 << 20); // streamed: weight files can be larger than we want in memory twice
-    let n: number;
-    while ((n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0) hash.update(chunk.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest('hex');
+export interface ManifestFile {
+  path: string; // relative to the artifact dir, '/'-separated
+  bytes: number;
+  sha256: string; // lowercase hex
 }
 
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  files: ManifestFile[]; // sorted by path; excludes manifest.json itself
+  [extra: string]: unknown; // caller-provided fields (run id, config hash, ...)
+}
+
+let tempCounter = 0;
+function tempNameFor(target: string, kind: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.${kind}-${process.pid}-${++tempCounter}`);
+}
+
+/** fsync a file or directory by path. */
 function fsyncPath(p: string): void {
   const fd = fs.openSync(p, 'r');
   try {
@@ -28,139 +36,144 @@ function fsyncPath(p: string): void {
   }
 }
 
-/** Without this a crash right after rename can leave the new name pointing at nothing on some filesystems. */
+/** A rename or create inside `dir` is only durable once the directory itself is fsynced. */
 export function fsyncDirectory(dir: string): void {
   fsyncPath(dir);
 }
 
-/** Write to a temp file in the same directory, fsync, rename over `file`, fsync the directory. */
-export function atomicWriteFile(file: string, data: string | Uint8Array): void {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
-  const fd = fs.openSync(tmp, 'w');
+export function sha256File(filePath: string): string {
+  const hash = crypto.createHash('sha256');
+  const fd = fs.openSync(filePath, 'r');
   try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } catch (err) {
+    const chunk = Buffer.allocUnsafe(1 << 20); // stream in 1 MiB pieces so large weights don't need RAM
+    for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0;) hash.update(chunk.subarray(0, n));
+  } finally {
     fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw err;
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
-  fsyncDirectory(dir);
+  return hash.digest('hex');
 }
 
-export function writeJsonAtomic(file: string, value: unknown): void {
-  atomicWriteFile(file, JSON.stringify(value, null, 2) + '\n');
+/** Write to a temp file in the same dir, fsync, rename over `filePath`, fsync the dir. Creates parent dirs. */
+export function atomicWriteFile(filePath: string, data: string | Uint8Array): void {
+  fs.mkdirSync(path.dirname(filePath), { recursive: true });
+  const tmp = tempNameFor(filePath, 'tmp');
+  try {
+    const fd = fs.openSync(tmp, 'wx');
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, filePath);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncPath(path.dirname(filePath));
 }
 
-/** Relative paths (with "/") of every regular file under dir, sorted so manifests are deterministic. */
-export function listFilesRecursive(dir: string): string[] {
+export function writeJsonAtomic(filePath: string, value: unknown): void {
+  atomicWriteFile(filePath, JSON.stringify(value, null, 2) + '\n');
+}
+
+/** A fresh, empty staging dir next to `finalDir` (same filesystem, so publishDirectory's rename is atomic). */
+export function stagingDirFor(finalDir: string): string {
+  const staging = tempNameFor(path.resolve(finalDir), 'staging');
+  fs.mkdirSync(staging, { recursive: true });
+  return staging;
+}
+
+/** Regular files under `dir`, relative '/'-separated paths, sorted. */
+function listFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (rel: string): void => {
-    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-      const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) walk(child);
-      else if (entry.isFile()) out.push(child);
-      else throw new Error(`${path.join(dir, child)}: only regular files and directories can be published`);
+    for (const ent of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${ent.name}` : ent.name;
+      if (ent.isDirectory()) walk(r);
+      else if (ent.isFile()) out.push(r);
+      else throw new Error(`${path.join(dir, r)} is neither a file nor a directory; artifacts hold only regular files`);
     }
   };
   walk('');
   return out.sort();
 }
 
-/** The staging dir sits next to finalDir (same filesystem), so the final rename is a single atomic step. */
-export function stagingDirFor(finalDir: string): string {
-  return path.join(path.dirname(finalDir), `.${path.basename(finalDir)}.staging-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+function fsyncTree(dir: string): void {
+  for (const rel of listFiles(dir)) fsyncPath(path.join(dir, rel));
+  const syncDirs = (d: string): void => {
+    for (const ent of fs.readdirSync(d, { withFileTypes: true })) if (ent.isDirectory()) syncDirs(path.join(d, ent.name));
+    fsyncPath(d);
+  };
+  syncDirs(dir);
 }
 
 /**
- * Move a fully written stagingDir to finalDir. Files are fsynced first so the rename cannot become
- * durable before their contents. An existing finalDir is first renamed aside and removed only after the
- * new set is in place: a crash in between leaves the old set at `<finalDir>.replaced-*`, never a mix.
+ * Moves a fully written `stagingDir` to `finalDir` with rename, so `finalDir` is either the old complete
+ * set or the new complete set. An existing `finalDir` is first renamed aside and deleted after the swap
+ * (restored if the swap fails). Linux has no portable atomic directory exchange, so for an instant
+ * between the two renames `finalDir` is absent (never partial); after a crash in that instant the
+ * previous set survives as `.<name>.old-*` next to it.
  */
 export function publishDirectory(stagingDir: string, finalDir: string): void {
   const staging = path.resolve(stagingDir);
   const final = path.resolve(finalDir);
-  if (path.dirname(staging) !== path.dirname(final)) {
-    throw new Error(`publishDirectory: staging dir ${staging} must be a sibling of ${final} so the rename is atomic`);
+  if (!fs.statSync(staging).isDirectory()) throw new Error(`publishDirectory: ${staging} is not a directory`);
+  const parent = path.dirname(final);
+  fs.mkdirSync(parent, { recursive: true });
+  if (fs.statSync(staging).dev !== fs.statSync(parent).dev) {
+    throw new Error(`publishDirectory: ${staging} and ${parent} are on different filesystems; rename would not be atomic`);
   }
-  const files = listFilesRecursive(staging);
-  for (const rel of files) fsyncPath(path.join(staging, rel));
-  for (const dir of new Set([staging, ...files.map((rel) => path.dirname(path.join(staging, rel)))])) fsyncDirectory(dir);
-
-  let replaced: string | undefined;
-  if (fs.existsSync(final)) {
-    replaced = `${final}.replaced-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-    fs.renameSync(final, replaced);
-  }
+  fsyncTree(staging);
+  const old = fs.existsSync(final) ? tempNameFor(final, 'old') : null;
+  if (old) fs.renameSync(final, old);
   try {
     fs.renameSync(staging, final);
-  } catch (err) {
-    if (replaced) fs.renameSync(replaced, final); // put the previous set back
-    throw err;
+  } catch (e) {
+    if (old) fs.renameSync(old, final);
+    throw e;
   }
-  fsyncDirectory(path.dirname(final));
-  if (replaced) fs.rmSync(replaced, { recursive: true, force: true });
+  fsyncPath(parent);
+  if (old) fs.rmSync(old, { recursive: true, force: true });
 }
 
-export interface ManifestFile {
-  path: string;
-  bytes: number;
-  sha256: string;
-}
-
-export interface Manifest {
-  files: ManifestFile[];
-  [extra: string]: unknown;
-}
-
-/** Hash every file under dir (except manifest.json itself) into dir/manifest.json; returns what it wrote. */
+/** Hashes every file in `dir` (except manifest.json) and writes manifest.json atomically. */
 export function writeManifest(dir: string, extra: Record<string, unknown> = {}): Manifest {
-  if ('files' in extra) throw new Error('writeManifest: "files" is reserved in manifest extras');
-  const files = listFilesRecursive(dir)
-    .filter((rel) => rel !== MANIFEST_FILE)
-    .map((rel) => {
-      const abs = path.join(dir, rel);
-      return { path: rel, bytes: fs.statSync(abs).size, sha256: sha256File(abs) };
-    });
-  const manifest: Manifest = { ...extra, files };
-  writeJsonAtomic(path.join(dir, MANIFEST_FILE), manifest);
+  if ('format' in extra || 'files' in extra) throw new Error('writeManifest: "format" and "files" are reserved manifest keys');
+  const files = listFiles(dir)
+    .filter((rel) => rel !== MANIFEST_NAME)
+    .map((rel) => ({ path: rel, bytes: fs.statSync(path.join(dir, rel)).size, sha256: sha256File(path.join(dir, rel)) }));
+  const manifest: Manifest = { format: MANIFEST_FORMAT, ...extra, files };
+  writeJsonAtomic(path.join(dir, MANIFEST_NAME), manifest);
   return manifest;
 }
 
-/** One human-readable line per problem; an empty list means every listed file is present and intact. */
+/** Every way `dir` differs from its manifest.json; empty means intact. */
 export function verifyManifest(dir: string): string[] {
   let manifest: Manifest;
   try {
-    manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as Manifest;
-  } catch (err) {
-    return [`${MANIFEST_FILE}: cannot be read (${(err as Error).message})`];
+    manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_NAME), 'utf8')) as Manifest;
+  } catch (e) {
+    return [`${MANIFEST_NAME}: cannot be read (${(e as Error).message})`];
   }
-  if (!Array.isArray(manifest.files)) return [`${MANIFEST_FILE}: "files" is not a list`];
+  if (manifest.format !== MANIFEST_FORMAT || !Array.isArray(manifest.files)) return [`${MANIFEST_NAME}: not a ${MANIFEST_FORMAT} manifest`];
   const problems: string[] = [];
   const listed = new Set<string>();
   for (const f of manifest.files) {
-    if (typeof f?.path !== 'string' || typeof f.bytes !== 'number' || typeof f.sha256 !== 'string') {
-      problems.push(`${MANIFEST_FILE}: malformed entry ${JSON.stringify(f)}`);
+    listed.add(f.path);
+    if (typeof f.path !== 'string' || path.isAbsolute(f.path) || f.path.split('/').includes('..')) {
+      problems.push(`${String(f.path)}: unsafe path in manifest`);
       continue;
     }
-    listed.add(f.path);
     const abs = path.join(dir, f.path);
-    if (path.relative(dir, abs).startsWith('..')) {
-      problems.push(`${f.path}: points outside the artifact directory`);
-    } else if (!fs.existsSync(abs)) {
+    if (!fs.existsSync(abs)) {
       problems.push(`${f.path}: missing`);
-    } else if (fs.statSync(abs).size !== f.bytes) {
-      problems.push(`${f.path}: ${fs.statSync(abs).size} bytes, manifest says ${f.bytes}`);
-    } else if (sha256File(abs) !== f.sha256) {
-      problems.push(`${f.path}: sha256 differs from the manifest`);
+      continue;
     }
+    const bytes = fs.statSync(abs).size;
+    if (bytes !== f.bytes) problems.push(`${f.path}: size ${bytes} bytes, manifest says ${f.bytes}`);
+    else if (sha256File(abs) !== f.sha256) problems.push(`${f.path}: sha256 differs from manifest`);
   }
-  for (const rel of listFilesRecursive(dir)) {
-    if (rel !== MANIFEST_FILE && !listed.has(rel)) problems.push(`${rel}: present but not in the manifest`);
-  }
+  for (const rel of listFiles(dir)) if (rel !== MANIFEST_NAME && !listed.has(rel)) problems.push(`${rel}: not listed in manifest`);
   return problems;
 }
