@@ -1,0 +1,1 @@
+export { cognatePretrainingWorkflow } from './workflow';

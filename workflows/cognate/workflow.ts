@@ -1,0 +1,103 @@
+// cognatePretrainingWorkflow: validate → prepare datasets → train each model (parallel across Cognate
+// workers) → artifacts. Deterministic and thin: all work happens in activities; progress arrives by signal.
+import { ApplicationFailure, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { createCognateActivities } from '../../activities/cognate';
+import { formatZodError } from '../../common/validation';
+import { cognateProgressQuery, modelProgressSignal, type CognateProgress } from './messages';
+import { CognateInputSchema, DEFAULT_MODELS, type CognateInput } from './schema';
+
+type Activities = ReturnType<typeof createCognateActivities>;
+
+const NON_RETRYABLE = ['InvalidInput', 'InvalidConfig', 'InvalidDataset'];
+
+const { prepareDatasets, createModelArtifacts } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '60 seconds',
+  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+// A dead worker is noticed after heartbeatTimeout; the retry resumes from the newest good checkpoint.
+// WAIT_CANCELLATION_COMPLETED lets training write its final checkpoint before the run reports cancelled.
+const { trainModels } = proxyActivities<Activities>({
+  startToCloseTimeout: '7 days',
+  heartbeatTimeout: '60 seconds',
+  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+const PHASE_START = { datasets: 0, training: 0.1, artifacts: 0.95 } as const;
+
+export async function cognatePretrainingWorkflow(input: CognateInput) {
+  const state: CognateProgress = {
+    progress: 0,
+    message: 'validating input',
+    step: 0,
+    totalSteps: 0,
+    loss: null,
+    learningRate: null,
+    phase: 'validating',
+    models: {},
+  };
+  setHandler(cognateProgressQuery, () => state);
+  setHandler(modelProgressSignal, (update) => {
+    state.models[update.model] = update;
+    if (state.phase !== 'training') return;
+    const models = Object.values(state.models);
+    const fraction = models.reduce((s, m) => s + m.step / Math.max(1, m.totalSteps), 0) / Math.max(1, modelCount);
+    state.progress = PHASE_START.training + (PHASE_START.artifacts - PHASE_START.training) * Math.min(1, fraction);
+    state.step = Math.min(...models.map((m) => m.step));
+    state.loss = mean(models.map((m) => m.loss));
+    state.learningRate = update.learningRate;
+    state.message = `${update.model}: ${update.message}`;
+  });
+
+  const parsed = CognateInputSchema.safeParse(input);
+  if (!parsed.success) {
+    state.phase = 'failed';
+    state.message = `invalid input: ${formatZodError(parsed.error)}`;
+    throw ApplicationFailure.nonRetryable(state.message, 'InvalidInput');
+  }
+  const { sessionId, config } = parsed.data;
+  const models = parsed.data.models ?? DEFAULT_MODELS;
+  const modelCount = models.length;
+  state.totalSteps = config.maxSteps;
+
+  try {
+    state.phase = 'datasets';
+    state.message = `preparing ${config.datasetSources.join(', ')} (${config.datasetMode})`;
+    const dataset = await prepareDatasets({ sessionId, config });
+
+    state.phase = 'training';
+    state.progress = PHASE_START.training;
+    state.message = `training ${modelCount} model(s) for ${config.maxSteps} steps`;
+    const trained = await Promise.all(models.map((model) => trainModels({ sessionId, config, model, datasetDir: dataset.datasetDir })));
+
+    state.phase = 'artifacts';
+    state.progress = PHASE_START.artifacts;
+    state.message = 'exporting models';
+    const artifacts = await createModelArtifacts({ sessionId, config, datasetDir: dataset.datasetDir, models: trained });
+
+    state.phase = 'completed';
+    state.progress = 1;
+    state.step = config.maxSteps;
+    state.message = `completed: ${artifacts.files.length} files written`;
+    return {
+      sessionId,
+      workflowId: workflowInfo().workflowId,
+      status: 'completed' as const,
+      config,
+      dataset,
+      models: trained,
+      artifacts,
+    };
+  } catch (err) {
+    state.phase = isCancellation(err) ? 'cancelled' : 'failed';
+    state.message = isCancellation(err) ? 'cancelled: training stopped with a final checkpoint' : `failed: ${(err as Error).message}`;
+    throw err;
+  }
+}
+
+function mean(xs: (number | null)[]): number | null {
+  const v = xs.filter((x): x is number => typeof x === 'number');
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+}
