@@ -1,0 +1,83 @@
+// GrokFast filter math against hand computations, and a few real steps of the paper's modular task.
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../common/backend';
+import { GrokFast, type GrokFastSettings } from '../activities/cognate/engine/grokfast';
+
+const settings = (over: Partial<GrokFastSettings>): GrokFastSettings => ({ mode: 'ema', alpha: 0.5, lamb: 2, window: 2, warmup: true, ...over });
+const grads = [
+  [1, -2],
+  [3, 0],
+  [-1, 4],
+];
+
+function run(filter: GrokFast): number[][] {
+  return grads.map((g) => {
+    const input = { w: tf.tensor1d(g) };
+    const out = filter.apply(input);
+    const values = Array.from(out.w.dataSync());
+    input.w.dispose();
+    out.w.dispose();
+    return values;
+  });
+}
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+describe('GrokFast-EMA', () => {
+  test('matches the hand-computed sequence (alpha 0.5, lamb 2)', () => {
+    // ema1 = g1 = [1,-2]        -> g1 + 2 ema1 = [3,-6]
+    // ema2 = .5 ema1 + .5 g2 = [2,-1]   -> [3,0] + [4,-2] = [7,-2]
+    // ema3 = .5 ema2 + .5 g3 = [.5,1.5] -> [-1,4] + [1,3] = [0,7]
+    expect(run(new GrokFast(settings({})))).toEqual([
+      [3, -6],
+      [7, -2],
+      [0, 7],
+    ]);
+  });
+
+  test('mode off and lamb 0 leave gradients unchanged', () => {
+    expect(run(new GrokFast(settings({ mode: 'off' })))).toEqual(grads);
+    expect(run(new GrokFast(settings({ lamb: 0 })))).toEqual(grads);
+  });
+
+  test('state round-trips: a restored filter continues exactly', () => {
+    const a = new GrokFast(settings({ alpha: 0.98 }));
+    const first = { w: tf.tensor1d([0.25, -0.5]) };
+    tf.dispose(a.apply(first));
+    const b = new GrokFast(settings({ alpha: 0.98 }));
+    b.load(a.state());
+    const second = { w: tf.tensor1d([1.5, 2]) };
+    expect(Array.from(b.apply(second).w.dataSync())).toEqual(Array.from(a.apply(second).w.dataSync()));
+    expect(b.steps).toBe(2);
+    expect(() => new GrokFast(settings({ alpha: 0.9 })).load(a.state())).toThrow(/GrokFast settings/);
+  });
+
+  test('holds no tensors beyond its state', () => {
+    const f = new GrokFast(settings({}));
+    const before = tf.memory().numTensors;
+    run(f);
+    expect(tf.memory().numTensors - before).toBe(1); // the EMA of the one parameter
+    f.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('GrokFast-MA', () => {
+  test('window 2, lamb 1, warmup: untouched until the window is full, then g + mean(window)', () => {
+    // step 1: queue [g1] not full -> g1
+    // step 2: mean(g1, g2) = [2,-1]  -> [5,-1]
+    // step 3: mean(g2, g3) = [1, 2]  -> [0, 6]
+    expect(run(new GrokFast(settings({ mode: 'ma', lamb: 1 })))).toEqual([
+      [1, -2],
+      [5, -1],
+      [0, 6],
+    ]);
+  });
+
+  test('without warmup the partial window is used from the first step', () => {
+    // step 1: mean(g1) = g1 -> 2 g1
+    expect(run(new GrokFast(settings({ mode: 'ma', lamb: 1, warmup: false })))[0]).toEqual([2, -4]);
+  });
+});

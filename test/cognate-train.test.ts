@@ -1,0 +1,278 @@
+// Cognate training half: optimizer and schedule math, RNG, checkpoint integrity, data loading, and the
+// trainer's resume exactness / stop / corrupt-checkpoint fallback / child process on a tiny real model.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../common/backend';
+import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator } from '../activities/cognate/engine/optim';
+import { learningRateAt } from '../activities/cognate/engine/schedule';
+import { SeededRng } from '../activities/cognate/engine/rng';
+import { CorruptCheckpointError, listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint } from '../activities/cognate/engine/checkpoint';
+import { DATASET_FORMAT, openDataset, TrainSampler, validationBatches } from '../activities/cognate/engine/data';
+
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cognate-train-'));
+afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
+let dirCount = 0;
+const freshDir = (name: string): string => fs.mkdtempSync(path.join(tmpRoot, `${name}-${dirCount++}-`));
+
+/** A prepared dataset in the forge-token-shards/v1 format: documents of seeded random tokens, each ended by EOS. */
+function writeTinyDataset(dir: string, opts: { vocabSize: number; trainDocs: number; valDocs: number; seed: number; shards?: number }): void {
+  const rng = new SeededRng(opts.seed);
+  const eosId = 0;
+  const makeSplit = (name: string, docs: number, shards: number) => {
+    const perShard: number[][] = Array.from({ length: shards }, () => []);
+    for (let d = 0; d < docs; d++) {
+      const len = 5 + rng.int(20);
+      // Each document counts up from a random start: learnable structure, so the loss really falls.
+      const start = 2 + rng.int(opts.vocabSize - 2);
+      const doc = Array.from({ length: len }, (_, i) => 2 + ((start + i) % (opts.vocabSize - 2)));
+      perShard[d % shards].push(...doc, eosId);
+    }
+    return {
+      shards: perShard.map((tokens, i) => {
+        const file = `${name}-${String(i).padStart(5, '0')}.bin`;
+        const bytes = Buffer.from(new Uint16Array(tokens).buffer);
+        fs.writeFileSync(path.join(dir, file), bytes);
+        return { file, tokens: tokens.length, sha256: crypto.createHash('sha256').update(bytes).digest('hex') };
+      }),
+      documents: docs,
+      sources: { synthetic: docs },
+    };
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{}');
+  const manifest = {
+    format: DATASET_FORMAT,
+    tokenizer: 'tokenizer.json',
+    vocabSize: opts.vocabSize,
+    eosId,
+    padId: 1,
+    dtype: 'uint16',
+    splits: { train: makeSplit('train', opts.trainDocs, opts.shards ?? 2), validation: makeSplit('validation', opts.valDocs, 1) },
+    inputs: {},
+    createdAt: new Date(0).toISOString(),
+  };
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+}
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+describe('AdamW', () => {
+  /** Scalar AdamW in float64, written out longhand: the reference the tensor version must match. */
+  function referenceAdamW(p0: number, gs: number[], lr: number, b1: number, b2: number, eps: number, wd: number, decoupled: boolean): number[] {
+    let p = p0;
+    let m = 0;
+    let v = 0;
+    return gs.map((g0, i) => {
+      const t = i + 1;
+      const g = decoupled ? g0 : g0 + wd * p;
+      if (decoupled) p *= 1 - lr * wd;
+      m = b1 * m + (1 - b1) * g;
+      v = b2 * v + (1 - b2) * g * g;
+      const mHat = m / (1 - b1 ** t);
+      const vHat = v / (1 - b2 ** t);
+      p -= (lr * mHat) / (Math.sqrt(vHat) + eps);
+      return p;
+    });
+  }
+
+  function runAdamW(decoupled: boolean, gs: number[]): { matrix: number[]; bias: number[] } {
+    const matrix = tf.variable(tf.tensor2d([[1]]));
+    const bias = tf.variable(tf.tensor1d([1]));
+    const opt = new AdamW(
+      [
+        { name: 'matrix', variable: matrix },
+        { name: 'bias', variable: bias },
+      ],
+      { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.1, decoupled },
+    );
+    const out = { matrix: [] as number[], bias: [] as number[] };
+    for (const g of gs) {
+      const grads = { matrix: tf.tensor2d([[g]]), bias: tf.tensor1d([g]) };
+      opt.update(grads, 0.1);
+      tf.dispose(grads);
+      out.matrix.push(matrix.dataSync()[0]);
+      out.bias.push(bias.dataSync()[0]);
+    }
+    opt.dispose();
+    tf.dispose([matrix, bias]);
+    return out;
+  }
+
+  test('first decoupled step by hand: p = 1*(1 - 0.1*0.1) - 0.1 * 0.5/0.5 = 0.89', () => {
+    expect(runAdamW(true, [0.5]).matrix[0]).toBeCloseTo(0.89, 6);
+  });
+
+  test('first coupled (Adam + L2) step by hand: g = 0.5 + 0.1*1, p = 1 - 0.1 * 0.6/0.6 = 0.9', () => {
+    expect(runAdamW(false, [0.5]).matrix[0]).toBeCloseTo(0.9, 6);
+  });
+
+  test('five steps match the longhand float64 reference; biases are not decayed', () => {
+    const gs = [0.5, -1, 0.25, 2, -0.75];
+    for (const decoupled of [true, false]) {
+      const got = runAdamW(decoupled, gs);
+      const wantMatrix = referenceAdamW(1, gs, 0.1, 0.9, 0.999, 1e-8, 0.1, decoupled);
+      const wantBias = referenceAdamW(1, gs, 0.1, 0.9, 0.999, 1e-8, 0, decoupled);
+      got.matrix.forEach((p, i) => expect(p).toBeCloseTo(wantMatrix[i], 5));
+      got.bias.forEach((p, i) => expect(p).toBeCloseTo(wantBias[i], 5));
+      expect(Math.abs(got.matrix[4] - got.bias[4])).toBeGreaterThan(1e-3); // decay really acted on the matrix only
+    }
+  });
+
+  test('state round-trips: a restored optimizer takes the identical next step', () => {
+    const make = () => tf.variable(tf.tensor2d([[0.3, -0.2]]));
+    const a = make();
+    const optA = new AdamW([{ name: 'w', variable: a }], { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.01, decoupled: true });
+    optA.update({ w: tf.tensor2d([[0.1, 0.4]]) }, 0.01);
+    const b = tf.variable(a.clone());
+    const optB = new AdamW([{ name: 'w', variable: b }], optA.settings);
+    optB.load(optA.state());
+    const g = { w: tf.tensor2d([[-0.3, 0.2]]) };
+    optA.update(g, 0.01);
+    optB.update(g, 0.01);
+    expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
+    expect(optB.step).toBe(2);
+  });
+});
+
+describe('gradient plumbing', () => {
+  test('global norm, clipping and accumulation', () => {
+    const grads = { a: tf.tensor1d([3, 0]), b: tf.tensor2d([[0, 4]]) };
+    expect(globalNorm(grads)).toBeCloseTo(5, 6);
+    const clipped = clipByGlobalNorm(grads, 1, 5);
+    expect(globalNorm(clipped)).toBeCloseTo(1, 5);
+    const untouched = clipByGlobalNorm(grads, 10, 5);
+    expect(Array.from(untouched.a.dataSync())).toEqual([3, 0]);
+    const acc = new GradientAccumulator();
+    acc.add(grads);
+    acc.add({ a: tf.tensor1d([1, 2]), b: tf.tensor2d([[2, 0]]) });
+    const mean = acc.takeMean();
+    expect(Array.from(mean.a.dataSync())).toEqual([2, 1]);
+    expect(Array.from(mean.b.dataSync())).toEqual([1, 2]);
+  });
+});
+
+describe('learning-rate schedule', () => {
+  const cfg = { learningRate: 1e-3, minLearningRate: 1e-4, warmupSteps: 10 };
+  test('linear warmup, cosine to the floor at the last step', () => {
+    expect(learningRateAt(0, cfg, 111)).toBeCloseTo(1e-4, 12); // 1e-3 * 1/10
+    expect(learningRateAt(4, cfg, 111)).toBeCloseTo(5e-4, 12);
+    expect(learningRateAt(9, cfg, 111)).toBeCloseTo(1e-3, 12);
+    expect(learningRateAt(10, cfg, 111)).toBeCloseTo(1e-3, 12);
+    expect(learningRateAt(60, cfg, 111)).toBeCloseTo(5.5e-4, 12); // halfway through 100 decay steps: floor + (peak-floor)/2
+    expect(learningRateAt(110, cfg, 111)).toBeCloseTo(1e-4, 12);
+    expect(learningRateAt(500, cfg, 111)).toBeCloseTo(1e-4, 12);
+    expect(learningRateAt(0, { ...cfg, warmupSteps: 0 }, 111)).toBeCloseTo(1e-3, 12);
+  });
+});
+
+describe('SeededRng', () => {
+  test('xoshiro128** reference outputs for state [1,2,3,4]', () => {
+    const rng = SeededRng.fromState([1, 2, 3, 4]);
+    expect([rng.nextUint32(), rng.nextUint32(), rng.nextUint32(), rng.nextUint32()]).toEqual([11520, 0, 5927040, 70819200]);
+  });
+  test('same seed same stream; state resumes the stream', () => {
+    const a = new SeededRng(42);
+    const b = new SeededRng(42);
+    expect(Array.from({ length: 5 }, () => a.int(1000))).toEqual(Array.from({ length: 5 }, () => b.int(1000)));
+    const c = SeededRng.fromState(a.state());
+    expect(Array.from({ length: 5 }, () => c.next())).toEqual(Array.from({ length: 5 }, () => a.next()));
+    expect(new SeededRng(43).nextUint32()).not.toBe(new SeededRng(42).nextUint32());
+  });
+});
+
+describe('checkpoint files', () => {
+  const state = () => ({
+    step: 7,
+    weights: { w: new Float32Array([1.5, -2.25, Math.PI]) },
+    ids: new Int32Array([1, -2, 3]),
+    nested: [{ x: new Uint16Array([9, 8]) }, 'text', true, null],
+    loss: Number.NaN,
+    big: Number.POSITIVE_INFINITY,
+    lr: 0.1 + 0.2,
+  });
+
+  test('round-trips typed arrays, tensors, NaN and exact doubles', () => {
+    const dir = freshDir('ckpt');
+    const t = tf.tensor2d([[1, 2]], [1, 2], 'int32');
+    saveCheckpoint(dir, 7, { ...state(), tensor: t }, 3);
+    const loaded = readCheckpoint<ReturnType<typeof state> & { tensor: tf.Tensor }>(path.join(dir, 'step-00000007.ckpt'));
+    expect(loaded.step).toBe(7);
+    expect(loaded.state.weights.w).toEqual(new Float32Array([1.5, -2.25, Math.PI]));
+    expect(loaded.state.ids).toEqual(new Int32Array([1, -2, 3]));
+    expect(loaded.state.nested[0]).toEqual({ x: new Uint16Array([9, 8]) });
+    expect(loaded.state.nested.slice(1)).toEqual(['text', true, null]);
+    expect(loaded.state.loss).toBeNaN();
+    expect(loaded.state.big).toBe(Number.POSITIVE_INFINITY);
+    expect(loaded.state.lr).toBe(0.1 + 0.2);
+    expect(loaded.state.tensor.dtype).toBe('int32');
+    expect(Array.from(loaded.state.tensor.dataSync())).toEqual([1, 2]);
+  });
+
+  test('keeps the newest K', () => {
+    const dir = freshDir('keep');
+    for (const step of [1, 2, 3, 4]) saveCheckpoint(dir, step, { step }, 2);
+    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([4, 3]);
+  });
+
+  test('truncated and bit-flipped files are detected; loading falls back to the previous one with a warning', () => {
+    const dir = freshDir('corrupt');
+    for (const step of [10, 20, 30]) saveCheckpoint(dir, step, { step, w: new Float32Array(1000).fill(step) }, 5);
+    const newest = path.join(dir, 'step-00000030.ckpt');
+    const middle = path.join(dir, 'step-00000020.ckpt');
+    fs.truncateSync(newest, fs.statSync(newest).size - 100);
+    const bytes = fs.readFileSync(middle);
+    bytes[bytes.length - 500] ^= 0x01; // one bit inside the weights
+    fs.writeFileSync(middle, bytes);
+    expect(() => readCheckpoint(newest)).toThrow(CorruptCheckpointError);
+    expect(() => readCheckpoint(middle)).toThrow(/sha256 mismatch/);
+    const warnings: string[] = [];
+    const loaded = loadLatestCheckpoint<{ step: number; w: Float32Array }>(dir, (w) => warnings.push(w));
+    expect(loaded?.step).toBe(10);
+    expect(loaded?.state.w[999]).toBe(10);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(/step-00000030\.ckpt is unusable/);
+    expect(warnings[1]).toMatch(/step-00000020\.ckpt is unusable: sha256 mismatch/);
+    expect(fs.existsSync(`${newest}.corrupt`)).toBe(true);
+    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([10]);
+  });
+});
+
+describe('prepared dataset', () => {
+  test('opens, samples deterministic windows and resumes the sampler', () => {
+    const dir = freshDir('data');
+    writeTinyDataset(dir, { vocabSize: 40, trainDocs: 60, valDocs: 10, seed: 1 });
+    const ds = openDataset(dir, 64);
+    expect(ds.train.tokens.length).toBe(ds.manifest.splits.train.shards.reduce((n, s) => n + s.tokens, 0));
+    const a = new TrainSampler(ds.train, 8, 3, 7);
+    const first = a.nextBatch();
+    // targets are inputs shifted by one token
+    expect(Array.from(first.targets.slice(0, 7))).toEqual(Array.from(first.inputs.slice(1, 8)));
+    const b = new TrainSampler(ds.train, 8, 3, 7);
+    b.load(a.state());
+    expect(b.nextBatch()).toEqual(a.nextBatch());
+    expect(a.windowsDrawn).toBe(6);
+    const val = validationBatches(ds.validation, 8, 3, 7);
+    expect(val.map((v) => v.batchSize)).toEqual([3, 3, 1]);
+    expect(validationBatches(ds.validation, 8, 3, 7)).toEqual(val);
+  });
+
+  test('a truncated or corrupt shard is named in the error', () => {
+    const dir = freshDir('bad-data');
+    writeTinyDataset(dir, { vocabSize: 40, trainDocs: 20, valDocs: 5, seed: 2 });
+    const shard = path.join(dir, 'train-00001.bin');
+    const original = fs.readFileSync(shard);
+    fs.writeFileSync(shard, original.subarray(0, original.length - 2));
+    expect(() => openDataset(dir, 64)).toThrow(/train shard train-00001\.bin is truncated: \d+ bytes, expected \d+/);
+    const flipped = Buffer.from(original);
+    flipped[0] ^= 0xff;
+    fs.writeFileSync(shard, flipped);
+    expect(() => openDataset(dir, 64)).toThrow(/train shard train-00001\.bin is corrupt: sha256/);
+    fs.writeFileSync(shard, original);
+    expect(() => openDataset(dir, 32)).toThrow(/vocabSize 40 exceeds the model's vocabSize 32/);
+  });
+});
