@@ -1,4 +1,5 @@
 // Where files live under FORGE_DATA_DIR. Every path a pipeline writes is built here.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Pipeline } from './constants';
 
@@ -23,4 +24,16 @@ export function checkpointDir(dataDir: string, pipeline: Pipeline, sessionId: st
 /** Downloaded and prepared datasets, shared across sessions. */
 export function datasetCacheDir(dataDir: string): string {
   return path.join(dataDir, 'datasets');
+}
+
+/** Fail early, and clearly, when FORGE_DATA_DIR (or a folder in it) cannot be written. */
+export function assertWritableDir(dir: string, what: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.write-probe-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.unlinkSync(probe);
+  } catch (err) {
+    throw new Error(`${what} ${dir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }

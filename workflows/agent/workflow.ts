@@ -1,6 +1,6 @@
 // agentForgeTrainingWorkflow: validate → environments → train each agent (parallel) → train the team →
 // artifacts. Deterministic and thin: all work happens in activities; progress arrives by signal.
-import { ApplicationFailure, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createAgentActivities } from '../../activities/agent';
 import { formatZodError } from '../../common/validation';
 import { agentProgressQuery, agentProgressSignal, type AgentForgeProgress } from './messages';
@@ -71,6 +71,8 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput) {
     state.phase = phase;
     state.progress = PHASE_START[phase];
     state.message = message;
+    // Shown as the run's current details in the Web UI, also for runs started with the plain CLI.
+    setCurrentDetails(`**Agent Forge** session ${sessionId} · phase **${phase}** · ${message}`);
   };
 
   try {
@@ -98,6 +100,7 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput) {
     state.successRate = final.successRate;
     state.coordinationScore = final.coordinationScore;
     state.message = `completed: ${artifacts.files.length} files written`;
+    setCurrentDetails(`**Agent Forge** session ${sessionId} · **completed** · reward ${final.reward.toFixed(3)} · success ${final.successRate.toFixed(2)}`);
     return {
       sessionId,
       workflowId: workflowInfo().workflowId,

@@ -1,6 +1,6 @@
 // cognatePretrainingWorkflow: validate → prepare datasets → train each model (parallel across Cognate
 // workers) → artifacts. Deterministic and thin: all work happens in activities; progress arrives by signal.
-import { ApplicationFailure, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createCognateActivities } from '../../activities/cognate';
 import { formatZodError } from '../../common/validation';
 import { cognateProgressQuery, modelProgressSignal, type CognateProgress } from './messages';
@@ -62,25 +62,28 @@ export async function cognatePretrainingWorkflow(input: CognateInput) {
   const modelCount = models.length;
   state.totalSteps = config.maxSteps;
 
+  // Shown as the run's current details in the Web UI, also for runs started with the plain CLI.
+  const enter = (phase: CognateProgress['phase'], message: string) => {
+    state.phase = phase;
+    state.message = message;
+    setCurrentDetails(`**Cognate pretraining** session ${sessionId} · phase **${phase}** · ${message}`);
+  };
+
   try {
-    state.phase = 'datasets';
-    state.message = `preparing ${config.datasetSources.join(', ')} (${config.datasetMode})`;
+    enter('datasets', `preparing ${config.datasetSources.join(', ')} (${config.datasetMode})`);
     const dataset = await prepareDatasets({ sessionId, config });
 
-    state.phase = 'training';
+    enter('training', `training ${modelCount} model(s) for ${config.maxSteps} steps`);
     state.progress = PHASE_START.training;
-    state.message = `training ${modelCount} model(s) for ${config.maxSteps} steps`;
     const trained = await Promise.all(models.map((model) => trainModels({ sessionId, config, model, datasetDir: dataset.datasetDir })));
 
-    state.phase = 'artifacts';
+    enter('artifacts', 'exporting models');
     state.progress = PHASE_START.artifacts;
-    state.message = 'exporting models';
     const artifacts = await createModelArtifacts({ sessionId, config, datasetDir: dataset.datasetDir, models: trained });
 
-    state.phase = 'completed';
+    enter('completed', `completed: ${artifacts.files.length} files written`);
     state.progress = 1;
     state.step = config.maxSteps;
-    state.message = `completed: ${artifacts.files.length} files written`;
     return {
       sessionId,
       workflowId: workflowInfo().workflowId,
