@@ -15,6 +15,8 @@ export interface SuperviseOptions<Input, Event> {
   heartbeatEveryMs?: number;
   /** How long a stopping child may take to write its checkpoint before it is killed. */
   stopGraceMs?: number;
+  /** Failure type when the child reports an error retrying cannot fix (bad config, malformed data). */
+  nonRetryableType?: string;
 }
 
 export async function superviseChild<Input, Event, Result>(opts: SuperviseOptions<Input, Event>): Promise<Result> {
@@ -39,7 +41,7 @@ export async function superviseChild<Input, Event, Result>(opts: SuperviseOption
   } catch (err) {
     if (stopReason !== undefined) throw stopReason instanceof Error ? stopReason : new CancelledFailure(String(stopReason));
     if (err instanceof ChildFailure && err.error.nonRetryable) {
-      throw ApplicationFailure.nonRetryable(err.message, 'InvalidConfig', err.error.stack);
+      throw ApplicationFailure.nonRetryable(err.message, opts.nonRetryableType ?? 'InvalidConfig', err.error.stack);
     }
     throw err;
   } finally {
