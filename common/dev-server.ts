@@ -5,7 +5,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { findTemporalBinary } = require('../scripts/ensure-temporal.js') as { findTemporalBinary(): string | null };
 
 export interface DevServerOptions {

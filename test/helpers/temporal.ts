@@ -58,7 +58,6 @@ export async function historyEvents(handle: WorkflowHandle) {
 }
 
 export function temporalCli(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { findTemporalBinary } = require('../../scripts/ensure-temporal.js') as { findTemporalBinary(): string | null };
   const bin = findTemporalBinary();
   if (!bin || !fs.existsSync(bin)) throw new Error('Temporal CLI not found; run npm install');
