@@ -80,6 +80,7 @@ export function decodeSafetensors(buf: Buffer): { tensors: NamedTensor[]; metada
     const [begin, end] = e.data_offsets;
     if (begin !== expected) throw new Error(`safetensors: tensor "${name}" starts at ${begin}, expected ${expected} (data must be contiguous)`);
     if (end - begin !== numel(e.shape) * DTYPE_BYTES[dtype]) throw new Error(`safetensors: tensor "${name}" byte range does not match shape ${JSON.stringify(e.shape)}`);
+    if (dataStart + end > buf.length) throw new Error(`safetensors: tensor "${name}" runs past the end of the file (truncated?)`);
     expected = end;
     return tensorFromBytes(name, dtype, e.shape, buf.subarray(dataStart + begin, dataStart + end));
   });
