@@ -1,13 +1,12 @@
 // Bad input fails fast, names the field, and writes nothing: at the client helper and inside the workflow
 // (a run started without client-side validation, e.g. by the plain `temporal` CLI).
 import fs from 'node:fs';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { TASK_QUEUES, WORKFLOW_TYPES } from '../common/constants';
 import { InvalidInputError } from '../common/validation';
 import { startRun } from '../client/runs';
-import { sessionId, testClient } from './helpers/temporal';
+import { startWorkflowOnlyWorker, testClient, workflowFailure } from './helpers/temporal';
 
 const INVALID: { name: string; input: Record<string, unknown>; field: string }[] = [
   { name: 'unknown trainingMode', input: { sessionId: 'v1', config: { trainingMode: 'telepathy' } }, field: 'config.trainingMode' },
@@ -33,27 +32,15 @@ const INVALID: { name: string; input: Record<string, unknown>; field: string }[]
 ];
 
 let client: Client;
-let worker: Worker;
-let running: Promise<void>;
-let connection: NativeConnection;
+let worker: { stop(): Promise<void> };
 
 beforeAll(async () => {
   client = await testClient();
-  connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
-  // No activities are registered: a workflow that reached one would time out instead of failing fast.
-  worker = await Worker.create({
-    connection,
-    taskQueue: TASK_QUEUES.agent,
-    workflowsPath: require.resolve('../workflows/agent'),
-    activities: {},
-  });
-  running = worker.run();
+  worker = await startWorkflowOnlyWorker('agent');
 });
 
 afterAll(async () => {
-  worker.shutdown();
-  await running;
-  await connection.close();
+  await worker.stop();
   await client.connection.close();
 });
 
@@ -67,23 +54,14 @@ describe('client-side validation', () => {
 describe('workflow-side validation (input that bypassed the client)', () => {
   test.each(INVALID)('$name fails the workflow at once with a non-retryable error naming $field', async ({ input, field }) => {
     const dataDirBefore = fs.existsSync(process.env.FORGE_DATA_DIR!) ? fs.readdirSync(process.env.FORGE_DATA_DIR!) : [];
-    const id = sessionId('invalid');
     const started = Date.now();
-    const handle = await client.workflow.start(WORKFLOW_TYPES.agent, { taskQueue: TASK_QUEUES.agent, workflowId: id, args: [input] });
-    const err = await handle.result().then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    const { cause, activitiesScheduled } = await workflowFailure(client, WORKFLOW_TYPES.agent, TASK_QUEUES.agent, input);
     expect(cause).toBeInstanceOf(ApplicationFailure);
     expect(cause.nonRetryable).toBe(true);
     expect(cause.type).toBe('InvalidInput');
     expect(cause.message).toContain(field === '(input)' ? 'Unrecognized key' : `${field}:`);
     expect(Date.now() - started).toBeLessThan(15_000);
-    // No activity was scheduled and nothing was written.
-    const events = (await handle.fetchHistory()).events ?? [];
-    expect(events.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
+    expect(activitiesScheduled).toBe(0);
     const dataDirAfter = fs.existsSync(process.env.FORGE_DATA_DIR!) ? fs.readdirSync(process.env.FORGE_DATA_DIR!) : [];
     expect(dataDirAfter).toEqual(dataDirBefore);
   });

@@ -63,3 +63,35 @@ export function temporalCli(): string {
   if (!bin || !fs.existsSync(bin)) throw new Error('Temporal CLI not found; run npm install');
   return bin;
 }
+
+/**
+ * A worker for `pipeline` that registers the workflows but no activities: a run that reached an activity
+ * would hang instead of failing fast, so validation tests can prove nothing ran.
+ */
+export async function startWorkflowOnlyWorker(pipeline: 'agent' | 'cognate'): Promise<{ stop(): Promise<void> }> {
+  const { NativeConnection, Worker } = await import('@temporalio/worker');
+  const { TASK_QUEUES } = await import('../../common/constants');
+  const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
+  const worker = await Worker.create({ connection, taskQueue: TASK_QUEUES[pipeline], workflowsPath: path.join(ROOT, 'workflows', pipeline), activities: {} });
+  const running = worker.run();
+  return {
+    stop: async () => {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+/** Start `input` without client-side validation and return the workflow's failure cause. */
+export async function workflowFailure(client: Client, workflowType: string, taskQueue: string, input: unknown) {
+  const { WorkflowFailedError } = await import('@temporalio/client');
+  const handle = await client.workflow.start(workflowType, { taskQueue, workflowId: sessionId('invalid'), args: [input] });
+  const err = await handle.result().then(
+    () => null,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof WorkflowFailedError)) throw new Error(`expected the workflow to fail, got ${String(err)}`);
+  const events = (await handle.fetchHistory()).events ?? [];
+  return { cause: err.cause as import('@temporalio/common').ApplicationFailure, activitiesScheduled: events.filter((e) => e.activityTaskScheduledEventAttributes).length };
+}
