@@ -7,6 +7,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
+import { ARTIFACT_FILES, publishWeightsArtifact } from '../common/export/artifact';
 import { atomicWriteFile, publishDirectory, sha256File, stagingDirFor, verifyManifest, writeJsonAtomic, writeManifest } from '../common/export/files';
 import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from '../common/export/safetensors';
 import { decodeTorchStateDict, decodeZipStored, encodeTorchStateDict, readTorchStateDict, writeTorchStateDict } from '../common/export/torch';
@@ -212,9 +213,9 @@ describe('scripts/verify_weights.py (real torch + safetensors + numpy)', () => {
     return { status: res.status, summary: JSON.parse(res.stdout || '{}') as Record<string, unknown> };
   };
   const exportAll = (dir: string, ts: NamedTensor[]): void => {
-    writeSafetensors(path.join(dir, 'model.safetensors'), ts);
-    writeTorchStateDict(path.join(dir, 'pytorch_model.bin'), ts);
-    writeTfjsWeights(path.join(dir, 'tfjs'), ts);
+    const manifest = publishWeightsArtifact(dir, ts, { extraFiles: { 'config.json': { d_model: 16 } }, manifestExtra: { runId: 'test' } });
+    expect(manifest.files.map((f) => f.path)).toEqual(['config.json', ARTIFACT_FILES.safetensors, ARTIFACT_FILES.torch, 'tfjs/model.json', 'tfjs/weights.bin']);
+    expect(verifyManifest(dir)).toEqual([]);
   };
 
   maybe('all three formats agree; an altered tensor in either Python-read file is named', () => {
