@@ -255,4 +255,17 @@ describe('scripts/verify_weights.py (real torch + safetensors + numpy)', () => {
     expect(res.status).toBe(1);
     expect(String(res.summary.error)).toMatch(/pytorch_model\.bin: CRC-32 mismatch in zip record 'pytorch_model\/data\/0'/);
   });
+
+  maybe('readTorchStateDict reads a state dict written by torch.save itself', () => {
+    const file = path.join(tmp, 'from_torch.pt');
+    const script = `import torch, collections
+sd = collections.OrderedDict(w=torch.arange(12, dtype=torch.float32).reshape(3, 4) / 8, ids=torch.tensor([1, -2], dtype=torch.int32), n=torch.tensor(2**40))
+torch.save(sd, ${JSON.stringify(file)})`;
+    expect(spawnSync('python3', ['-c', script], { encoding: 'utf8' }).status).toBe(0);
+    const back = readTorchStateDict(file);
+    expect(back.map((t) => [t.name, t.dtype, t.shape])).toEqual([['w', 'float32', [3, 4]], ['ids', 'int32', [2]], ['n', 'int64', []]]);
+    expect(Array.from(back[0].data as Float32Array)).toEqual(Array.from({ length: 12 }, (_, i) => i / 8));
+    expect(Array.from(back[1].data as Int32Array)).toEqual([1, -2]);
+    expect(back[2].data[0]).toBe(2n ** 40n);
+  });
 });
