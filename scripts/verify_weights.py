@@ -7,9 +7,13 @@ torch.load(weights_only=True)) at the top of <dir> must match it: same names, sh
 bit-identical values. tfjs has no int64, so an int64 tensor may be int32 in tfjs if the values agree.
 
 Exit 0 and print a summary when all match; exit 1 naming the first mismatch; exit 2 on unusable input.
-usage: verify_weights.py <dir> [--tfjs tfjs] [--model-json model.json] [--json]
+usage: verify_weights.py <dir> [--tfjs tfjs] [--model-json model.json] [--safetensors F]... [--torch F]...
+                         [--skip PATTERN]... [--json]
+--safetensors/--torch name the files to check instead of globbing; --skip leaves files out (e.g. an LTM
+memory bank .safetensors that has no tfjs twin).
 """
 import argparse
+import fnmatch
 import glob
 import json
 import os
@@ -115,14 +119,27 @@ def main():
     parser.add_argument("dir", help="artifact directory")
     parser.add_argument("--tfjs", default="tfjs", help="tfjs subdirectory of <dir> (default: tfjs)")
     parser.add_argument("--model-json", default="model.json", help="model.json file name inside the tfjs dir")
+    parser.add_argument("--safetensors", action="append", metavar="FILE", help="a safetensors file in <dir>; repeatable (default: all *.safetensors)")
+    parser.add_argument("--torch", action="append", metavar="FILE", help="a state-dict file in <dir>; repeatable (default: all *.pt, *.pth, *.bin)")
+    parser.add_argument("--skip", action="append", default=[], metavar="PATTERN", help="a file name (glob allowed) to leave out; repeatable")
     parser.add_argument("--json", action="store_true", help="print only a JSON summary")
     args = parser.parse_args()
 
     summary = {"ok": False, "dir": os.path.abspath(args.dir), "files": []}
     try:
         reference = read_tfjs(os.path.join(args.dir, args.tfjs), args.model_json)
-        files = sorted(glob.glob(os.path.join(args.dir, "*.safetensors")))
-        torch_files = sorted(p for ext in ("pt", "pth", "bin") for p in glob.glob(os.path.join(args.dir, f"*.{ext}")))
+        def pick(named, patterns):
+            if named:
+                paths = [os.path.join(args.dir, n) for n in named]
+                absent = [p for p in paths if not os.path.isfile(p)]
+                if absent:
+                    raise Unusable(f"{absent[0]} does not exist")
+            else:
+                paths = sorted(p for pat in patterns for p in glob.glob(os.path.join(args.dir, pat)))
+            return [p for p in paths if not any(fnmatch.fnmatch(os.path.basename(p), s) for s in args.skip)]
+
+        files = pick(args.safetensors, ["*.safetensors"])
+        torch_files = pick(args.torch, ["*.pt", "*.pth", "*.bin"])
         if not files and not torch_files:
             raise Unusable(f"no *.safetensors or *.pt/*.pth/*.bin files in {args.dir}")
         for path, reader in [(p, read_safetensors) for p in files] + [(p, read_torch) for p in torch_files]:
@@ -137,6 +154,7 @@ def main():
             summary["files"].append(label)
         summary.update(
             ok=True,
+            skipped=args.skip,
             tfjs=os.path.join(args.tfjs, args.model_json),
             tensors=len(reference),
             parameters=int(sum(a.size for a in reference.values())),

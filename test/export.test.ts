@@ -208,8 +208,8 @@ describe('scripts/verify_weights.py (real torch + safetensors + numpy)', () => {
   if (!havePython) console.warn(`SKIPPING verify_weights.py tests: python3 cannot import torch, safetensors, numpy (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`);
   const maybe = havePython ? test : test.skip;
 
-  const verify = (dir: string): { status: number | null; summary: Record<string, unknown> } => {
-    const res = spawnSync('python3', [path.join(REPO, 'scripts', 'verify_weights.py'), dir, '--json'], { encoding: 'utf8' });
+  const verify = (dir: string, ...options: string[]): { status: number | null; summary: Record<string, unknown> } => {
+    const res = spawnSync('python3', [path.join(REPO, 'scripts', 'verify_weights.py'), dir, '--json', ...options], { encoding: 'utf8' });
     return { status: res.status, summary: JSON.parse(res.stdout || '{}') as Record<string, unknown> };
   };
   const exportAll = (dir: string, ts: NamedTensor[]): void => {
@@ -242,6 +242,29 @@ describe('scripts/verify_weights.py (real torch + safetensors + numpy)', () => {
     const missing = verify(dir);
     expect(missing.status).toBe(1);
     expect(String(missing.summary.error)).toMatch(/pytorch_model\.bin: tensor 'step' is in tfjs but missing here/);
+  });
+
+  maybe('--skip leaves out a file with no tfjs twin; --safetensors/--torch pick files by name', () => {
+    const ts = fixture(9);
+    const dir = path.join(tmp, 'verify-skip');
+    exportAll(dir, ts);
+    // An extra weights file (like an LTM memory bank) that tfjs does not carry.
+    writeSafetensors(path.join(dir, 'ltm_bank.safetensors'), [{ name: 'bank.keys', shape: [2, 2], dtype: 'float32', data: new Float32Array([1, 2, 3, 4]) }]);
+    const unskipped = verify(dir);
+    expect(unskipped.status).toBe(1);
+    expect(String(unskipped.summary.error)).toMatch(/ltm_bank\.safetensors: tensor '[^']+' is in tfjs but missing here/);
+
+    const skipped = verify(dir, '--skip', 'ltm_*.safetensors');
+    expect(skipped.status).toBe(0);
+    expect(skipped.summary).toMatchObject({ ok: true, files: ['model.safetensors', 'pytorch_model.bin'], skipped: ['ltm_*.safetensors'] });
+
+    const named = verify(dir, '--safetensors', 'model.safetensors', '--torch', ARTIFACT_FILES.torch);
+    expect(named.status).toBe(0);
+    expect(named.summary.files).toEqual(['model.safetensors', 'pytorch_model.bin']);
+
+    const absent = verify(dir, '--torch', 'nope.pt');
+    expect(absent.status).toBe(2);
+    expect(String(absent.summary.error)).toMatch(/nope\.pt does not exist/);
   });
 
   maybe('a corrupted storage byte in the torch file (torch.load does not check CRCs) fails the zip CRC check', () => {
