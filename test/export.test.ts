@@ -184,6 +184,9 @@ describe('files', () => {
     fs.rmSync(path.join(dir, 'sub', 'x.json'));
     fs.writeFileSync(path.join(dir, 'stray.txt'), 'x');
     expect(verifyManifest(dir)).toEqual(['sub/x.json: missing', 'w.bin: sha256 differs from manifest', 'stray.txt: not listed in manifest']);
+    // A damaged manifest is reported, not thrown.
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ format: m.format, files: [null, { path: '../x', bytes: 1, sha256: 'ab' }] }));
+    expect(verifyManifest(dir)).toEqual(['manifest.json: malformed entry null', '../x: unsafe path in manifest', 'stray.txt: not listed in manifest', 'w.bin: not listed in manifest']);
   });
 
   test('publishDirectory swaps a complete staging dir into place, replacing the old one', () => {

@@ -159,8 +159,13 @@ export function verifyManifest(dir: string): string[] {
   if (manifest.format !== MANIFEST_FORMAT || !Array.isArray(manifest.files)) return [`${MANIFEST_NAME}: not a ${MANIFEST_FORMAT} manifest`];
   const problems: string[] = [];
   const listed = new Set<string>();
-  for (const f of manifest.files) {
-    listed.add(f.path);
+  for (const f of manifest.files as unknown[] as Array<Partial<ManifestFile> | null>) {
+    // A hand-edited or damaged manifest must come back as a problem, not a TypeError.
+    if (f === null || typeof f !== 'object' || typeof f.bytes !== 'number' || typeof f.sha256 !== 'string') {
+      problems.push(`${MANIFEST_NAME}: malformed entry ${JSON.stringify(f)}`);
+      continue;
+    }
+    listed.add(String(f.path));
     if (typeof f.path !== 'string' || path.isAbsolute(f.path) || f.path.split('/').includes('..')) {
       problems.push(`${String(f.path)}: unsafe path in manifest`);
       continue;
