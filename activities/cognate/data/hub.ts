@@ -6,7 +6,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { NonRetryableError } from '../../../common/child';
 import { sha256File, writeJsonAtomic } from '../../../common/export/files';
 
@@ -167,19 +168,20 @@ async function downloadOnce(req: HubFileRequest, url: string): Promise<CachedHub
   const tmp = `${localPath}.partial-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const hash = crypto.createHash('sha256');
   let bytes = 0;
-  const out = fs.createWriteStream(tmp);
+  const hasher = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
   try {
     try {
-      for await (const chunk of Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>)) {
-        const buf = chunk as Buffer;
-        hash.update(buf);
-        bytes += buf.length;
-        if (!out.write(buf)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-      }
+      // pipeline() tears every stream down on failure, so a dropped connection leaves no write in flight
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), hasher, fs.createWriteStream(tmp));
     } catch (err) {
       throw new TransientError(`${url}: connection lost after ${bytes} bytes (${(err as Error).message})`);
     }
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     if (Number.isFinite(expectedBytes) && bytes !== expectedBytes) throw new TransientError(`${url}: truncated body, got ${bytes} of ${expectedBytes} bytes`);
     const sha256 = hash.digest('hex');
     if (expectedSha && sha256 !== expectedSha) throw new TransientError(`${url}: sha256 ${sha256} does not match the hub's ${expectedSha}`);
@@ -191,7 +193,6 @@ async function downloadOnce(req: HubFileRequest, url: string): Promise<CachedHub
     writeJsonAtomic(`${localPath}.meta.json`, meta);
     return { localPath, url, sha256, bytes, commit, fromCache: false };
   } finally {
-    out.destroy();
     fs.rmSync(tmp, { force: true });
   }
 }

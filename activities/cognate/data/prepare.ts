@@ -341,9 +341,7 @@ export async function prepareDatasets(job: PrepareJob, ctx: Ctx): Promise<Prepar
 
   ctx.emit({ kind: 'progress', stage: 'writing', message: `writing shards to ${datasetDir}`, fraction: 0.95 });
   const dtype = tokenizer.vocabSize <= 65535 ? 'uint16' : 'uint32';
-  fs.mkdirSync(path.dirname(datasetDir), { recursive: true });
-  const staging = stagingDirFor(datasetDir);
-  fs.mkdirSync(staging);
+  const staging = stagingDirFor(datasetDir); // created, next to datasetDir
   try {
     saveTokenizer(tokenizer, path.join(staging, TOKENIZER_FILE));
     const trainStats = splitStats(trainDocs, trainTokens.length);
