@@ -1,0 +1,392 @@
+// The Cognate training loop. Runs in a child process (train.child.ts) and reads top to bottom:
+// open data → build model/optimizer/filter → resume → for each step: micro-batches → clip → GrokFast →
+// AdamW → LTM write → events, validation, checkpoints → summary.
+// Same seed, same backend ⇒ same losses, also across a stop and resume (everything that evolves is checkpointed).
+import * as tf from '@tensorflow/tfjs-core';
+import { backendInfo, initBackend, type BackendChoice, type BackendInfo } from '../../../common/backend';
+import { NonRetryableError, type ChildContext } from '../../../common/child';
+import { ModelConfigSchema, type CognateConfig, type ModelConfig } from '../../../workflows/cognate/schema';
+import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from './checkpoint';
+import { openDataset, TrainSampler, validationBatches, type SamplerState, type TokenBatch } from './data';
+import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast';
+import { crossEntropyPerRow } from './layers';
+import type { LtmState, LtmStats } from './ltm';
+import { CognateModel } from './model';
+import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamWState } from './optim';
+import { learningRateAt } from './schedule';
+
+export interface TrainJob {
+  config: CognateConfig;
+  /** Seeds the initial weights, the LTM and (offset) the data order. */
+  seed: number;
+  datasetDir: string;
+  checkpointDir: string;
+  modelName: string;
+  /** tfjs backend; default: FORGE_TF_BACKEND or auto (see common/backend). */
+  backend?: BackendChoice;
+  /** Least time between two step events (the last step is always reported). Default 1 s. */
+  progressIntervalMs?: number;
+}
+
+export type TrainEvent =
+  | { kind: 'started'; model: string; totalSteps: number; parameters: number; backend: string; device: string }
+  | { kind: 'resumed'; fromStep: number; path: string }
+  | { kind: 'step'; step: number; totalSteps: number; loss: number; ce: number; ponderCost: number; meanDepth: number; learningRate: number; tokensPerSecond: number; gradNorm: number }
+  | ({ kind: 'validation' } & ValidationResult)
+  | { kind: 'checkpoint'; step: number; path: string; bytes: number; seconds: number }
+  | { kind: 'warning'; message: string };
+
+export interface ValidationResult {
+  step: number;
+  /** Mean next-token cross-entropy (nats) over the held-out windows. */
+  loss: number;
+  perplexity: number;
+  tokenAccuracy: number;
+  meanDepth: number;
+  tokens: number;
+}
+
+export interface TrainSummary {
+  modelName: string;
+  finalStep: number;
+  totalSteps: number;
+  stopped: boolean;
+  parameters: { total: number; breakdown: Record<string, number> };
+  /** Training loss at most MAX_CURVE_POINTS points (the stride doubles as training goes on). */
+  lossCurve: { step: number; loss: number }[];
+  finalLoss: number | null;
+  validation: ValidationResult | null;
+  validationHistory: ValidationResult[];
+  act: { enabled: boolean; meanDepth: number | null; lastMeanDepth: number | null; nLayers: number };
+  ltm: LtmStats | null;
+  grokfast: GrokFastSettings;
+  optimizer: { name: 'AdamW'; learningRate: number; minLearningRate: number; warmupSteps: number; weightDecay: number; betas: [number, number]; maxGradNorm: number; gradientAccumulationSteps: number };
+  backend: BackendInfo;
+  /** Times this run continued from a checkpoint, and the step of the latest one. */
+  resumes: number;
+  resumedFromStep: number | null;
+  tokensSeen: number;
+  /** Training throughput of this process (excludes validation and checkpoint time). */
+  tokensPerSecond: number | null;
+  checkpoint: { step: number; path: string } | null;
+  seconds: number;
+}
+
+const MAX_CURVE_POINTS = 512;
+const MAX_VALIDATIONS_KEPT = 64;
+const CHECKPOINT_FORMAT = 'cognate-train/v1';
+
+/** Everything about the run's history that the summary needs; checkpointed so a resumed summary is whole. */
+interface Progress {
+  lossCurve: { step: number; loss: number }[];
+  curveStride: number;
+  lastLoss: number | null;
+  validations: ValidationResult[];
+  resumes: number;
+  tokensSeen: number;
+  depthSum: number;
+  depthCount: number;
+  lastDepth: number | null;
+}
+
+interface CheckpointState {
+  format: typeof CHECKPOINT_FORMAT;
+  modelName: string;
+  seed: number;
+  config: CognateConfig;
+  modelConfig: ModelConfig;
+  backend: BackendInfo;
+  step: number;
+  weights: Record<string, TensorState>;
+  optimizer: AdamWState;
+  grokfast: GrokFastState;
+  memory: LtmState | null;
+  sampler: SamplerState;
+  progress: Progress;
+}
+
+/** Keeps every stride-th step; when full, drops every other point and doubles the stride. */
+function recordLoss(p: Progress, step: number, loss: number): void {
+  p.lastLoss = loss;
+  if (step % p.curveStride !== 0) return;
+  p.lossCurve.push({ step, loss });
+  if (p.lossCurve.length > MAX_CURVE_POINTS) {
+    p.curveStride *= 2;
+    p.lossCurve = p.lossCurve.filter((pt) => pt.step % p.curveStride === 0);
+  }
+}
+
+function modelConfigOf(config: CognateConfig): ModelConfig {
+  const keys = Object.keys(ModelConfigSchema.shape) as (keyof ModelConfig)[];
+  return Object.fromEntries(keys.map((k) => [k, config[k]])) as ModelConfig;
+}
+
+/** Data order gets its own stream, so changing how weights are initialised never changes which windows are read. */
+function dataSeedOf(seed: number): number {
+  return (seed ^ 0x5eed_da7a) >>> 0;
+}
+
+export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promise<TrainSummary> {
+  const started = performance.now();
+  const { config, seed } = job;
+  const warn = (message: string): void => {
+    console.warn(`[cognate ${job.modelName}] ${message}`);
+    ctx.emit({ kind: 'warning', message });
+  };
+  if (config.seqLen > config.maxSeqLen) throw new NonRetryableError(`seqLen ${config.seqLen} exceeds maxSeqLen ${config.maxSeqLen}`);
+  const backend = await initBackend(job.backend);
+
+  // --- data -------------------------------------------------------------------------------------
+  const dataset = openDataset(job.datasetDir, config.vocabSize);
+  const sampler = new TrainSampler(dataset.train, config.seqLen, config.batchSize, dataSeedOf(seed));
+  const heldOut = validationBatches(dataset.validation, config.seqLen, config.batchSize, config.evalBatches);
+
+  // --- model, optimizer, gradient filter --------------------------------------------------------
+  const modelConfig = modelConfigOf(config);
+  const model = new CognateModel(modelConfig, seed);
+  const parameters = model.parameterCount();
+  const optimizer = new AdamW(model.params, {
+    beta1: config.adamBeta1,
+    beta2: config.adamBeta2,
+    epsilon: config.adamEpsilon,
+    weightDecay: config.weightDecay,
+    decoupled: true,
+  });
+  const grokfast = new GrokFast({ mode: config.grokfastMode, alpha: config.grokfastAlpha, lamb: config.grokfastLamb, window: config.grokfastWindow, warmup: true });
+  const progress: Progress = { lossCurve: [], curveStride: 1, lastLoss: null, validations: [], resumes: 0, tokensSeen: 0, depthSum: 0, depthCount: 0, lastDepth: null };
+  ctx.emit({ kind: 'started', model: job.modelName, totalSteps: config.maxSteps, parameters: parameters.total, backend: backend.backend, device: backend.device });
+
+  // --- resume -----------------------------------------------------------------------------------
+  let step = 0;
+  let resumedFromStep: number | null = null;
+  let lastCheckpoint: { step: number; path: string } | null = null;
+  const saved = loadLatestCheckpoint<CheckpointState>(job.checkpointDir, warn);
+  if (saved) {
+    const s = saved.state;
+    checkResumable(s, job, modelConfig, warn, backend);
+    for (const { name, variable } of model.params) {
+      const w = s.weights[name];
+      if (!w || w.shape.join(',') !== variable.shape.join(',')) throw new NonRetryableError(`checkpoint ${saved.path} has no matching weights for "${name}"`);
+      tf.tidy(() => variable.assign(tf.tensor(w.data, w.shape, 'float32')));
+    }
+    optimizer.load(s.optimizer);
+    grokfast.load(s.grokfast);
+    if (model.memory && s.memory) model.memory.load(s.memory);
+    sampler.load(s.sampler);
+    Object.assign(progress, s.progress);
+    progress.resumes++;
+    step = s.step;
+    resumedFromStep = step;
+    lastCheckpoint = { step, path: saved.path };
+    ctx.emit({ kind: 'resumed', fromStep: step, path: saved.path });
+  }
+
+  const save = (): void => {
+    const state: CheckpointState = {
+      format: CHECKPOINT_FORMAT,
+      modelName: job.modelName,
+      seed,
+      config,
+      modelConfig,
+      backend,
+      step,
+      weights: Object.fromEntries(model.params.map(({ name, variable }) => [name, toTensorState(variable)])),
+      optimizer: optimizer.state(),
+      grokfast: grokfast.state(),
+      memory: model.memory ? model.memory.state() : null,
+      sampler: sampler.state(),
+      progress,
+    };
+    const written = saveCheckpoint(job.checkpointDir, step, state, config.keepCheckpoints);
+    lastCheckpoint = { step, path: written.path };
+    ctx.emit({ kind: 'checkpoint', step, path: written.path, bytes: written.bytes, seconds: written.seconds });
+  };
+
+  const validate = (): ValidationResult => {
+    const result = evaluate(model, heldOut, step);
+    progress.validations.push(result);
+    if (progress.validations.length > MAX_VALIDATIONS_KEPT) progress.validations.splice(0, progress.validations.length - MAX_VALIDATIONS_KEPT);
+    ctx.emit({ kind: 'validation', ...result });
+    return result;
+  };
+
+  // --- training loop ----------------------------------------------------------------------------
+  const tokensPerStep = config.batchSize * config.seqLen * config.gradientAccumulationSteps;
+  const intervalMs = job.progressIntervalMs ?? 1000;
+  let lastEmit = -Infinity;
+  let tokensSinceEmit = 0;
+  let timeSinceEmit = 0;
+  let trainSeconds = 0;
+  let trainTokens = 0;
+  let stopped = false;
+  const varNames = model.params.map((p) => p.variable.name);
+
+  while (step < config.maxSteps) {
+    if (ctx.stopRequested()) {
+      stopped = true;
+      break;
+    }
+    const stepStarted = performance.now();
+    const learningRate = learningRateAt(step, config, config.maxSteps);
+
+    // Forward/backward over micro-batches; the step sees their mean gradient (one large batch).
+    const accumulator = new GradientAccumulator();
+    const memoryInputs: { hidden: tf.Tensor3D; tokenLosses: tf.Tensor2D }[] = [];
+    const totals = { loss: 0, ce: 0, ponderCost: 0, meanDepth: 0 };
+    for (let micro = 0; micro < config.gradientAccumulationSteps; micro++) {
+      const batch = sampler.nextBatch();
+      const { grads, scalars } = microStep(model, batch, varNames, memoryInputs);
+      accumulator.add(grads);
+      tf.dispose(grads);
+      for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += scalars[k] / config.gradientAccumulationSteps;
+    }
+    const meanGrads = accumulator.takeMean();
+    // Clip the raw gradient before GrokFast: a spike from one bad batch would otherwise live on in the EMA for ~1/(1-alpha) steps.
+    const gradNorm = globalNorm(meanGrads);
+    const clipped = clipByGlobalNorm(meanGrads, config.maxGradNorm, gradNorm);
+    const filtered = grokfast.apply(clipped);
+    optimizer.update(filtered, learningRate);
+    tf.dispose([meanGrads, clipped, filtered]);
+
+    // LTM writes use the step's hidden states and token losses, after the weights moved (outside the tape).
+    for (const { hidden, tokenLosses } of memoryInputs) {
+      model.updateMemory(hidden, tokenLosses);
+      tf.dispose([hidden, tokenLosses]);
+    }
+    step++;
+
+    const seconds = (performance.now() - stepStarted) / 1000;
+    trainSeconds += seconds;
+    trainTokens += tokensPerStep;
+    progress.tokensSeen += tokensPerStep;
+    progress.depthSum += totals.meanDepth;
+    progress.depthCount++;
+    progress.lastDepth = totals.meanDepth;
+    recordLoss(progress, step, totals.loss);
+    if (!Number.isFinite(totals.loss)) throw new Error(`loss became ${totals.loss} at step ${step} (learning rate ${learningRate}); lower learningRate or enable maxGradNorm`);
+
+    tokensSinceEmit += tokensPerStep;
+    timeSinceEmit += seconds;
+    const now = performance.now();
+    if (now - lastEmit >= intervalMs || step === config.maxSteps) {
+      ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm });
+      lastEmit = now;
+      tokensSinceEmit = 0;
+      timeSinceEmit = 0;
+    }
+    // Validate before saving: validation reads the LTM (its LRU clock), and a resumed run must see that too.
+    if (step % config.evalSteps === 0 || step === config.maxSteps) validate();
+    if (step % config.saveSteps === 0 || step === config.maxSteps) save();
+    await new Promise((resolve) => setImmediate(resolve)); // let a stop message in
+  }
+
+  if (stopped && lastCheckpoint?.step !== step) save();
+  const lastValidation = progress.validations.at(-1) ?? null;
+  const summary: TrainSummary = {
+    modelName: job.modelName,
+    finalStep: step,
+    totalSteps: config.maxSteps,
+    stopped,
+    parameters,
+    lossCurve: progress.lossCurve,
+    finalLoss: progress.lastLoss,
+    validation: lastValidation,
+    validationHistory: progress.validations,
+    act: { enabled: config.actEnabled, meanDepth: progress.depthCount ? progress.depthSum / progress.depthCount : null, lastMeanDepth: progress.lastDepth, nLayers: config.nLayers },
+    ltm: model.memory ? model.memory.stats() : null,
+    grokfast: grokfast.settings,
+    optimizer: {
+      name: 'AdamW',
+      learningRate: config.learningRate,
+      minLearningRate: config.minLearningRate,
+      warmupSteps: config.warmupSteps,
+      weightDecay: config.weightDecay,
+      betas: [config.adamBeta1, config.adamBeta2],
+      maxGradNorm: config.maxGradNorm,
+      gradientAccumulationSteps: config.gradientAccumulationSteps,
+    },
+    backend: backendInfo(),
+    resumes: progress.resumes,
+    resumedFromStep,
+    tokensSeen: progress.tokensSeen,
+    tokensPerSecond: trainSeconds > 0 ? trainTokens / trainSeconds : null,
+    checkpoint: lastCheckpoint,
+    seconds: (performance.now() - started) / 1000,
+  };
+  optimizer.dispose();
+  grokfast.dispose();
+  model.dispose();
+  return summary;
+}
+
+/** One micro-batch: loss and gradients; keeps what the LTM write needs (hidden states, per-token losses). */
+function microStep(
+  model: CognateModel,
+  batch: TokenBatch,
+  varNames: string[],
+  memoryInputs: { hidden: tf.Tensor3D; tokenLosses: tf.Tensor2D }[],
+): { grads: tf.NamedTensorMap; scalars: { loss: number; ce: number; ponderCost: number; meanDepth: number } } {
+  let ce!: tf.Scalar;
+  let ponderCost!: tf.Scalar;
+  let meanDepth = 0;
+  const tokens = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
+  const targets = tf.tensor2d(batch.targets, [batch.batchSize, batch.seqLen], 'int32');
+  const { value, grads } = tf.variableGrads(() => {
+    const out = model.loss(tokens, targets, undefined, { training: true, forMemory: model.memory !== null });
+    ce = tf.keep(out.ce);
+    ponderCost = tf.keep(out.ponderCost);
+    meanDepth = out.meanDepth;
+    if (model.memory && out.hidden && out.tokenLosses) memoryInputs.push({ hidden: tf.keep(out.hidden), tokenLosses: tf.keep(out.tokenLosses) });
+    return out.loss;
+  });
+  const scalars = { loss: value.dataSync()[0], ce: ce.dataSync()[0], ponderCost: ponderCost.dataSync()[0], meanDepth };
+  // variableGrads names gradients by tfjs variable name; the optimizer and GrokFast key by parameter name.
+  const byParam: tf.NamedTensorMap = {};
+  const paramNames = model.params.map((p) => p.name);
+  varNames.forEach((v, i) => {
+    if (grads[v]) byParam[paramNames[i]] = grads[v];
+  });
+  tf.dispose([value, ce, ponderCost, tokens, targets]);
+  return { grads: byParam, scalars };
+}
+
+/** Mean cross-entropy, perplexity and next-token accuracy on the fixed held-out windows. */
+export function evaluate(model: CognateModel, batches: TokenBatch[], step: number): ValidationResult {
+  let ceSum = 0;
+  let correct = 0;
+  let tokens = 0;
+  let depthSum = 0;
+  for (const batch of batches) {
+    const [ce, hits, depth] = tf.tidy(() => {
+      const input = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
+      const target = tf.tensor1d(batch.targets, 'int32');
+      const out = model.forward(input, { training: false });
+      const logits = tf.reshape(out.logits, [batch.batchSize * batch.seqLen, -1]) as tf.Tensor2D;
+      const ceTotal = tf.sum(crossEntropyPerRow(logits, target)).dataSync()[0];
+      const hitCount = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), target), 'int32')).dataSync()[0];
+      return [ceTotal, hitCount, out.meanDepth];
+    });
+    ceSum += ce;
+    correct += hits;
+    depthSum += depth * batch.batchSize;
+    tokens += batch.batchSize * batch.seqLen;
+  }
+  const loss = ceSum / tokens;
+  const sequences = batches.reduce((n, b) => n + b.batchSize, 0);
+  return { step, loss, perplexity: Math.exp(loss), tokenAccuracy: correct / tokens, meanDepth: depthSum / sequences, tokens };
+}
+
+/** A checkpoint from another architecture or seed is not this run: refuse rather than silently mix. */
+function checkResumable(s: CheckpointState, job: TrainJob, modelConfig: ModelConfig, warn: (m: string) => void, backend: BackendInfo): void {
+  if (s.format !== CHECKPOINT_FORMAT) throw new NonRetryableError(`checkpoint format "${String(s.format)}" is not ${CHECKPOINT_FORMAT}`);
+  const differing = (Object.keys(modelConfig) as (keyof ModelConfig)[]).filter((k) => s.modelConfig[k] !== modelConfig[k]);
+  if (differing.length > 0 || s.seed !== job.seed) {
+    const fields = [...differing.map((k) => `${k} (${String(s.modelConfig[k])} → ${String(modelConfig[k])})`), ...(s.seed !== job.seed ? [`seed (${s.seed} → ${job.seed})`] : [])];
+    throw new NonRetryableError(
+      `checkpoints in ${job.checkpointDir} belong to a different run: ${fields.join(', ')} changed. Use a new sessionId or remove the checkpoints.`,
+    );
+  }
+  const changed = (Object.keys(job.config) as (keyof CognateConfig)[]).filter((k) => JSON.stringify(s.config[k]) !== JSON.stringify(job.config[k]));
+  if (changed.length > 0) warn(`resuming with changed training settings: ${changed.join(', ')}`);
+  if (s.backend.backend !== backend.backend) warn(`checkpoint was written on the ${s.backend.backend} backend, continuing on ${backend.backend}: results will not be bit-identical to an uninterrupted run`);
+}
