@@ -9,7 +9,7 @@ import { assertWritableDir, checkpointDir, sessionDir } from '../../common/paths
 import { superviseChild, throttledSignal } from '../../common/supervise';
 import { MODEL_PROGRESS_SIGNAL, type ModelProgressUpdate } from '../../workflows/cognate/messages';
 import type { CognateConfig, CognateModelSpec } from '../../workflows/cognate/schema';
-import type { PrepareEvent, PrepareResult } from './prepare.child';
+import type { PrepareEvent, PrepareJob, PrepareResult } from './data';
 import type { TrainEvent, TrainJob, TrainSummary } from './engine/trainer';
 import type { ExportJob, ExportResult } from './export.child';
 
@@ -40,8 +40,8 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidConfig');
       }
       let last: PrepareEvent | undefined;
-      return superviseChild<object, PrepareEvent, PrepareResult>({
-        modulePath: child('prepare.child'),
+      return superviseChild<PrepareJob, PrepareEvent, PrepareResult>({
+        modulePath: child('data/child'),
         input: { config: input.config, dataDir, hubEndpoint: process.env.HF_ENDPOINT },
         onEvent: (e) => (last = e),
         details: () => last ?? { stage: 'starting' },
@@ -83,7 +83,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         }
       };
 
-      const job: TrainJob = { config, seed, datasetDir, checkpointDir: ckptDir, modelName: model.name, attempt: ctx.info.attempt };
+      const job: TrainJob = { config, seed, datasetDir, checkpointDir: ckptDir, modelName: model.name };
       const summary = await superviseChild<TrainJob, TrainEvent, TrainSummary>({
         modulePath: child('engine/train.child'),
         input: job,

@@ -1,11 +1,13 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import type { DevServer } from '../../common/dev-server';
 
 export default async function globalTeardown(): Promise<void> {
   const server = (globalThis as Record<string, unknown>).__FORGE_SERVER__ as DevServer | undefined;
   await server?.stop();
-  // The server may have been restarted by a test under a new pid: stop that one too.
-  const pid = Number(process.env.FORGE_TEST_SERVER_PID);
+  // A test may have restarted the server under a new pid (it records it in server.pid): stop that one too.
+  const pidFile = process.env.FORGE_TEST_ROOT ? path.join(process.env.FORGE_TEST_ROOT, 'server.pid') : '';
+  const pid = pidFile && fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) : 0;
   if (pid && pid !== server?.process.pid) {
     try {
       process.kill(pid, 'SIGTERM');
