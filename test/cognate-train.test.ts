@@ -11,6 +11,9 @@ import { learningRateAt } from '../activities/cognate/engine/schedule';
 import { SeededRng } from '../activities/cognate/engine/rng';
 import { CorruptCheckpointError, listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint } from '../activities/cognate/engine/checkpoint';
 import { DATASET_FORMAT, openDataset, TrainSampler, validationBatches } from '../activities/cognate/engine/data';
+import { train, type TrainEvent, type TrainJob, type TrainSummary } from '../activities/cognate/engine/trainer';
+import { runInChild } from '../common/child';
+import { CognateConfigSchema } from '../workflows/cognate/schema';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cognate-train-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -274,5 +277,131 @@ describe('prepared dataset', () => {
     expect(() => openDataset(dir, 64)).toThrow(/train shard train-00001\.bin is corrupt: sha256/);
     fs.writeFileSync(shard, original);
     expect(() => openDataset(dir, 32)).toThrow(/vocabSize 40 exceeds the model's vocabSize 32/);
+  });
+});
+
+describe('trainer (tiny model, wasm backend)', () => {
+  // Small enough for a couple of seconds per run, but every part is live: ACT, LTM reads and writes
+  // (threshold 0 so the bank fills), gradient accumulation, clipping, GrokFast-EMA, warmup + cosine.
+  const config = CognateConfigSchema.parse({
+    dModel: 16,
+    nLayers: 2,
+    nHeads: 2,
+    vocabSize: 64,
+    maxSeqLen: 16,
+    dFF: 32,
+    dMem: 8,
+    memCapacity: 32,
+    memTopK: 2,
+    memSurpriseThreshold: 0,
+    seqLen: 16,
+    batchSize: 2,
+    gradientAccumulationSteps: 2,
+    maxSteps: 8,
+    saveSteps: 2,
+    keepCheckpoints: 3,
+    evalSteps: 4,
+    evalBatches: 4,
+    warmupSteps: 2,
+    learningRate: 3e-3,
+    minLearningRate: 3e-4,
+    maxGradNorm: 0.5,
+  });
+  let dataDir: string;
+  beforeAll(() => {
+    dataDir = freshDir('train-data');
+    writeTinyDataset(dataDir, { vocabSize: 60, trainDocs: 200, valDocs: 20, seed: 3 });
+  });
+
+  interface Run {
+    events: TrainEvent[];
+    summary: TrainSummary;
+  }
+  /** Train in this process; stops (like a cancelled activity) once `stopAfterStep` has been reported. */
+  async function runTrainer(checkpointDir: string, stopAfterStep?: number): Promise<Run> {
+    const events: TrainEvent[] = [];
+    const job: TrainJob = { config, seed: 11, datasetDir: dataDir, checkpointDir, modelName: 'tiny', backend: 'wasm', progressIntervalMs: 0 };
+    const summary = await train(job, {
+      emit: (e) => events.push(e),
+      stopRequested: () => stopAfterStep !== undefined && events.some((e) => e.kind === 'step' && e.step >= stopAfterStep),
+    });
+    return { events, summary };
+  }
+  const stepLosses = (events: TrainEvent[]) => events.flatMap((e) => (e.kind === 'step' ? [[e.step, e.loss, e.gradNorm]] : []));
+  const validations = (events: TrainEvent[]) => events.filter((e) => e.kind === 'validation');
+
+  let straight: Run;
+  let stoppedDir: string;
+  test('a straight run trains: every step reported, loss falls, validation and checkpoints written', async () => {
+    straight = await runTrainer(freshDir('straight'));
+    const losses = stepLosses(straight.events);
+    expect(losses.map(([s]) => s)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(straight.summary.finalStep).toBe(8);
+    expect(straight.summary.stopped).toBe(false);
+    expect(straight.summary.finalLoss).toBeLessThan(losses[0][1]);
+    expect(validations(straight.events).map((v) => v.step)).toEqual([4, 8]);
+    expect(straight.summary.validation?.perplexity).toBeCloseTo(Math.exp(straight.summary.validation?.loss ?? NaN), 10);
+    expect(straight.summary.ltm?.writes).toBeGreaterThan(0);
+    expect(straight.summary.lossCurve).toHaveLength(8);
+    expect(straight.summary.tokensSeen).toBe(8 * 2 * 16 * 2);
+    expect(straight.summary.backend.backend).toBe('wasm');
+    expect(straight.events.filter((e) => e.kind === 'checkpoint').map((e) => e.step)).toEqual([2, 4, 6, 8]);
+  });
+
+  test('stop + resume is exact: 5 steps, stop, resume, 3 more give the same losses bit for bit', async () => {
+    stoppedDir = freshDir('stopped');
+    const first = await runTrainer(stoppedDir, 5);
+    expect(first.summary.stopped).toBe(true);
+    expect(first.summary.finalStep).toBe(5);
+    // The stop wrote a checkpoint at step 5 (not a multiple of saveSteps); keepCheckpoints=3 kept 2, 4, 5.
+    expect(first.events.at(-1)).toMatchObject({ kind: 'checkpoint', step: 5 });
+    expect(listCheckpoints(stoppedDir).map((c) => c.step)).toEqual([5, 4, 2]);
+    const backup = freshDir('stopped-copy');
+    fs.cpSync(stoppedDir, backup, { recursive: true });
+
+    const second = await runTrainer(stoppedDir);
+    expect(second.events.find((e) => e.kind === 'resumed')).toMatchObject({ fromStep: 5 });
+    const combined = [...stepLosses(first.events), ...stepLosses(second.events)];
+    expect(combined).toEqual(stepLosses(straight.events)); // toEqual on numbers is exact (Object.is)
+    expect(validations([...first.events, ...second.events])).toEqual(validations(straight.events));
+    expect(second.summary.resumes).toBe(1);
+    expect(second.summary.lossCurve).toEqual(straight.summary.lossCurve);
+    expect(second.summary.ltm).toEqual(straight.summary.ltm);
+    stoppedDir = backup;
+  });
+
+  test('a truncated newest checkpoint is skipped with a warning and training continues exactly from the previous one', async () => {
+    const newest = path.join(stoppedDir, 'step-00000005.ckpt');
+    fs.truncateSync(newest, Math.floor(fs.statSync(newest).size / 2));
+    const resumed = await runTrainer(stoppedDir);
+    const warning = resumed.events.find((e) => e.kind === 'warning');
+    expect(warning).toBeDefined();
+    expect(warning?.kind === 'warning' && warning.message).toMatch(/step-00000005\.ckpt is unusable: sha256 mismatch/);
+    expect(resumed.events.find((e) => e.kind === 'resumed')).toMatchObject({ fromStep: 4 });
+    expect(stepLosses(resumed.events)).toEqual(stepLosses(straight.events).slice(4));
+  });
+
+  test('a checkpoint of another architecture is refused, naming the field', async () => {
+    const dir = freshDir('other-arch');
+    fs.cpSync(stoppedDir, dir, { recursive: true });
+    const job: TrainJob = { config: { ...config, dFF: 48 }, seed: 11, datasetDir: dataDir, checkpointDir: dir, modelName: 'tiny', backend: 'wasm' };
+    await expect(train(job, { emit: () => undefined, stopRequested: () => false })).rejects.toThrow(/dFF \(32 → 48\)/);
+  });
+
+  test('runs in a child process via runInChild; a stop request there writes a final checkpoint', async () => {
+    const dir = freshDir('child');
+    const job: TrainJob = { config: { ...config, maxSteps: 200, saveSteps: 1000, evalSteps: 1000 }, seed: 11, datasetDir: dataDir, checkpointDir: dir, modelName: 'tiny', backend: 'wasm', progressIntervalMs: 0 };
+    const events: TrainEvent[] = [];
+    const handle = runInChild<TrainJob, TrainEvent, TrainSummary>(path.join(__dirname, '../activities/cognate/engine/train.child.ts'), job, (e) => {
+      events.push(e);
+      if (e.kind === 'step' && e.step === 3) handle.requestStop();
+    });
+    const summary = await handle.result;
+    expect(summary.stopped).toBe(true);
+    expect(summary.finalStep).toBeGreaterThanOrEqual(3);
+    expect(summary.finalStep).toBeLessThan(200);
+    expect(stepLosses(events).slice(0, 3)).toEqual(stepLosses(straight.events).slice(0, 3)); // same seed, same backend, other process
+    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([summary.finalStep]);
+    expect(summary.checkpoint?.path).toBe(path.join(dir, `step-${String(summary.finalStep).padStart(8, '0')}.ckpt`));
   });
 });
