@@ -15,7 +15,8 @@ import { runInChild } from '../common/child';
 import type { PrepareResult } from '../activities/cognate/data/prepare';
 import { startHubServer, type HubServer } from './helpers/hub-server';
 
-const SHARED = '/work/shared/datasets';
+// The real datasets sit beside the project's root (../shared/datasets) for developers and CI.
+const SHARED = path.resolve(__dirname, '..', '..', 'shared', 'datasets');
 const FAST_RETRY = { attempts: 3, baseDelayMs: 5 };
 
 function config(overrides: Partial<CognateConfig> = {}): CognateConfig {
@@ -200,7 +201,7 @@ describe('loopback hub files', () => {
 });
 
 describe('offline mode with original files', () => {
-  test('reads the original GSM8K jsonl, SVAMP json and HotpotQA json (full files in /work/shared/datasets)', async () => {
+  test('reads the original GSM8K jsonl, SVAMP json and HotpotQA json (full files in ../shared/datasets)', async () => {
     const dataDir = tempDir('offline');
     const result = await prepare({ config: config({ datasetMode: 'offline', localDatasetDir: SHARED, maxTrainSamples: 100, maxEvalSamples: 30 }), dataDir, hubEndpoint: 'http://127.0.0.1:9' });
     const { stats } = result;
