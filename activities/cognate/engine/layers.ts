@@ -44,16 +44,23 @@ export function swapLastTwo(x: tf.Tensor): tf.Tensor {
   return tf.transpose(x, perm);
 }
 
-/** a @ b for rank 2 or equal-batch rank 3; forward and backward use only untransposed matMuls (fast on wasm). */
+/** a @ b for rank 2 or equal-batch rank 3; forward and backward use only untransposed 2-D matMuls (fast on wasm). */
 export function matmul<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T): T {
   const op = customOp(([x, y], save) => {
     save([x, y]);
     return {
-      value: tf.matMul(x as T, y as T),
-      gradFunc: (dy, [xs, ys]) => [tf.matMul(dy as T, swapLastTwo(ys) as T), tf.matMul(swapLastTwo(xs) as T, dy as T)],
+      value: matMul2d(x, y),
+      gradFunc: (dy, [xs, ys]) => [matMul2d(dy, swapLastTwo(ys)), matMul2d(swapLastTwo(xs), dy)],
     };
   });
   return op(a, b) as T;
+}
+
+/** Batched matMul as a loop of 2-D ones: wasm's batched kernel runs 20-50x slower ([4,512,54]x[4,54,512]: 0.5 vs 8 GFLOP/s). */
+function matMul2d(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  if (a.rank === 2) return tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
+  const bs = tf.unstack(b);
+  return tf.stack(tf.unstack(a).map((ai, i) => tf.matMul(ai as tf.Tensor2D, bs[i] as tf.Tensor2D)));
 }
 
 /** x [..., in] @ weight [in, out] (+ bias [out]) → [..., out]. */
@@ -92,16 +99,24 @@ export function rotaryTables(maxSeqLen: number, headDim: number, base = 10000): 
   return { cos: tf.tensor2d(cos, [maxSeqLen, headDim]), sin: tf.tensor2d(sin, [maxSeqLen, headDim]) };
 }
 
-/** Rotate x [..., R, H, D] by per-row angles cos, sin [R, D] (rows are positions). */
-export function applyRotary(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor {
-  const d = x.shape[x.rank - 1];
-  const half = d / 2;
-  const x1 = x.slice([...Array(x.rank - 1).fill(0), 0], [...x.shape.slice(0, -1), half]);
-  const x2 = x.slice([...Array(x.rank - 1).fill(0), half], [...x.shape.slice(0, -1), half]);
-  const rotated = tf.concat([x2.neg(), x1], -1);
-  const c = cos.expandDims(1); // [R, 1, D]: broadcast over heads
-  const s = sin.expandDims(1);
-  return x.mul(c).add(rotated.mul(s));
+/** rotate_half as a matrix: x @ P = concat(−x[D/2:], x[:D/2]) ([D, D], a signed permutation). */
+export function rotateHalfMatrix(headDim: number): tf.Tensor2D {
+  const half = headDim / 2;
+  const p = new Float32Array(headDim * headDim);
+  for (let i = 0; i < half; i++) {
+    p[(i + half) * headDim + i] = -1; // out[i] = −x[i + half]
+    p[i * headDim + i + half] = 1; // out[i + half] = x[i]
+  }
+  return tf.tensor2d(p, [headDim, headDim]);
+}
+
+/**
+ * Rotate x [..., R, H, D] by per-row angles cos, sin [R, D] (rows are positions).
+ * rotate_half is a matmul with rotateHalf [D, D]: slicing and concatenating 27-wide halves is ~100x slower on wasm.
+ */
+export function applyRotary(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, rotateHalf: tf.Tensor2D): tf.Tensor {
+  const rotated = linear(x, rotateHalf);
+  return x.mul(cos.expandDims(1)).add(rotated.mul(sin.expandDims(1))); // cos, sin [R, 1, D] broadcast over heads
 }
 
 /** Additive causal mask [T, T]: 0 where key <= query, -1e9 above the diagonal. */

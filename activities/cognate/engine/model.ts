@@ -32,7 +32,7 @@ import { checkModelConfig, ModelConfigSchema, type ModelConfig } from '../../../
 import { formatZodError } from '../../../common/validation';
 import { HaltingAccumulator } from './act';
 import { embed } from './embedding';
-import { applyRotary, attention, causalMask, crossEntropyPerRow, detach, linear, rmsNorm, rotaryTables, silu } from './layers';
+import { applyRotary, attention, causalMask, crossEntropyPerRow, detach, linear, rmsNorm, rotaryTables, rotateHalfMatrix, silu } from './layers';
 import { gaussianMatrix, LongTermMemory } from './ltm';
 import { SeededRng } from './rng';
 
@@ -106,7 +106,7 @@ export class CognateModel {
   private readonly blocks: Block[] = [];
   private readonly finalNorm: tf.Variable; // [C]
   private readonly lmHead: tf.Variable; // [C, V]
-  private readonly rotary: { cos: tf.Tensor2D; sin: tf.Tensor2D }; // [maxSeqLen, headDim]
+  private readonly rotary: { cos: tf.Tensor2D; sin: tf.Tensor2D; rotateHalf: tf.Tensor2D }; // [maxSeqLen, D], [D, D]
   private readonly masks = new Map<number, tf.Tensor2D>(); // causal masks by T
   private readonly id = ++modelCounter;
 
@@ -158,7 +158,7 @@ export class CognateModel {
     }
     this.finalNorm = ones('model.norm.weight', C);
     this.lmHead = normal('lm_head.weight', [C, V], std);
-    this.rotary = rotaryTables(c.maxSeqLen, C / c.nHeads);
+    this.rotary = { ...rotaryTables(c.maxSeqLen, C / c.nHeads), rotateHalf: rotateHalfMatrix(C / c.nHeads) };
     this.memory = c.memEnabled
       ? new LongTermMemory(
           { dModel: C, dMem: M, capacity: c.memCapacity, topK: c.memTopK, surpriseThreshold: c.memSurpriseThreshold, noveltyThreshold: c.memNoveltyThreshold },
@@ -235,7 +235,7 @@ export class CognateModel {
     const h = rmsNorm(x, block.inputNorm as tf.Tensor1D);
     const heads = (w: tf.Variable, rotate: boolean): tf.Tensor3D => {
       let t = linear(h, w as tf.Tensor2D).reshape([B, T, H, D]); // [B, T, H, D]
-      if (rotate) t = applyRotary(t, cos, sin);
+      if (rotate) t = applyRotary(t, cos, sin, this.rotary.rotateHalf);
       return t.transpose([0, 2, 1, 3]).reshape([B * H, T, D]); // [B·H, T, D]
     };
     const y = attention(heads(block.q, true), heads(block.k, true), heads(block.v, false), this.causalMask(T)); // [B·H, T, D]
@@ -264,7 +264,7 @@ export class CognateModel {
     const h = rmsNorm(xFlat, block.inputNorm as tf.Tensor1D); // [B·T, C]
     const heads = (input: tf.Tensor, w: tf.Variable, positions: tf.Tensor1D | null): tf.Tensor3D => {
       let t = linear(input, w as tf.Tensor2D).reshape([-1, H, D]); // [rows, H, D]
-      if (positions) t = applyRotary(t, tf.gather(cos, positions), tf.gather(sin, positions));
+      if (positions) t = applyRotary(t, tf.gather(cos, positions), tf.gather(sin, positions), this.rotary.rotateHalf);
       return t.transpose([1, 0, 2]) as tf.Tensor3D; // [H, rows, D]
     };
     const q = heads(tf.gather(h, rowIds), block.q, rowPositions); // [H, R, D]
@@ -347,6 +347,7 @@ export class CognateModel {
     for (const { variable } of this.params) variable.dispose();
     this.rotary.cos.dispose();
     this.rotary.sin.dispose();
+    this.rotary.rotateHalf.dispose();
     for (const mask of this.masks.values()) mask.dispose();
     this.masks.clear();
     this.memory?.dispose();
