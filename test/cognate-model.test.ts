@@ -1,0 +1,371 @@
+// The Cognate model: size of the default config, config errors, gradients (wasm against finite
+// differences and the cpu backend), ACT, the long-term memory and the export round trip.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../common/backend';
+import { embed } from '../activities/cognate/engine/embedding';
+import { LongTermMemory, type LtmConfig } from '../activities/cognate/engine/ltm';
+import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
+
+const TINY: ModelConfigInput = { dModel: 16, nLayers: 3, nHeads: 2, vocabSize: 23, maxSeqLen: 16, dFF: 24, dMem: 8, memCapacity: 16, memTopK: 3 };
+
+/** Deterministic token ids in [0, vocab). */
+function tokenBatch(b: number, t: number, vocab: number, salt = 0): { tokens: tf.Tensor2D; targets: tf.Tensor2D } {
+  const ids = Array.from({ length: b * (t + 1) }, (_, i) => (i * 7 + salt * 13 + ((i * i) % 5)) % vocab);
+  const rows = Array.from({ length: b }, (_, r) => ids.slice(r * (t + 1), (r + 1) * (t + 1)));
+  return {
+    tokens: tf.tensor2d(rows.map((r) => r.slice(0, t)), [b, t], 'int32'),
+    targets: tf.tensor2d(rows.map((r) => r.slice(1)), [b, t], 'int32'),
+  };
+}
+
+/** Gradient of the training loss for every parameter, by PyTorch name. */
+function gradients(model: CognateModel, tokens: tf.Tensor2D, targets: tf.Tensor2D): Map<string, Float32Array> {
+  const { value, grads } = tf.variableGrads(() => model.loss(tokens, targets).loss);
+  const out = new Map<string, Float32Array>();
+  for (const p of model.params) if (grads[p.variable.name]) out.set(p.name, grads[p.variable.name].dataSync() as Float32Array);
+  tf.dispose([value, ...Object.values(grads)]);
+  return out;
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Fill the model's memory with the hidden states of a batch: written through a bank with open gates, then loaded. */
+function fillMemory(model: CognateModel, tokens: tf.Tensor2D, targets: tf.Tensor2D): void {
+  const open = new LongTermMemory({ ...model.memory!.config, surpriseThreshold: -1e9, noveltyThreshold: 0 }, 1);
+  open.load(model.memory!.state());
+  tf.tidy(() => {
+    const out = model.loss(tokens, targets, undefined, { training: false });
+    const [b, t, c] = out.hidden.shape;
+    open.write(out.hidden.dataSync() as Float32Array, out.tokenLosses.dataSync() as Float32Array);
+    expect(b * t * c).toBeGreaterThan(0);
+  });
+  model.memory!.load(open.state());
+  open.dispose();
+}
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+describe('config and size', () => {
+  test('the default config has 25M ± 5% parameters', () => {
+    // Built in a plain node process: jest's sandbox makes global lookups (Math.*) ~100x slower, and 24M seeded draws take 40 s there.
+    const script = `
+      const { CognateModel } = require('./activities/cognate/engine/model');
+      require('./common/backend').initBackend('wasm').then(() => {
+        const model = new CognateModel({}, 1);
+        const sizes = model.params.reduce((n, p) => n + p.variable.size, 0);
+        process.stdout.write(JSON.stringify({ ...model.parameterCount(), sizes, config: model.config }));
+        model.dispose();
+      });`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: path.join(__dirname, '..'), encoding: 'utf8' });
+    const { total, breakdown, sizes, config } = JSON.parse(out) as { total: number; breakdown: Record<string, number>; sizes: number; config: { dModel: number; nLayers: number } };
+    console.log(`default Cognate parameters: ${total.toLocaleString('en-US')}`, breakdown);
+    expect(config).toMatchObject({ dModel: 216, nLayers: 11 });
+    expect(Object.values(breakdown).reduce((a, b) => a + b, 0)).toBe(total);
+    expect(sizes).toBe(total);
+    expect(Math.abs(total - 25_000_000) / 25_000_000).toBeLessThanOrEqual(0.05);
+  });
+
+  test.each([
+    [{ dModel: 30, nHeads: 4 }, 'nHeads: must divide dModel'],
+    [{ dModel: 12, nHeads: 4 }, 'nHeads: dModel / nHeads (3) must be even'],
+    [{ memTopK: 8, memCapacity: 4 }, 'memTopK'],
+    [{ nLayers: 0 }, 'nLayers'],
+    [{ dFF: -1 }, 'dFF'],
+    [{ actThreshold: 1.5 }, 'actThreshold'],
+    [{ maxSeqLen: 4 }, 'maxSeqLen'],
+  ] as [ModelConfigInput, string][])('invalid config %j names the field', (bad, field) => {
+    expect(() => new CognateModel({ ...TINY, ...bad }, 1)).toThrow(field);
+  });
+
+  test('the GrokFast benchmark preset builds and trains a step', () => {
+    const model = new CognateModel({ nLayers: 2, dModel: 128, nHeads: 4, dFF: 512, vocabSize: 99, maxSeqLen: 8, actEnabled: false, memEnabled: false }, 3);
+    expect(model.memory).toBeNull();
+    expect(model.params.some((p) => p.name.includes('halting') || p.name.includes('memory'))).toBe(false);
+    const { tokens, targets } = tokenBatch(32, 4, 99);
+    const grads = gradients(model, tokens, targets);
+    expect(grads.size).toBe(model.params.length);
+    let depth = 0;
+    tf.tidy(() => {
+      depth = model.forward(tokens, { training: true }).meanDepth;
+    });
+    expect(depth).toBe(2);
+    model.dispose();
+  });
+});
+
+describe('gradients', () => {
+  test('embedding gradient on wasm (no UnsortedSegmentSum) matches finite differences and the cpu backend', async () => {
+    const vocab = 7;
+    const dim = 3;
+    const weightValues = Array.from({ length: vocab * dim }, (_, i) => Math.sin(i + 1));
+    const ids = [2, 5, 2, 0, 6, 2];
+    const probeValues = Array.from({ length: ids.length * dim }, (_, i) => Math.cos(3 * i));
+    const lossOf = (w: tf.Tensor): tf.Scalar => embed(w as tf.Tensor2D, tf.tensor1d(ids, 'int32')).mul(tf.tensor2d(probeValues, [ids.length, dim])).sum();
+    const analytic = tf.tidy(() => tf.grad(lossOf)(tf.tensor2d(weightValues, [vocab, dim])).dataSync());
+
+    const eps = 1e-2;
+    const numeric = weightValues.map((_, i) =>
+      tf.tidy(() => {
+        const plus = weightValues.slice();
+        const minus = weightValues.slice();
+        plus[i] += eps;
+        minus[i] -= eps;
+        return (lossOf(tf.tensor2d(plus, [vocab, dim])).dataSync()[0] - lossOf(tf.tensor2d(minus, [vocab, dim])).dataSync()[0]) / (2 * eps);
+      }),
+    );
+    expect(maxAbsDiff(analytic, numeric)).toBeLessThan(1e-3);
+    expect(maxAbs(analytic.slice(2 * dim, 3 * dim))).toBeGreaterThan(0.5); // id 2 appears three times: its row is used
+
+    await initBackend('cpu');
+    const cpu = tf.tidy(() => tf.grad((w: tf.Tensor) => tf.gather(w, tf.tensor1d(ids, 'int32')).mul(tf.tensor2d(probeValues, [ids.length, dim])).sum())(tf.tensor2d(weightValues, [vocab, dim])).dataSync());
+    await initBackend('wasm');
+    expect(maxAbsDiff(analytic, cpu)).toBeLessThan(1e-6);
+  });
+
+  test('every parameter gradient of a tiny model (ACT + LTM) on wasm matches the cpu backend', async () => {
+    const { tokens, targets } = tokenBatch(2, 6, 23);
+    const wasmModel = new CognateModel(TINY, 7);
+    fillMemory(wasmModel, tokens, targets);
+    const bank = wasmModel.memory!.state();
+    expect(bank.fill).toBeGreaterThan(3);
+    const onWasm = gradients(wasmModel, tokens, targets);
+    wasmModel.dispose();
+
+    await initBackend('cpu');
+    const cpuModel = new CognateModel(TINY, 7);
+    cpuModel.memory!.load(bank);
+    const onCpu = gradients(cpuModel, tokens, targets);
+    cpuModel.dispose();
+    await initBackend('wasm');
+
+    expect([...onWasm.keys()]).toEqual(cpuModel.params.map((p) => p.name)); // every parameter got a gradient
+    let worst = { name: '', relErr: 0 };
+    for (const [name, g] of onWasm) {
+      const scale = Math.max(maxAbs(onCpu.get(name)!), 1e-6);
+      const relErr = maxAbsDiff(g, onCpu.get(name)!) / scale;
+      if (relErr > worst.relErr) worst = { name, relErr };
+      expect(relErr).toBeLessThan(2e-3);
+    }
+    console.log(`wasm vs cpu: ${onWasm.size} parameter gradients, worst relative error ${worst.relErr.toExponential(2)} (${worst.name})`);
+    tf.dispose([tokens, targets]);
+  });
+
+  test('tiny model gradients on wasm match central finite differences', () => {
+    const { tokens, targets } = tokenBatch(1, 5, 23, 1);
+    const model = new CognateModel({ ...TINY, memEnabled: false }, 11);
+    const grads = gradients(model, tokens, targets);
+    const lossValue = (): number => tf.tidy(() => model.loss(tokens, targets).loss.dataSync()[0]);
+    const checked: string[] = [];
+    for (const name of ['model.layers.0.self_attn.q_proj.weight', 'model.layers.1.mlp.down_proj.weight', 'model.embed_tokens.weight', 'lm_head.weight', 'model.layers.0.halting.bias']) {
+      const param = model.params.find((p) => p.name === name)!;
+      const g = grads.get(name)!;
+      const i = g.reduce((best, v, j) => (Math.abs(v) > Math.abs(g[best]) ? j : best), 0); // the largest entry: best signal over float32 noise
+      const values = param.variable.dataSync() as Float32Array;
+      const eps = 1e-2;
+      const at = (delta: number): number => {
+        const changed = values.slice();
+        changed[i] += delta;
+        param.variable.assign(tf.tensor(changed, param.variable.shape));
+        return lossValue();
+      };
+      const numeric = (at(eps) - at(-eps)) / (2 * eps);
+      param.variable.assign(tf.tensor(values, param.variable.shape));
+      expect(Math.abs(numeric - g[i]) / Math.max(Math.abs(g[i]), 1e-3)).toBeLessThan(0.05);
+      checked.push(`${name}[${i}] analytic ${g[i].toExponential(3)} numeric ${numeric.toExponential(3)}`);
+    }
+    console.log(checked.join('\n'));
+    model.dispose();
+  });
+});
+
+describe('adaptive computation time', () => {
+  /** A model whose halting units produce p spread around 0.5 across positions. */
+  function haltingModel(actThreshold: number): CognateModel {
+    const model = new CognateModel({ ...TINY, nLayers: 4, memEnabled: false, actThreshold }, 5);
+    for (const p of model.params) {
+      if (p.name.endsWith('halting.weight')) p.variable.assign(tf.randomNormal(p.variable.shape, 0, 20, 'float32', 99));
+      if (p.name.endsWith('halting.bias')) p.variable.assign(tf.zeros(p.variable.shape));
+    }
+    return model;
+  }
+
+  test('a high threshold runs positions deeper than a low one; inference skips blocks and matches training', () => {
+    const { tokens } = tokenBatch(2, 8, 23);
+    const depth = (threshold: number): { train: number; infer: number; maxLogitDiff: number } => {
+      const model = haltingModel(threshold);
+      const result = tf.tidy(() => {
+        const train = model.forward(tokens, { training: true });
+        const infer = model.forward(tokens, { training: false });
+        return { train: train.meanDepth, infer: infer.meanDepth, maxLogitDiff: train.logits.sub(infer.logits).abs().max().dataSync()[0] };
+      });
+      model.dispose();
+      return result;
+    };
+    const low = depth(0.3);
+    const high = depth(0.999);
+    console.log('mean depth at threshold 0.3', low, 'at 0.999', high);
+    expect(high.infer).toBeGreaterThan(low.infer);
+    expect(low.infer).toBeLessThan(4);
+    expect(low.infer).toBeCloseTo(low.train, 6); // the same halting decisions with and without skipping
+    expect(low.maxLogitDiff).toBeLessThan(1e-4); // skipping halted rows gives the same outputs as masking them
+    expect(high.maxLogitDiff).toBeLessThan(1e-4);
+  });
+
+  test('halted positions keep their state unchanged through later blocks', () => {
+    const model = haltingModel(0.9);
+    const { tokens } = tokenBatch(2, 8, 23, 2);
+    let halted = 0;
+    let running = 0;
+    for (const training of [true, false]) {
+      tf.tidy(() => {
+        model.forward(tokens, {
+          training,
+          onBlock: ({ before, after, runningBefore }) => {
+            if (!runningBefore) return;
+            const flags = runningBefore.dataSync();
+            const b = before.dataSync();
+            const a = after.dataSync();
+            const C = before.shape[2];
+            flags.forEach((r, pos) => {
+              const changed = maxAbsDiff(a.subarray(pos * C, (pos + 1) * C), b.subarray(pos * C, (pos + 1) * C));
+              if (r === 0) {
+                halted++;
+                expect(changed).toBe(0);
+              } else {
+                running++;
+                expect(changed).toBeGreaterThan(0);
+              }
+            });
+          },
+        });
+      });
+    }
+    expect(halted).toBeGreaterThan(0); // the test saw both kinds of position
+    expect(running).toBeGreaterThan(0);
+    model.dispose();
+  });
+
+  test('the ponder cost tau * mean(N + R) is part of the loss and trains the halting units', () => {
+    const { tokens, targets } = tokenBatch(2, 8, 23, 3);
+    const results = [0.01, 0.5].map((tau) => {
+      const model = new CognateModel({ ...TINY, memEnabled: false, ponderCost: tau }, 5);
+      const r = tf.tidy(() => {
+        const out = model.loss(tokens, targets);
+        return { loss: out.loss.dataSync()[0], ce: out.ce.dataSync()[0], ponder: out.ponderCost.dataSync()[0], depth: out.meanDepth };
+      });
+      const haltingGrad = maxAbs(gradients(model, tokens, targets).get('model.layers.0.halting.bias')!);
+      model.dispose();
+      return { tau, ...r, haltingGrad };
+    });
+    console.log('ponder', results);
+    for (const r of results) {
+      expect(r.loss).toBeCloseTo(r.ce + r.ponder, 5);
+      // at initialisation p ≈ σ(−ln 5) = 1/6, so every position runs all 3 blocks: N = 3, R ≈ 1 − 2/6
+      expect(r.ponder / r.tau).toBeGreaterThan(3);
+      expect(r.ponder / r.tau).toBeLessThan(4);
+      expect(r.haltingGrad).toBeGreaterThan(0);
+    }
+    expect(results[1].ce).toBeCloseTo(results[0].ce, 6); // same seed: only the ponder term differs
+    expect(results[1].haltingGrad).toBeGreaterThan(results[0].haltingGrad);
+  });
+});
+
+describe('long-term memory', () => {
+  const config: LtmConfig = { dModel: 4, dMem: 4, capacity: 3, topK: 1, surpriseThreshold: -1e9, noveltyThreshold: 0.01 };
+  const basis = (i: number, scale = 2): Float32Array => Float32Array.from({ length: 4 }, (_, j) => (j === i ? scale : 0));
+  const retrieveValue = (memory: LongTermMemory, query: Float32Array): number[] =>
+    tf.tidy(() => Array.from(memory.retrieve(tf.tensor2d(query, [1, 4]))!.values.dataSync()));
+
+  test('top-k retrieval returns the stored value of the matching key', () => {
+    const memory = new LongTermMemory({ ...config, capacity: 4 }, 1);
+    for (let i = 0; i < 3; i++) memory.write(basis(i, i + 1), new Float32Array([1]));
+    expect(memory.size).toBe(3);
+    expect(retrieveValue(memory, basis(1, 1))).toEqual([0, 2, 0, 0]); // value = the written state, key = its unit vector
+    expect(retrieveValue(memory, basis(2, 1))).toEqual([0, 0, 3, 0]);
+    const top2 = new LongTermMemory({ ...config, capacity: 4, topK: 2 }, 1);
+    top2.load(memory.state());
+    const both = tf.tidy(() => Array.from(top2.retrieve(tf.tensor2d([0, 0.4, 0.9, 0], [1, 4]))!.values.dataSync()));
+    expect(both).toEqual([0, 0, 3, 0, 0, 2, 0, 0]); // best first
+    expect(memory.stats().reads).toBe(2);
+    memory.dispose();
+    top2.dispose();
+  });
+
+  test('a full bank evicts the least recently used slot', () => {
+    const memory = new LongTermMemory(config, 1);
+    memory.write(basis(0), new Float32Array([1])); // A
+    memory.write(basis(1), new Float32Array([1])); // B
+    memory.write(basis(2), new Float32Array([1])); // C
+    retrieveValue(memory, basis(0)); // A used: B is now the oldest
+    memory.write(basis(3), new Float32Array([1])); // D evicts B
+    const stored = (): number[][] => {
+      const s = memory.state();
+      return [0, 1, 2].map((slot) => Array.from(s.values.subarray(slot * 4, slot * 4 + 4)));
+    };
+    expect(stored()).toEqual([Array.from(basis(0)), Array.from(basis(3)), Array.from(basis(2))]);
+    memory.write(Float32Array.from([1, 1, 0, 0]), new Float32Array([1])); // E evicts C, the oldest now
+    expect(stored()[2]).toEqual([1, 1, 0, 0]);
+    expect(memory.stats()).toMatchObject({ fill: 3, writes: 5, evictions: 2 });
+    memory.dispose();
+  });
+
+  test('the surprise gate writes only surprising tokens; the novelty gate skips known states', () => {
+    const memory = new LongTermMemory({ ...config, capacity: 8, surpriseThreshold: 1.0, noveltyThreshold: 0.1 }, 1);
+    const hidden = new Float32Array(8 * 4);
+    for (let i = 0; i < 8; i++) hidden.set([i + 1, (i * 3) % 5, 1, -i], i * 4);
+    const losses = Float32Array.from([2, 2.1, 1.9, 2, 2.05, 1.95, 2, 9]); // token 7 is the surprise
+    const result = memory.write(hidden, losses);
+    expect(result).toEqual({ written: 1, surprising: 1, novel: 1 });
+    expect(Array.from(memory.state().values.subarray(0, 4))).toEqual(Array.from(hidden.subarray(28, 32)));
+    expect(memory.write(hidden.slice(28, 32), Float32Array.from([50])).written).toBe(0); // the same state again: not novel
+    const masked = memory.write(hidden, losses, Float32Array.from([1, 1, 1, 1, 1, 1, 1, 0]));
+    expect(masked.surprising).toBe(0); // padding is never offered
+    memory.dispose();
+  });
+
+  test('state() and load() round-trip the bank, the LRU clock, the counters and the loss statistics', () => {
+    const memory = new LongTermMemory({ ...config, dModel: 6, capacity: 4 }, 3); // dModel != dMem: seeded write projection
+    for (let i = 0; i < 6; i++) memory.write(Float32Array.from({ length: 6 }, (_, j) => Math.sin(i * 6 + j)), new Float32Array([i]));
+    retrieveValue(memory, basis(0, 1));
+    const state = memory.state();
+    const copy = new LongTermMemory({ ...config, dModel: 6, capacity: 4 }, 999);
+    copy.load(state);
+    expect(copy.state()).toEqual(state);
+    expect(copy.stats()).toEqual(memory.stats());
+    expect(retrieveValue(copy, basis(2, 1))).toEqual(retrieveValue(memory, basis(2, 1)));
+    const other = new LongTermMemory({ ...config, dModel: 6, capacity: 5 }, 1);
+    expect(() => other.load(state)).toThrow('capacity');
+    [memory, copy, other].forEach((m) => m.dispose());
+  });
+
+  test('gradients reach the memory read projections and gate, never the bank', () => {
+    const { tokens, targets } = tokenBatch(2, 6, 23, 4);
+    const model = new CognateModel(TINY, 8);
+    const memoryParams = model.params.filter((p) => p.name.includes('memory_attn'));
+    expect(memoryParams.length).toBe(3 * 6);
+    const before = gradients(model, tokens, targets);
+    expect(memoryParams.every((p) => !before.has(p.name))).toBe(true); // empty bank: the read contributes nothing
+    fillMemory(model, tokens, targets);
+    const bank = model.memory!.state();
+    const after = gradients(model, tokens, targets);
+    for (const p of memoryParams) expect(maxAbs(after.get(p.name)!)).toBeGreaterThan(0);
+    expect(model.memory!.state().keys).toEqual(bank.keys); // the backward pass did not touch the bank
+    expect(model.params.every((p) => !p.name.includes('bank'))).toBe(true);
+    model.dispose();
+  });
+});
