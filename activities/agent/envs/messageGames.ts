@@ -12,14 +12,16 @@ import {
   type EnvKind, type EnvSettings, type EnvSpec, type EnvVariant, type EpisodeOutcome, type MultiAgentEnv, type StepResult,
 } from './types';
 
-export const ROUNDS = 4;
+export const ROUNDS = 8;
 const VOCAB = 4;
 /** An episode succeeds when at least this many of its ROUNDS rounds are solved. */
-export const ROUNDS_TO_SUCCEED = 3;
+export const ROUNDS_TO_SUCCEED = 6;
 
 interface RoundScore {
   reward: number;
   solved: boolean;
+  /** The round counts towards the coordination score (see each game's definition). */
+  coordinated: boolean;
   /** The message reached the agent whose action decided the round. */
   deliveredToActor: boolean;
 }
@@ -108,7 +110,7 @@ abstract class RoundGame implements MultiAgentEnv {
     }
     const s = this.score(actions);
     if (s.solved) this.solved++;
-    const coordinated = s.solved && s.deliveredToActor;
+    const coordinated = s.coordinated;
     if (coordinated) this.coordinated++;
     this.t++;
     if (this.t < this.spec.horizon) this.startRound();
@@ -130,9 +132,9 @@ const REF_WAIT = MAX_CANDIDATES; // action 3
 const REF_MESSAGE_BASE = MAX_CANDIDATES + 1;
 
 /**
- * Speaker/listener referential game. Each round: the sender sees the target object (one of OBJECTS) and
- * which agent must guess; that listener sees MAX_CANDIDATES candidate objects in random order (the target
- * among them) and must pick the target. Only a message can tell it which one.
+ * Speaker/listener referential game. Each round MAX_CANDIDATES candidate objects (of OBJECTS kinds) are
+ * drawn. The sender sees the candidates, which of them is the target, and which agent must guess; that
+ * listener sees the same candidates but not the target, and must pick it. Only a message can tell it.
  */
 export class ReferentialGame extends RoundGame {
   readonly spec: EnvSpec;
@@ -140,8 +142,6 @@ export class ReferentialGame extends RoundGame {
   private candidates: number[] = [];
   private targetIndex = 0;
   private guesser = 1;
-  /** behavior_adaptation shift: listeners perceive object o as VIEW_SHIFT[o]. */
-  private static readonly VIEW_SHIFT = [1, 2, 3, 0];
 
   constructor(settings: EnvSettings) {
     super(settings, 'referential', REF_MESSAGE_BASE);
@@ -150,43 +150,48 @@ export class ReferentialGame extends RoundGame {
       ...this.baseSpec(),
       name: 'Referential game (speaker/listener)',
       description:
-        `${ROUNDS} rounds. The sender sees the target object (one of ${OBJECTS}) and which listener must guess; that listener sees ` +
-        `${MAX_CANDIDATES} candidates in random order and picks one (+1 if it is the target). ${VOCAB} message tokens; ` +
+        `${ROUNDS} rounds. The sender sees ${MAX_CANDIDATES} candidate objects, which one is the target and which listener must guess; ` +
+        `that listener sees the candidates only and picks one (+1 if it is the target). ${VOCAB} message tokens; ` +
         `a direct message reaches only its addressee, a broadcast reaches everyone. ` +
-        (this.hierarchical ? 'Hierarchical: agent 0 is always the sender.' : 'Decentralized: the sender changes randomly every round.'),
-      observationSize: HEADER_SIZE + 1 + inboxSize(VOCAB) + 1 + OBJECTS + MAX_ENV_AGENTS + 1 + MAX_CANDIDATES * OBJECTS,
+        (this.hierarchical ? 'Hierarchical: agent 0 is always the sender.' : 'Decentralized: the sender changes randomly every round.') +
+        ' Level 0 of the curriculum has two candidates.',
+      observationSize: HEADER_SIZE + 1 + inboxSize(VOCAB) + 1 + MAX_CANDIDATES + MAX_ENV_AGENTS + 1 + MAX_CANDIDATES * OBJECTS,
       actionCount: labels.length,
       successCriterion: `the guessing listener picks the target in at least ${ROUNDS_TO_SUCCEED} of ${ROUNDS} rounds`,
       coordinationScoreDefinition: 'message->correct-action rate: fraction of rounds in which the guessing listener received a message and picked the target',
-      shiftDescription: 'listeners perceive every object as a different one (a fixed relabelling), so the learned code must be relearned',
+      shiftDescription: 'listeners see the candidates in a different (rotated) order than the sender, so the learned code must be relearned',
       curriculumLevels: 2,
       actionLabels: labelsArray(labels),
     };
   }
 
   private get candidateCount(): number {
-    return this.variant.level === 0 ? 2 : MAX_CANDIDATES; // level 0: two candidates
+    return this.variant.level === 0 ? 2 : MAX_CANDIDATES;
+  }
+
+  /** Position at which listeners see the sender's candidate k (rotated after the behaviour shift). */
+  private listenerPosition(k: number): number {
+    return this.variant.shifted ? (k + 1) % this.candidateCount : k;
   }
 
   protected newRound(): void {
-    const objects = this.rng.permutation(OBJECTS);
-    this.candidates = objects.slice(0, this.candidateCount);
+    this.candidates = this.rng.permutation(OBJECTS).slice(0, this.candidateCount);
     this.targetIndex = this.rng.int(this.candidateCount);
     const others = Array.from({ length: this.n }, (_, i) => i).filter((i) => i !== this.sender);
     this.guesser = others[this.rng.int(others.length)];
   }
 
   protected writeFeatures(agent: number, out: Float32Array, o: number): void {
-    if (agent === this.sender) {
-      out[o + this.candidates[this.targetIndex]] = 1;
-      out[o + OBJECTS + this.guesser] = 1;
+    const isSender = agent === this.sender;
+    if (isSender) {
+      out[o + this.targetIndex] = 1;
+      out[o + MAX_CANDIDATES + this.guesser] = 1;
     }
-    o += OBJECTS + MAX_ENV_AGENTS;
-    if (agent !== this.guesser) return;
-    out[o++] = 1;
+    o += MAX_CANDIDATES + MAX_ENV_AGENTS;
+    out[o++] = agent === this.guesser ? 1 : 0;
     this.candidates.forEach((obj, k) => {
-      const seen = this.variant.shifted ? ReferentialGame.VIEW_SHIFT[obj] : obj;
-      out[o + k * OBJECTS + seen] = 1;
+      const at = isSender ? k : this.listenerPosition(k);
+      out[o + at * OBJECTS + obj] = 1;
     });
   }
 
@@ -196,9 +201,9 @@ export class ReferentialGame extends RoundGame {
   }
 
   protected score(actions: ArrayLike<number>): RoundScore {
-    const solved = actions[this.guesser] === this.targetIndex;
+    const solved = actions[this.guesser] === this.listenerPosition(this.targetIndex);
     const delivered = this.message !== null && this.channels.receives(this.message, this.guesser);
-    return { reward: solved ? 1 : 0, solved, deliveredToActor: delivered };
+    return { reward: solved ? 1 : 0, solved, coordinated: solved && delivered, deliveredToActor: delivered };
   }
 }
 
@@ -239,7 +244,9 @@ export class DelegationGame extends RoundGame {
       observationSize: HEADER_SIZE + 1 + inboxSize(VOCAB) + 1 + 2 * MAX_SKILLS + 1,
       actionCount: labels.length,
       successCriterion: `the task is executed by exactly the skilled agent in at least ${ROUNDS_TO_SUCCEED} of ${ROUNDS} rounds`,
-      coordinationScoreDefinition: 'correct delegation rate: fraction of rounds where the skilled agent received a message and was the only one to execute the task',
+      coordinationScoreDefinition:
+        'correct delegation rate: fraction of rounds in which exactly the skilled agent executed the task (how the sender routed it is up to the team: ' +
+        'learned protocols may also signal by whom a direct message does NOT reach)',
       shiftDescription: 'the task-to-skill rule is rotated (every task type now needs the next skill)',
       curriculumLevels: 2,
       actionLabels: labelsArray(labels),
@@ -274,6 +281,7 @@ export class DelegationGame extends RoundGame {
     for (let i = 0; i < this.n; i++) if (i !== this.skilled && actions[i] === DEL_EXECUTE) wrong++;
     const done = actions[this.skilled] === DEL_EXECUTE;
     const delivered = this.message !== null && this.channels.receives(this.message, this.skilled);
-    return { reward: (done ? 1 : 0) - 0.5 * wrong, solved: done && wrong === 0, deliveredToActor: delivered };
+    const solved = done && wrong === 0;
+    return { reward: (done ? 1 : 0) - 0.5 * wrong, solved, coordinated: solved, deliveredToActor: delivered };
   }
 }

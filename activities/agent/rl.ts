@@ -1,0 +1,138 @@
+// The RL math shared by every architecture and training mode: PPO with GAE (clipped surrogate on the
+// behaviour policy's probabilities, value regression, entropy bonus), an Adam optimiser whose state can
+// be checkpointed, and global-norm gradient clipping.
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface PpoHyperparameters {
+  /** Discount of future reward. */
+  gamma: number;
+  /** GAE lambda: bias/variance trade-off of the advantage estimate. */
+  lambda: number;
+  /** PPO ratio clip. */
+  clip: number;
+  /** Passes over each batch of episodes. */
+  epochs: number;
+  /** Minibatches per pass. */
+  minibatches: number;
+  /** Weight of the value regression loss. */
+  valueCoef: number;
+  /** Weight of the entropy bonus (keeps exploring while the message code forms). */
+  entropyCoef: number;
+  /** Weight of the latent world-model loss (planning, hybrid). */
+  modelCoef: number;
+  /** Global gradient norm cap. */
+  maxGradNorm: number;
+}
+
+export const PPO_DEFAULTS: PpoHyperparameters = {
+  gamma: 0.99,
+  lambda: 0.95,
+  clip: 0.2,
+  epochs: 4,
+  minibatches: 4,
+  valueCoef: 0.5,
+  entropyCoef: 0.01,
+  modelCoef: 0.5,
+  maxGradNorm: 0.5,
+};
+
+/**
+ * Generalised advantage estimation for `rows` independent sequences of `steps` steps, stored [step][row].
+ * Every sequence ends at its last step (fixed-horizon episodes), so nothing is bootstrapped.
+ */
+export function computeGae(rewards: Float32Array, values: Float32Array, steps: number, rows: number, gamma: number, lambda: number): { advantages: Float32Array; returns: Float32Array } {
+  const advantages = new Float32Array(steps * rows);
+  const returns = new Float32Array(steps * rows);
+  for (let r = 0; r < rows; r++) {
+    let gae = 0;
+    for (let t = steps - 1; t >= 0; t--) {
+      const i = t * rows + r;
+      const nextValue = t + 1 < steps ? values[i + rows] : 0;
+      const delta = rewards[i] + gamma * nextValue - values[i];
+      gae = delta + gamma * lambda * gae;
+      advantages[i] = gae;
+      returns[i] = gae + values[i];
+    }
+  }
+  return { advantages, returns };
+}
+
+export function normalize(x: Float32Array): Float32Array {
+  let mean = 0;
+  for (const v of x) mean += v;
+  mean /= x.length;
+  let variance = 0;
+  for (const v of x) variance += (v - mean) ** 2;
+  const std = Math.sqrt(variance / x.length) + 1e-8;
+  return x.map((v) => (v - mean) / std);
+}
+
+/** Masked log-softmax: invalid actions get -1e9 before normalising (the mask is data, never differentiated). */
+export function maskedLogProbs(logits: tf.Tensor2D, maskBias: tf.Tensor2D): tf.Tensor2D {
+  return tf.logSoftmax(tf.add(logits, maskBias)) as tf.Tensor2D;
+}
+
+/** Log-probability of the taken action (one-hot multiply: no gather, whose gradient the wasm backend lacks) and entropy. */
+export function logProbAndEntropy(logProbs: tf.Tensor2D, taken: tf.Tensor2D): { logProb: tf.Tensor1D; entropy: tf.Tensor1D } {
+  const logProb = tf.sum(tf.mul(logProbs, taken), 1) as tf.Tensor1D;
+  const entropy = tf.neg(tf.sum(tf.mul(tf.exp(logProbs), logProbs), 1)) as tf.Tensor1D;
+  return { logProb, entropy };
+}
+
+/** PPO clipped surrogate (to maximise), as a loss. `oldLogProb` is the behaviour policy's (epsilon-mixed). */
+export function clippedPolicyLoss(logProb: tf.Tensor1D, oldLogProb: tf.Tensor1D, advantages: tf.Tensor1D, clip: number): tf.Scalar {
+  const ratio = tf.exp(tf.sub(logProb, oldLogProb));
+  const unclipped = tf.mul(ratio, advantages);
+  const clipped = tf.mul(tf.clipByValue(ratio, 1 - clip, 1 + clip), advantages);
+  return tf.neg(tf.mean(tf.minimum(unclipped, clipped))) as tf.Scalar;
+}
+
+export function valueLoss(values: tf.Tensor1D, returns: tf.Tensor1D): tf.Scalar {
+  return tf.mean(tf.square(tf.sub(values, returns))) as tf.Scalar;
+}
+
+/** Adam (Kingma & Ba) with plain-array state, so a checkpoint restores it exactly. */
+export class Adam {
+  step = 0;
+  readonly m: tf.Variable[];
+  readonly v: tf.Variable[];
+
+  constructor(
+    private readonly variables: tf.Variable[],
+    private readonly lr: number,
+    private readonly beta1 = 0.9,
+    private readonly beta2 = 0.999,
+    private readonly eps = 1e-8,
+  ) {
+    this.m = variables.map((x) => tf.variable(tf.zerosLike(x), false));
+    this.v = variables.map((x) => tf.variable(tf.zerosLike(x), false));
+  }
+
+  apply(grads: tf.Tensor[]): void {
+    this.step++;
+    const correction1 = 1 - this.beta1 ** this.step;
+    const correction2 = 1 - this.beta2 ** this.step;
+    tf.tidy(() => {
+      grads.forEach((g, i) => {
+        const m = tf.add(tf.mul(this.m[i], this.beta1), tf.mul(g, 1 - this.beta1));
+        const v = tf.add(tf.mul(this.v[i], this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        this.m[i].assign(m);
+        this.v[i].assign(v);
+        const update = tf.div(tf.mul(m, this.lr / correction1), tf.add(tf.sqrt(tf.div(v, correction2)), this.eps));
+        this.variables[i].assign(tf.sub(this.variables[i], update));
+      });
+    });
+  }
+
+  dispose(): void {
+    for (const t of [...this.m, ...this.v]) t.dispose();
+  }
+}
+
+/** Scale gradients so their global L2 norm is at most maxNorm; returns the pre-clip norm. */
+export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): { clipped: tf.Tensor[]; norm: number } {
+  const norm = Math.sqrt(tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
+  if (!(norm > maxNorm)) return { clipped: grads.map((g) => tf.clone(g)), norm };
+  const scale = maxNorm / norm;
+  return { clipped: grads.map((g) => tf.mul(g, scale)), norm };
+}
