@@ -1,10 +1,14 @@
 // The Cognate model: size of the default config, config errors, gradients (wasm against finite
 // differences and the cpu backend), ACT, the long-term memory and the export round trip.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
+import { readSafetensors } from '../common/export/safetensors';
 import { embed } from '../activities/cognate/engine/embedding';
+import { exportModel, loadModelFromExport } from '../activities/cognate/engine/export';
 import { LongTermMemory, type LtmConfig } from '../activities/cognate/engine/ltm';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 
@@ -367,5 +371,61 @@ describe('long-term memory', () => {
     expect(model.memory!.state().keys).toEqual(bank.keys); // the backward pass did not touch the bank
     expect(model.params.every((p) => !p.name.includes('bank'))).toBe(true);
     model.dispose();
+  });
+});
+
+describe('export', () => {
+  const pythonHasPackages = spawnSync('python3', ['-c', 'import numpy, safetensors, torch'], { encoding: 'utf8' }).status === 0;
+
+  test('safetensors + torch + tfjs + config.json + LTM bank; tfjs reload equals the original; verify_weights.py passes', () => {
+    const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cognate-export-'));
+    const { tokens, targets } = tokenBatch(2, 6, 23, 5);
+    const model = new CognateModel(TINY, 21);
+    fillMemory(model, tokens, targets);
+    const artifact = path.join(outDir, 'cognate_tiny');
+    const { config } = exportModel(model, artifact, { config: { name: 'cognate_tiny' }, files: { 'metrics.json': { steps: 0 } } });
+
+    // config.json: Hugging Face keys, and parameter_count equal to what the safetensors file holds
+    const onDisk = JSON.parse(fs.readFileSync(path.join(artifact, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(onDisk).toMatchObject({ architectures: ['CognateForCausalLM'], model_type: 'cognate', hidden_size: 16, num_hidden_layers: 3, name: 'cognate_tiny', backend: 'wasm' });
+    const safetensors = readSafetensors(path.join(artifact, 'model.safetensors')).tensors;
+    expect(onDisk.parameter_count).toBe(safetensors.reduce((n, t) => n + t.data.length, 0));
+    expect(config.parameter_count).toBe(model.parameterCount().total);
+    const qProj = safetensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight')!;
+    expect(qProj.shape).toEqual([16, 16]);
+    expect(safetensors.find((t) => t.name === 'lm_head.weight')!.shape).toEqual([23, 16]); // [out, in] like nn.Linear
+    expect(safetensors.find((t) => t.name === 'model.layers.0.mlp.up_proj.weight')!.shape).toEqual([24, 16]);
+
+    // tfjs reload: bit-identical weights, the same LTM, the same logits
+    const reloaded = loadModelFromExport(artifact);
+    for (const [i, p] of model.params.entries()) {
+      expect(reloaded.params[i].name).toBe(p.name);
+      expect(Buffer.from((reloaded.params[i].variable.dataSync() as Float32Array).buffer).equals(Buffer.from((p.variable.dataSync() as Float32Array).buffer))).toBe(true);
+    }
+    expect(reloaded.memory!.state()).toEqual(model.memory!.state());
+    const diff = tf.tidy(() => model.forward(tokens, { training: false }).logits.sub(reloaded.forward(tokens, { training: false }).logits).abs().max().dataSync()[0]);
+    expect(diff).toBe(0);
+
+    // a corrupted file is refused
+    const weightsBin = path.join(artifact, 'tfjs', 'weights.bin');
+    const bytes = fs.readFileSync(weightsBin);
+    bytes[100] ^= 0xff;
+    fs.writeFileSync(weightsBin, bytes);
+    expect(() => loadModelFromExport(artifact)).toThrow('manifest');
+    bytes[100] ^= 0xff;
+    fs.writeFileSync(weightsBin, bytes);
+
+    if (pythonHasPackages) {
+      const verify = spawnSync('python3', [path.join(__dirname, '..', 'scripts', 'verify_weights.py'), artifact, '--skip', 'ltm.safetensors', '--json'], { encoding: 'utf8' });
+      console.log('verify_weights.py:', verify.stdout.trim(), verify.stderr.trim());
+      expect(verify.status).toBe(0);
+      const ltm = spawnSync('python3', ['-c', `from safetensors.numpy import load_file; d = load_file(${JSON.stringify(path.join(artifact, 'ltm.safetensors'))}); print(sorted((k, v.shape) for k, v in d.items()))`], { encoding: 'utf8' });
+      expect(ltm.stdout).toContain("('keys', (16, 8))");
+    } else {
+      console.log('python3 with numpy, safetensors and torch not found: verify_weights.py not run');
+    }
+    model.dispose();
+    reloaded.dispose();
+    fs.rmSync(outDir, { recursive: true, force: true });
   });
 });
