@@ -92,6 +92,7 @@ describe('config and size', () => {
     [{ dFF: -1 }, 'dFF'],
     [{ actThreshold: 1.5 }, 'actThreshold'],
     [{ maxSeqLen: 4 }, 'maxSeqLen'],
+    [{ dmodel: 64 }, 'Unrecognized key: "dmodel"'],
   ] as [ModelConfigInput, string][])('invalid config %j names the field', (bad, field) => {
     expect(() => new CognateModel({ ...TINY, ...bad }, 1)).toThrow(field);
   });

@@ -87,11 +87,9 @@ interface Block {
   halting: { w: tf.Variable; b: tf.Variable } | null; // [C, 1], [1]; none after the last block
 }
 
-/** Validate a model config (or a whole CognateConfig: only the model fields are taken); errors name the field. */
-export function parseModelConfig(input: ModelConfigInput | Record<string, unknown>): ModelConfig {
-  const keys = Object.keys(ModelConfigSchema.shape);
-  const picked = Object.fromEntries(Object.entries(input).filter(([k]) => keys.includes(k)));
-  const result = ModelConfigSchema.superRefine((c, ctx) => checkModelConfig(c, ctx)).safeParse(picked);
+/** Validate a model config (defaults filled, unknown keys refused); errors name the field. */
+export function parseModelConfig(input: ModelConfigInput): ModelConfig {
+  const result = ModelConfigSchema.superRefine((c, ctx) => checkModelConfig(c, ctx)).safeParse(input);
   if (!result.success) throw new Error(`invalid Cognate model config: ${formatZodError(result.error)}`);
   return result.data;
 }
