@@ -200,8 +200,8 @@ describe('gradients', () => {
 
 describe('adaptive computation time', () => {
   /** A model whose halting units produce p spread around 0.5 across positions. */
-  function haltingModel(actThreshold: number): CognateModel {
-    const model = new CognateModel({ ...TINY, nLayers: 4, memEnabled: false, actThreshold }, 5);
+  function haltingModel(actThreshold: number, memEnabled = false): CognateModel {
+    const model = new CognateModel({ ...TINY, nLayers: 4, memEnabled, actThreshold }, 5);
     for (const p of model.params) {
       if (p.name.endsWith('halting.weight')) p.variable.assign(tf.randomNormal(p.variable.shape, 0, 20, 'float32', 99));
       if (p.name.endsWith('halting.bias')) p.variable.assign(tf.zeros(p.variable.shape));
@@ -229,6 +229,22 @@ describe('adaptive computation time', () => {
     expect(low.infer).toBeCloseTo(low.train, 6); // the same halting decisions with and without skipping
     expect(low.maxLogitDiff).toBeLessThan(1e-4); // skipping halted rows gives the same outputs as masking them
     expect(high.maxLogitDiff).toBeLessThan(1e-4);
+  });
+
+  test('with the memory read on, skipping halted rows still matches the masked training path', () => {
+    const { tokens, targets } = tokenBatch(2, 8, 23, 6);
+    const model = haltingModel(0.5, true);
+    fillMemory(model, tokens, targets);
+    const r = tf.tidy(() => {
+      const train = model.forward(tokens, { training: true });
+      const infer = model.forward(tokens, { training: false });
+      return { train: train.meanDepth, infer: infer.meanDepth, diff: train.logits.sub(infer.logits).abs().max().dataSync()[0] };
+    });
+    expect(model.memory!.size).toBeGreaterThan(3);
+    expect(r.infer).toBeLessThan(4);
+    expect(r.infer).toBeCloseTo(r.train, 6);
+    expect(r.diff).toBeLessThan(1e-4);
+    model.dispose();
   });
 
   test('halted positions keep their state unchanged through later blocks', () => {
