@@ -211,7 +211,7 @@ export function rollout({ envs, controllers, rng, mode, epsilon, shaping }: Roll
     for (let b = 0; b < copies; b++) {
       const res = envs[b].step(joint[b]);
       returns[b] += res.reward;
-      const trainingReward = res.reward * spec.rewardScale + shaping.coordination * res.coordinationSignal + shaping.delivery * res.deliverySignal;
+      const trainingReward = (res.reward + (res.shaping ?? 0)) * spec.rewardScale + shaping.coordination * res.coordinationSignal + shaping.delivery * res.deliverySignal;
       controllers.forEach((c, ci) => {
         const tr = trajectories[ci];
         for (let k = 0; k < c.slots.length; k++) tr.rewards[t * tr.rows + b * c.slots.length + k] = trainingReward;

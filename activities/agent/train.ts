@@ -66,6 +66,7 @@ export interface TrainProgress {
   level: number;
   shifted: boolean;
   message: string;
+  resumedFromEpisode: number;
 }
 
 export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string };
@@ -292,6 +293,7 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
         coordinationScore: entry.coordinationScore,
         level: entry.level,
         shifted: entry.shifted,
+        resumedFromEpisode,
         message: `${job.label}: episode ${state.episode}/${config.maxEpisodes} in ${job.env.id}${entry.shifted ? ' (after the change)' : ''}, success ${successRate.toFixed(2)}`,
       },
     });

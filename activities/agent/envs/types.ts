@@ -71,6 +71,11 @@ export interface StepResult {
   coordinationSignal: number;
   /** 1 when this step delivered a message to the agent that had to act on it (communication_protocols bonus). */
   deliverySignal: number;
+  /**
+   * Optional potential-based shaping term F = gamma*phi(s') - phi(s) (Ng, Harada & Russell 1999: leaves the
+   * optimal policies unchanged). Learning uses reward + shaping; reported returns use `reward` only.
+   */
+  shaping?: number;
 }
 
 export interface EpisodeOutcome {

@@ -1,0 +1,15 @@
+// Compute process of the agent activities (started with common/child.ts runInChild): trains one agent
+// or the team, or writes the artifacts, so the worker's event loop stays free.
+import { serveChild } from '../../common/child';
+import { initBackend } from '../../common/backend';
+import { writeAgentArtifacts, type ArtifactFile, type ArtifactJob } from './artifacts';
+import { runTraining, type TrainEvent, type TrainJob, type TrainResult } from './train';
+
+export type ChildJob = ({ kind: 'agent' | 'team' } & TrainJob) | ArtifactJob;
+export type ChildResult = TrainResult | { files: ArtifactFile[] };
+
+serveChild<ChildJob, TrainEvent, ChildResult>(async (job, ctx) => {
+  await initBackend();
+  if (job.kind === 'artifacts') return { files: writeAgentArtifacts(job) };
+  return runTraining(job, ctx);
+});
