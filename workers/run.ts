@@ -34,6 +34,10 @@ export async function createForgeWorker(spec: ForgeWorkerSpec, overrides: Partia
     activities: spec.activities({ client, dataDir: env.dataDir }),
     maxConcurrentActivityTaskExecutions: spec.maxConcurrentActivities,
     shutdownGraceTime: '20 seconds',
+    // Cancellation reaches an activity only with a heartbeat sent to the server: flush them every few
+    // seconds (the default can wait up to 80% of the heartbeat timeout) so training stops within seconds.
+    maxHeartbeatThrottleInterval: '3 seconds',
+    defaultHeartbeatThrottleInterval: '3 seconds',
     ...overrides,
   });
   return {
