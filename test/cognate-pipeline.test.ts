@@ -199,3 +199,77 @@ test('histories of completed Cognate runs replay without nondeterminism errors',
     await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/cognate') }, await handle.fetchHistory(), handle.workflowId);
   }
 });
+
+describe('bad data and storage fail clearly, without retries, publishing nothing', () => {
+  let worker: ReturnType<typeof spawnWorker>;
+  beforeAll(() => {
+    worker = spawnWorker('cognate');
+  });
+  afterAll(async () => {
+    await killAndWait(worker.proc, 'SIGTERM');
+  });
+
+  async function failureOf(input: object): Promise<{ message: string; type: string | undefined; attempts: number }> {
+    const started = await startRun(client, 'cognate', input);
+    const err = (await started.handle.result().catch((e: unknown) => e)) as { cause?: { cause?: { message: string; type?: string } } };
+    const cause = err.cause?.cause;
+    expect(cause).toBeDefined();
+    const events = (await started.handle.fetchHistory()).events ?? [];
+    const attempts = Math.max(...events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1));
+    return { message: cause!.message, type: cause!.type, attempts };
+  }
+
+  function localCopy(mutate: (dir: string) => void): string {
+    const dir = fs.mkdtempSync(path.join(process.env.FORGE_TEST_ROOT!, 'local-'));
+    fs.cpSync(path.join(ROOT, 'fixtures', 'cognate'), dir, { recursive: true });
+    mutate(dir);
+    return dir;
+  }
+
+  test('a GSM8K row without its answer names the file, the row and the field', async () => {
+    const dir = localCopy((d) => {
+      const file = path.join(d, 'gsm8k', 'train.jsonl');
+      const lines = fs.readFileSync(file, 'utf8').split('\n');
+      lines[2] = JSON.stringify({ question: JSON.parse(lines[2]).question });
+      fs.writeFileSync(file, lines.join('\n'));
+    });
+    const id = sessionId('bad-field');
+    const f = await failureOf({ sessionId: id, config: { ...TINY_COGNATE, datasetMode: 'offline', localDatasetDir: dir }, models: [{ name: 'm1' }] });
+    expect(f.message).toMatch(/gsm8k\/train\.jsonl/);
+    expect(f.message).toMatch(/answer/);
+    expect(f.type).toBe('InvalidDataset');
+    expect(f.attempts).toBe(1);
+    expect(fs.existsSync(path.join(dataDir(), 'cognate', id))).toBe(false);
+  });
+
+  test('a truncated SVAMP file names the file', async () => {
+    const dir = localCopy((d) => {
+      const file = path.join(d, 'svamp', 'SVAMP.json');
+      fs.writeFileSync(file, fs.readFileSync(file, 'utf8').slice(0, 500));
+    });
+    const f = await failureOf({ sessionId: sessionId('bad-trunc'), config: { ...TINY_COGNATE, datasetMode: 'offline', localDatasetDir: dir }, models: [{ name: 'm1' }] });
+    expect(f.message).toMatch(/SVAMP\.json/);
+    expect(f.attempts).toBe(1);
+  });
+
+  test('a tokenizer larger than vocabSize names both numbers', async () => {
+    // A real tokenizer.json with 1024 entries, from the reference run's artifacts.
+    const tokenizerPath = path.join(dataDir(), 'cognate', referenceSession, 'm1', 'tokenizer.json');
+    expect(fs.existsSync(tokenizerPath)).toBe(true);
+    const f = await failureOf({ sessionId: sessionId('bad-vocab'), config: { ...TINY_COGNATE, vocabSize: 300, tokenizerPath }, models: [{ name: 'm1' }] });
+    expect(f.message).toMatch(/vocabSize/);
+    expect(f.message).toMatch(/300/);
+    expect(f.attempts).toBe(1);
+  });
+
+  test('an unwritable FORGE_DATA_DIR is named, not retried', async () => {
+    const blocker = path.join(process.env.FORGE_TEST_ROOT!, 'not-a-dir');
+    fs.writeFileSync(blocker, 'a file where the data dir should be');
+    await killAndWait(worker.proc, 'SIGTERM');
+    worker = spawnWorker('cognate', { FORGE_DATA_DIR: path.join(blocker, 'data') });
+    const f = await failureOf({ sessionId: sessionId('bad-dir'), config: TINY_COGNATE, models: [{ name: 'm1' }] });
+    expect(f.message).toMatch(/FORGE_DATA_DIR .*not-a-dir\/data is not writable/);
+    expect(f.type).toBe('InvalidConfig');
+    expect(f.attempts).toBe(1);
+  });
+});
