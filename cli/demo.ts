@@ -7,6 +7,7 @@ import type { Pipeline } from '../common/constants';
 import { startDevServer, type DevServer } from '../common/dev-server';
 import { loadEnv } from '../common/env';
 import { connectClient } from '../common/temporal';
+import { TINY_COGNATE } from '../client/presets';
 import { startRun } from '../client/runs';
 import { createForgeWorker, type ForgeWorker, type ForgeWorkerSpec } from '../workers/run';
 import { watchRuns } from './progress';
@@ -18,12 +19,17 @@ export function demoInputs(stamp: string): { pipeline: Pipeline; input: unknown 
       pipeline: 'agent',
       input: { sessionId: `demo-agent-${stamp}`, config: { maxEpisodes: 1000, evalEpisodes: 100 } },
     },
+    {
+      pipeline: 'cognate',
+      input: { sessionId: `demo-cognate-${stamp}`, config: { ...TINY_COGNATE, maxSteps: 200 } },
+    },
   ];
 }
 
 async function workerSpecs(): Promise<ForgeWorkerSpec[]> {
   const { agentWorkerSpec } = await import('../workers/agent');
-  return [agentWorkerSpec()];
+  const { cognateWorkerSpec } = await import('../workers/cognate');
+  return [agentWorkerSpec(), cognateWorkerSpec()];
 }
 
 export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
