@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
 import { readSafetensors } from '../common/export/safetensors';
 import { embed } from '../activities/cognate/engine/embedding';
+import { addSame, applyRotary, attention, causalMask, crossEntropy, linear, reshape, rmsNorm, rotateHalfMatrix, select, swiglu } from '../activities/cognate/engine/layers';
 import { exportModel, loadModelFromExport } from '../activities/cognate/engine/export';
 import { LongTermMemory, type LtmConfig } from '../activities/cognate/engine/ltm';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
@@ -140,6 +141,41 @@ describe('gradients', () => {
     const cpu = tf.tidy(() => tf.grad((w: tf.Tensor) => tf.gather(w, tf.tensor1d(ids, 'int32')).mul(tf.tensor2d(probeValues, [ids.length, dim])).sum())(tf.tensor2d(weightValues, [vocab, dim])).dataSync());
     await initBackend('wasm');
     expect(maxAbsDiff(analytic, cpu)).toBeLessThan(1e-6);
+  });
+
+  test('hand-written op gradients match tfjs autodiff of the plain formulas', () => {
+    const rand = (shape: number[], seed: number): tf.Tensor => tf.randomNormal(shape, 0, 1, 'float32', seed);
+    const rotateHalfRef = (x: tf.Tensor): tf.Tensor => {
+      const d = x.shape[x.rank - 1];
+      const [a, b] = tf.split(x, [d / 2, d / 2], -1);
+      return tf.concat([b.neg(), a], -1);
+    };
+    const mask = causalMask(5);
+    const cos = rand([5, 4], 8);
+    const sin = rand([5, 4], 9);
+    const targets = tf.tensor1d([0, 3, 6, 1, 2], 'int32');
+    const cases: [string, tf.Tensor[], (xs: tf.Tensor[]) => tf.Tensor, (xs: tf.Tensor[]) => tf.Tensor][] = [
+      ['attention', [rand([2, 5, 4], 1), rand([2, 5, 4], 2), rand([2, 5, 4], 3)],
+        ([q, k, v]) => attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, mask),
+        ([q, k, v]) => tf.matMul(tf.softmax(tf.matMul(q, k, false, true).div(2).add(mask)), v)],
+      ['rmsNorm', [rand([3, 5, 6], 4), rand([6], 5)], ([x, w]) => rmsNorm(x, w as tf.Tensor1D), ([x, w]) => x.div(x.square().mean(-1, true).add(1e-6).sqrt()).mul(w)],
+      ['swiglu', [rand([4, 6], 6), rand([4, 6], 7)], ([g, u]) => swiglu(g, u), ([g, u]) => g.mul(g.sigmoid()).mul(u)],
+      ['linear+bias', [rand([2, 3, 6], 10), rand([6, 4], 11), rand([4], 12)], ([x, w, b]) => linear(x, w as tf.Tensor2D, b as tf.Tensor1D), ([x, w, b]) => tf.matMul(x.reshape([6, 6]), w).add(b).reshape([2, 3, 4])],
+      ['rotary', [rand([5, 3, 4], 13)], ([x]) => applyRotary(x, cos as tf.Tensor2D, sin as tf.Tensor2D, rotateHalfMatrix(4)), ([x]) => x.mul(cos.expandDims(1)).add(rotateHalfRef(x).mul(sin.expandDims(1)))],
+      ['select', [rand([2, 5, 3], 14), rand([2, 5, 3], 15)], ([a, b]) => select(tf.tensor2d([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1]]), a, b), ([a, b]) => tf.where(tf.tensor3d([1, 0, 1, 1, 0, 0, 0, 1, 0, 1], [2, 5, 1]).cast('bool').tile([1, 1, 3]), a, b)],
+      ['addSame+reshape', [rand([4, 6], 16), rand([4, 6], 17)], ([a, b]) => reshape(addSame(a, b), [2, 12]), ([a, b]) => a.add(b).reshape([2, 12])],
+      ['crossEntropy', [rand([5, 7], 18)], ([z]) => crossEntropy(z, targets), ([z]) => tf.logSumExp(z, -1).sub(z.mul(tf.oneHot(targets, 7).toFloat()).sum(-1))],
+    ];
+    for (const [name, inputs, mine, reference] of cases) {
+      const probe = tf.tidy(() => rand(mine(inputs).shape, 99));
+      const gradValues = (f: (xs: tf.Tensor[]) => tf.Tensor): Float32Array[] =>
+        tf.tidy(() => tf.grads((...xs: tf.Tensor[]) => f(xs).mul(probe).sum())(inputs).map((g) => g.dataSync() as Float32Array));
+      const ours = gradValues(mine);
+      const theirs = gradValues(reference);
+      const values = tf.tidy(() => maxAbsDiff(mine(inputs).dataSync(), reference(inputs).dataSync()));
+      expect({ name, values: values < 1e-5 }).toEqual({ name, values: true });
+      ours.forEach((g, i) => expect({ name, input: i, close: maxAbsDiff(g, theirs[i]) < 1e-4 * Math.max(1, maxAbs(theirs[i])) }).toEqual({ name, input: i, close: true }));
+    }
   });
 
   test('every parameter gradient of a tiny model (ACT + LTM) on wasm matches the cpu backend', async () => {

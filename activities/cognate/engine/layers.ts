@@ -1,10 +1,13 @@
 // Differentiable building blocks of the Cognate model, shared by the model, its tests and the benchmark.
 //
-// Two tfjs facts shape this file:
+// Three tfjs facts shape this file:
 // - On the wasm backend a matMul with transposeA/transposeB runs ~10x slower than the plain one (measured
-//   2.2 vs 22-27 GFLOP/s at [512,216]x[216,864]), and tfjs' own matMul gradient uses exactly those flags.
-//   `matmul` below transposes explicitly in both directions, and linear weights are stored [in, out]
-//   (export transposes them to PyTorch's [out, in]).
+//   2.2 vs 22-27 GFLOP/s at [512,216]x[216,864]), batched matMuls 20-50x slower than a loop of 2-D ones,
+//   and tfjs' own matMul gradient uses exactly those. Every matmul here is 2-D and untransposed, and
+//   linear weights are stored [in, out] (export transposes them to PyTorch's [out, in]).
+// - For its backward, tfjs keeps a copy of the inputs of almost every op (reshape, add and mul included):
+//   ~116 MB per block at T=512. The ops below are single tape nodes with hand-written gradients that keep
+//   only what the gradient needs (and never a copy of a weight variable: it outlives the step).
 // - tfjs has no gradient for comparisons or topk. `detach` gives a tensor the tape does not know, so masks
 //   and retrieval indices computed from it never enter the backward pass.
 import * as tf from '@tensorflow/tfjs-core';
@@ -44,18 +47,6 @@ export function swapLastTwo(x: tf.Tensor): tf.Tensor {
   return tf.transpose(x, perm);
 }
 
-/** a @ b for rank 2 or equal-batch rank 3; forward and backward use only untransposed 2-D matMuls (fast on wasm). */
-export function matmul<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T): T {
-  const op = customOp(([x, y], save) => {
-    save([x, y]);
-    return {
-      value: matMul2d(x, y),
-      gradFunc: (dy, [xs, ys]) => [matMul2d(dy, swapLastTwo(ys)), matMul2d(swapLastTwo(xs), dy)],
-    };
-  });
-  return op(a, b) as T;
-}
-
 /** Batched matMul as a loop of 2-D ones: wasm's batched kernel runs 20-50x slower ([4,512,54]x[4,54,512]: 0.5 vs 8 GFLOP/s). */
 function matMul2d(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   if (a.rank === 2) return tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
@@ -63,23 +54,105 @@ function matMul2d(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return tf.stack(tf.unstack(a).map((ai, i) => tf.matMul(ai as tf.Tensor2D, bs[i] as tf.Tensor2D)));
 }
 
-/** x [..., in] @ weight [in, out] (+ bias [out]) → [..., out]. */
-export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
-  const [inDim, outDim] = weight.shape;
-  const rows = x.reshape([-1, inDim]) as tf.Tensor2D;
-  let y: tf.Tensor = matmul(rows, weight); // [N, out]
-  if (bias) y = y.add(bias);
-  return y.reshape([...x.shape.slice(0, -1), outDim]);
+/** Save `t` for the backward unless it is a variable (those outlive the step: no copy needed). */
+function saveUnlessVariable(t: tf.Tensor): (saved: tf.Tensor[]) => tf.Tensor {
+  if (t instanceof tf.Variable) return () => t;
+  return (saved) => saved[saved.length - 1];
 }
 
-/** RMSNorm (Zhang & Sennrich 2019): no mean subtraction, no bias. */
+/** x.reshape(shape), whose backward needs only the old shape (tf.reshape keeps a copy of x). */
+export function reshape<T extends tf.Tensor>(x: tf.Tensor, shape: number[]): T {
+  const from = x.shape;
+  return customOp(([t]) => ({ value: t.reshape(shape), gradFunc: (dy) => [dy.reshape(from)] }))(x) as T;
+}
+
+/** a + b of equal shapes; tf.add would keep copies of both to undo broadcasting. */
+export function addSame<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`addSame: shapes [${a.shape}] and [${b.shape}] differ`);
+  return customOp(([x, y]) => ({ value: x.add(y), gradFunc: (dy) => [dy, dy] }))(a, b) as T;
+}
+
+/** mask ? a : b per position: mask [...] of 0/1 constants, a, b [..., C]. */
+export function select<T extends tf.Tensor>(mask: tf.Tensor, a: T, b: tf.Tensor): T {
+  return customOp(([x, y], save) => {
+    const m = mask.expandDims(-1); // [..., 1]
+    save([m]);
+    return {
+      value: y.add(x.sub(y).mul(m)),
+      gradFunc: (dy, [ms]) => [dy.mul(ms), dy.mul(tf.scalar(1).sub(ms))],
+    };
+  })(a, b) as T;
+}
+
+/** x [..., in] @ weight [in, out] (+ bias [out]) → [..., out]. Keeps only x for the backward. */
+export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
+  const [inDim, outDim] = weight.shape;
+  const savedWeight = saveUnlessVariable(weight);
+  const op = customOp((inputs, save) => {
+    const [xi, wi] = inputs;
+    save(wi instanceof tf.Variable ? [xi] : [xi, wi]);
+    let y = tf.matMul(xi.reshape([-1, inDim]) as tf.Tensor2D, wi as tf.Tensor2D); // [N, out]
+    if (inputs[2]) y = y.add(inputs[2]);
+    return {
+      value: y.reshape([...xi.shape.slice(0, -1), outDim]),
+      gradFunc: (dy, saved) => {
+        const xs = saved[0];
+        const rows = dy.reshape([-1, outDim]) as tf.Tensor2D; // [N, out]
+        const dx = tf.matMul(rows, tf.transpose(savedWeight(saved) as tf.Tensor2D)).reshape(xs.shape);
+        const dw = tf.matMul(tf.transpose(xs.reshape([-1, inDim]) as tf.Tensor2D), rows);
+        return bias ? [dx, dw, rows.sum(0)] : [dx, dw];
+      },
+    };
+  });
+  return bias ? op(x, weight, bias) : op(x, weight);
+}
+
+/**
+ * RMSNorm (Zhang & Sennrich 2019): x · r · w with r = (mean(x²) + eps)^−½. x [..., C], w [C].
+ * Hand-written backward saves only x and r; tfjs' autodiff would keep a copy of every intermediate.
+ *   dx = r · (g − x · r² · mean(g · x)),  g = dy · w;   dw = Σ_rows dy · x · r
+ */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps = 1e-6): tf.Tensor {
-  const meanSquare = x.square().mean(-1, true);
-  return x.mul(meanSquare.add(eps).rsqrt()).mul(weight);
+  const savedWeight = saveUnlessVariable(weight);
+  const op = customOp(([input, w], save) => {
+    const r = input.square().mean(-1, true).add(eps).rsqrt(); // [..., 1]
+    save(w instanceof tf.Variable ? [input, r] : [input, r, w]);
+    return {
+      value: input.mul(r).mul(w),
+      gradFunc: (dy, saved) => {
+        const [xs, rs] = saved;
+        const ws = savedWeight(saved);
+        const g = dy.mul(ws);
+        const dx = g.sub(xs.mul(rs.square()).mul(g.mul(xs).mean(-1, true))).mul(rs);
+        const dw = dy.mul(xs).mul(rs).reshape([-1, ws.shape[0]]).sum(0);
+        return [dx, dw];
+      },
+    };
+  });
+  return op(x, weight);
 }
 
 export function silu(x: tf.Tensor): tf.Tensor {
   return x.mul(x.sigmoid());
+}
+
+/**
+ * SwiGLU's gating silu(gate) · up, with a backward that saves only its two inputs.
+ *   d gate = dy · up · σ(g) · (1 + g · (1 − σ(g))),   d up = dy · silu(g)
+ */
+export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  const op = customOp(([g, u], save) => {
+    save([g, u]);
+    return {
+      value: silu(g).mul(u),
+      gradFunc: (dy, [gs, us]) => {
+        const sig = gs.sigmoid();
+        const dSilu = sig.mul(gs.mul(tf.scalar(1).sub(sig)).add(1));
+        return [dy.mul(us).mul(dSilu), dy.mul(gs.mul(sig))];
+      },
+    };
+  });
+  return op(gate, up);
 }
 
 /** Rotary tables (Su et al. 2021, GPT-NeoX half-split layout): cos, sin [maxSeqLen, headDim]. */
@@ -111,12 +184,25 @@ export function rotateHalfMatrix(headDim: number): tf.Tensor2D {
 }
 
 /**
- * Rotate x [..., R, H, D] by per-row angles cos, sin [R, D] (rows are positions).
+ * Rotate x [..., R, H, D] by per-row angles cos, sin [R, D] (rows are positions): x·cos + rotate_half(x)·sin.
  * rotate_half is a matmul with rotateHalf [D, D]: slicing and concatenating 27-wide halves is ~100x slower on wasm.
+ * Backward: dx = dy·cos + (dy·sin) rotateHalfᵀ.
  */
 export function applyRotary(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, rotateHalf: tf.Tensor2D): tf.Tensor {
-  const rotated = linear(x, rotateHalf);
-  return x.mul(cos.expandDims(1)).add(rotated.mul(sin.expandDims(1))); // cos, sin [R, 1, D] broadcast over heads
+  const d = rotateHalf.shape[0];
+  return customOp(([xi], save) => {
+    const c = cos.expandDims(1); // [R, 1, D]: broadcast over heads
+    const s = sin.expandDims(1);
+    save([c, s, rotateHalf]);
+    const rotated = tf.matMul(xi.reshape([-1, d]) as tf.Tensor2D, rotateHalf).reshape(xi.shape);
+    return {
+      value: xi.mul(c).add(rotated.mul(s)),
+      gradFunc: (dy, [cs, ss, p]) => {
+        const back = tf.matMul(dy.mul(ss).reshape([-1, d]) as tf.Tensor2D, tf.transpose(p as tf.Tensor2D)).reshape(dy.shape);
+        return [dy.mul(cs).add(back)];
+      },
+    };
+  })(x);
 }
 
 /** Additive causal mask [T, T]: 0 where key <= query, -1e9 above the diagonal. */
@@ -128,28 +214,49 @@ export function causalMask(t: number): tf.Tensor2D {
 
 /**
  * softmax(q kᵀ / sqrt(D) + mask) v over equal-batch rank-3 tensors.
- * q [N, Tq, D], k [N, Tk, D], v [N, Tk, D], mask broadcastable to [N, Tq, Tk] → [N, Tq, D].
+ * q [N, Tq, D], k [N, Tk, D], v [N, Tk, D], mask broadcastable to [N, Tq, Tk] (constant) → [N, Tq, D].
+ * The backward keeps q, k, v and the probabilities P only (autodiff kept ~7 copies of the [N, Tq, Tk] scores):
+ *   dV = Pᵀ dY,  dP = dY Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)) / sqrt(D),  dQ = dS K,  dK = dSᵀ Q
  */
 export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
   const scale = 1 / Math.sqrt(q.shape[2]);
-  const scores = matmul(q, swapLastTwo(k) as tf.Tensor3D).mul(scale).add(mask); // [N, Tq, Tk]
-  return matmul(tf.softmax(scores) as tf.Tensor3D, v); // [N, Tq, D]
+  const op = customOp(([qi, ki, vi], save) => {
+    const probs = tf.softmax(matMul2d(qi, swapLastTwo(ki)).mul(scale).add(mask)); // [N, Tq, Tk]
+    save([qi, ki, vi, probs]);
+    return {
+      value: matMul2d(probs, vi), // [N, Tq, D]
+      gradFunc: (dy, [qs, ks, vs, p]) => {
+        const dp = matMul2d(dy, swapLastTwo(vs)); // [N, Tq, Tk]
+        const ds = p.mul(dp.sub(dp.mul(p).sum(-1, true))).mul(scale);
+        return [matMul2d(ds, ks), matMul2d(swapLastTwo(ds), qs), matMul2d(swapLastTwo(p), dy)];
+      },
+    };
+  });
+  return op(q, k, v) as tf.Tensor3D;
 }
 
 /**
- * Per-row cross-entropy: logits [N, V], targets int [N] → [N].
+ * Cross-entropy of logits [..., V] against integer targets [...] → per-position losses [...].
  * Custom gradient (softmax − onehot) · dy: one fused step instead of differentiating logSoftmax and a pick.
  */
-export function crossEntropyPerRow(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
-  const vocab = logits.shape[1];
+export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
+  const vocab = logits.shape[logits.rank - 1];
+  const outShape = logits.shape.slice(0, -1);
+  const flatTargets = targets.reshape([-1]).toInt() as tf.Tensor1D;
   // int32 oneHot then a cast: the wasm OneHot kernel writes integer bits into a float32 output.
   const oneHot = (ids: tf.Tensor): tf.Tensor => tf.oneHot(ids as tf.Tensor1D, vocab).toFloat(); // [N, V]
   const op = customOp(([z], save) => {
-    save([z, targets]); // the backward runs after the forward's tensors are freed: keep what it needs
+    const rows = z.reshape([-1, vocab]);
+    save([rows, flatTargets]); // the backward runs after the forward's tensors are freed: keep what it needs
     return {
-      value: tf.logSumExp(z, -1).sub(z.mul(oneHot(targets)).sum(-1)),
-      gradFunc: (dy, [savedLogits, savedTargets]) => [tf.softmax(savedLogits).sub(oneHot(savedTargets)).mul(dy.expandDims(1))],
+      value: tf.logSumExp(rows, -1).sub(rows.mul(oneHot(flatTargets)).sum(-1)).reshape(outShape),
+      gradFunc: (dy, [savedRows, savedTargets]) => [tf.softmax(savedRows).sub(oneHot(savedTargets)).mul(dy.reshape([-1, 1])).reshape(logits.shape)],
     };
   });
-  return op(logits) as tf.Tensor1D;
+  return op(logits);
+}
+
+/** crossEntropy for logits [N, V] and targets [N]. */
+export function crossEntropyPerRow(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  return crossEntropy(logits, targets) as tf.Tensor1D;
 }

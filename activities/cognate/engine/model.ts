@@ -32,7 +32,7 @@ import { checkModelConfig, ModelConfigSchema, type ModelConfig } from '../../../
 import { formatZodError } from '../../../common/validation';
 import { HaltingAccumulator } from './act';
 import { embed } from './embedding';
-import { applyRotary, attention, causalMask, crossEntropyPerRow, detach, linear, rmsNorm, rotaryTables, rotateHalfMatrix, silu } from './layers';
+import { addSame, applyRotary, attention, causalMask, crossEntropy, detach, linear, reshape, rmsNorm, rotaryTables, rotateHalfMatrix, select, swiglu } from './layers';
 import { gaussianMatrix, LongTermMemory } from './ltm';
 import { SeededRng } from './rng';
 
@@ -196,12 +196,12 @@ export class CognateModel {
       const block = this.blocks[layer];
       const before = x;
       const runningBefore = act ? act.running : null;
-      if (act && !opts.training) {
-        x = this.blockOnRunningRows(block, x, act.running, cos, sin); // halted positions skip the block
-      } else {
-        const out = this.blockForward(block, x, cos, sin);
-        x = act ? (x.add(out.sub(x).mul(act.running.expandDims(-1))) as tf.Tensor3D) : out; // halted: state unchanged
-      }
+      // tidy: the block's intermediates are freed now, not at the end of the forward (the backward needs only what the ops saved)
+      x = tf.tidy(() => {
+        if (act && !opts.training) return this.blockOnRunningRows(block, before, act.running, cos, sin); // halted positions skip the block
+        const out = this.blockForward(block, before, cos, sin);
+        return act ? select(act.running, out, before) : out; // halted positions keep their state
+      });
       opts.onBlock?.({ layer, before, after: x, runningBefore });
       if (act) {
         const isLast = layer === c.nLayers - 1;
@@ -232,13 +232,13 @@ export class CognateModel {
     const D = C / H;
     const h = rmsNorm(x, block.inputNorm as tf.Tensor1D);
     const heads = (w: tf.Variable, rotate: boolean): tf.Tensor3D => {
-      let t = linear(h, w as tf.Tensor2D).reshape([B, T, H, D]); // [B, T, H, D]
+      let t = reshape(linear(h, w as tf.Tensor2D), [B, T, H, D]);
       if (rotate) t = applyRotary(t, cos, sin, this.rotary.rotateHalf);
-      return t.transpose([0, 2, 1, 3]).reshape([B * H, T, D]); // [B·H, T, D]
+      return reshape<tf.Tensor3D>(t.transpose([0, 2, 1, 3]), [B * H, T, D]); // [B·H, T, D]
     };
     const y = attention(heads(block.q, true), heads(block.k, true), heads(block.v, false), this.causalMask(T)); // [B·H, T, D]
-    const merged = y.reshape([B, H, T, D]).transpose([0, 2, 1, 3]).reshape([B, T, C]);
-    let out = x.add(linear(merged, block.o as tf.Tensor2D)) as tf.Tensor3D;
+    const merged = reshape(reshape(y, [B, H, T, D]).transpose([0, 2, 1, 3]), [B, T, C]); // [B, T, C]
+    let out = addSame(x, linear(merged, block.o as tf.Tensor2D));
     out = this.memoryAndFeedForward(block, out);
     return out;
   }
@@ -287,11 +287,11 @@ export class CognateModel {
     let out: tf.Tensor = x;
     if (block.memory && this.memory) {
       const read = this.memoryRead(block.memory, rmsNorm(out, block.memory.norm as tf.Tensor1D));
-      if (read) out = out.add(read);
+      if (read) out = addSame(out, read);
     }
     const h = rmsNorm(out, block.ffnNorm as tf.Tensor1D);
-    const ffn = linear(silu(linear(h, block.gate as tf.Tensor2D)).mul(linear(h, block.up as tf.Tensor2D)), block.down as tf.Tensor2D); // SwiGLU
-    return out.add(ffn) as X;
+    const ffn = linear(swiglu(linear(h, block.gate as tf.Tensor2D), linear(h, block.up as tf.Tensor2D)), block.down as tf.Tensor2D); // [..., F] → [..., C]
+    return addSame(out, ffn) as X;
   }
 
   /**
@@ -301,7 +301,7 @@ export class CognateModel {
   private memoryRead(m: NonNullable<Block['memory']>, h: tf.Tensor): tf.Tensor | null {
     const C = this.config.dModel;
     const M = this.config.dMem;
-    const rows = h.reshape([-1, C]) as tf.Tensor2D; // [N, C]
+    const rows = reshape<tf.Tensor2D>(h, [-1, C]); // [N, C]
     const q = linear(rows, m.q as tf.Tensor2D) as tf.Tensor2D; // [N, M]
     // logit_i = q · (key_i W_k) = (q W_kᵀ) · key_i: search the bank with q W_kᵀ to get the top-k logits exactly.
     const searchQuery = tf.matMul(detach(q), detach(m.k as tf.Tensor2D).transpose()) as tf.Tensor2D; // [N, M]
@@ -313,7 +313,7 @@ export class CognateModel {
     const weights = tf.softmax(logits).expandDims(-1); // [N, k, 1]
     const read = linear(values.mul(weights).sum(1), m.o as tf.Tensor2D); // [N, C]
     const gate = linear(rows, m.gateW as tf.Tensor2D, m.gateB as tf.Tensor1D).sigmoid(); // [N, 1]
-    return read.mul(gate).reshape(h.shape);
+    return reshape(read.mul(gate), h.shape);
   }
 
   private causalMask(t: number): tf.Tensor2D {
@@ -328,10 +328,10 @@ export class CognateModel {
   loss(tokens: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D, opts: ForwardOptions = { training: true }): LossResult {
     const [B, T] = tokens.shape;
     const { logits, ponderCost, meanDepth, hidden } = this.forward(tokens, opts);
-    const perToken = crossEntropyPerRow(logits.reshape([B * T, this.config.vocabSize]), targets.reshape([B * T]).toInt() as tf.Tensor1D); // [B·T]
-    const weights = mask ? mask.reshape([B * T]).toFloat() : tf.ones([B * T]);
+    const perToken = crossEntropy(logits, targets) as tf.Tensor2D; // [B, T]
+    const weights = mask ? mask.toFloat() : tf.ones([B, T]);
     const ce = perToken.mul(weights).sum().div(weights.sum().maximum(1)) as tf.Scalar;
-    return { loss: ce.add(ponderCost), ce, ponderCost, meanDepth, tokenLosses: detach(perToken).reshape([B, T]), hidden };
+    return { loss: ce.add(ponderCost), ce, ponderCost, meanDepth, tokenLosses: detach(perToken), hidden };
   }
 
   updateMemory(hidden: tf.Tensor3D, tokenLosses: tf.Tensor2D, mask?: tf.Tensor2D): { written: number } {
