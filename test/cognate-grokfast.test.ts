@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
 import { GrokFast, type GrokFastSettings } from '../activities/cognate/engine/grokfast';
+import { makeDecoder, modularMultiplicationData, runModularTask } from '../bench/grokfast';
 
 const settings = (over: Partial<GrokFastSettings>): GrokFastSettings => ({ mode: 'ema', alpha: 0.5, lamb: 2, window: 2, warmup: true, ...over });
 const grads = [
@@ -79,5 +80,44 @@ describe('GrokFast-MA', () => {
   test('without warmup the partial window is used from the first step', () => {
     // step 1: mean(g1) = g1 -> 2 g1
     expect(run(new GrokFast(settings({ mode: 'ma', lamb: 1, warmup: false })))[0]).toEqual([2, -4]);
+  });
+});
+
+describe('modular multiplication task (bench/grokfast.ts)', () => {
+  test('the data is the full x·y mod 97 table, split in half without overlap', () => {
+    const { train, validation } = modularMultiplicationData(0);
+    expect(train.n + validation.n).toBe(97 * 96);
+    expect(train.n).toBe(4656);
+    const key = (s: typeof train, i: number) => `${s.inputs[i * 4]},${s.inputs[i * 4 + 2]}`;
+    const seen = new Set(Array.from({ length: train.n }, (_, i) => key(train, i)));
+    for (let i = 0; i < validation.n; i++) expect(seen.has(key(validation, i))).toBe(false);
+    for (let i = 0; i < 50; i++) {
+      const [x, op, y, eq] = Array.from(train.inputs.subarray(i * 4, i * 4 + 4));
+      expect([op, eq]).toEqual([98, 97]);
+      expect(train.answers[i]).toBe((x * y) % 97);
+    }
+  });
+
+  test('a few GrokFast-EMA steps of the local decoder run on wasm with finite losses near ln(99) and evaluations on schedule', async () => {
+    await initBackend('wasm');
+    const result = await runModularTask({ filter: 'ema', maxSteps: 6, evalEvery: 3, seed: 0, batchSize: 64 });
+    expect(result.stepsRun).toBe(6);
+    expect(result.history.map((h) => h.step)).toEqual([3, 6]);
+    expect(result.parameters).toBeGreaterThan(400_000);
+    for (const h of result.history) {
+      expect(Number.isFinite(h.trainLoss)).toBe(true);
+      expect(h.valAccuracy).toBeGreaterThanOrEqual(0);
+    }
+    // Starting loss is about ln(99) = 4.6 for a near-uniform prediction.
+    expect(result.history[0].trainLoss).toBeGreaterThan(4);
+    expect(result.history[0].trainLoss).toBeLessThan(5.2);
+  });
+
+  test('CognateModel also plugs into the task as a Decoder (--model cognate)', async () => {
+    await initBackend('wasm');
+    const model = makeDecoder('cognate', 0);
+    const { logits } = model.forward(tf.tensor2d([[3, 98, 5, 97], [0, 98, 1, 97]], [2, 4], 'int32'), { training: false });
+    expect(logits.shape).toEqual([2, 4, 99]);
+    model.dispose();
   });
 });
