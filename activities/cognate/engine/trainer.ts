@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice, type BackendInfo } from '../../../common/backend';
 import { NonRetryableError, type ChildContext } from '../../../common/child';
-import { ModelConfigSchema, type CognateConfig, type ModelConfig } from '../../../workflows/cognate/schema';
+import { ModelConfigSchema, type CognateConfig, type ModelConfig, type OptimConfig } from '../../../workflows/cognate/schema';
 import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from './checkpoint';
 import { openDataset, TrainSampler, validationBatches, type SamplerState, type TokenBatch } from './data';
 import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast';
@@ -77,7 +77,7 @@ const MAX_VALIDATIONS_KEPT = 64;
 const CHECKPOINT_FORMAT = 'cognate-train/v1';
 
 /** Everything about the run's history that the summary needs; checkpointed so a resumed summary is whole. */
-interface Progress {
+export interface Progress {
   lossCurve: { step: number; loss: number }[];
   curveStride: number;
   lastLoss: number | null;
@@ -89,7 +89,7 @@ interface Progress {
   lastDepth: number | null;
 }
 
-interface CheckpointState {
+export interface CheckpointState {
   format: typeof CHECKPOINT_FORMAT;
   modelName: string;
   seed: number;
@@ -103,6 +103,62 @@ interface CheckpointState {
   memory: LtmState | null;
   sampler: SamplerState;
   progress: Progress;
+}
+
+/** The objects whose state makes up a training run. */
+export interface TrainingParts {
+  model: CognateModel;
+  optimizer: AdamW;
+  grokfast: GrokFast;
+  sampler: TrainSampler;
+  progress: Progress;
+}
+
+/** Everything that evolves during training, as plain data for saveCheckpoint. */
+export function captureTrainingState(
+  p: TrainingParts & { job: Pick<TrainJob, 'modelName' | 'seed' | 'config'>; modelConfig: ModelConfig; backend: BackendInfo; step: number },
+): CheckpointState {
+  return {
+    format: CHECKPOINT_FORMAT,
+    modelName: p.job.modelName,
+    seed: p.job.seed,
+    config: p.job.config,
+    modelConfig: p.modelConfig,
+    backend: p.backend,
+    step: p.step,
+    weights: Object.fromEntries(p.model.params.map(({ name, variable }) => [name, toTensorState(variable)])),
+    optimizer: p.optimizer.state(),
+    grokfast: p.grokfast.state(),
+    memory: p.model.memory ? p.model.memory.state() : null,
+    sampler: p.sampler.state(),
+    progress: p.progress,
+  };
+}
+
+/** Put a captured state back into live objects (the caller checked it belongs to this run). */
+export function restoreTrainingState(s: CheckpointState, p: TrainingParts): void {
+  for (const { name, variable } of p.model.params) {
+    const w = s.weights[name];
+    if (!w || w.shape.join(',') !== variable.shape.join(',')) throw new NonRetryableError(`checkpoint has no matching weights for "${name}"`);
+    tf.tidy(() => variable.assign(tf.tensor(w.data, w.shape, 'float32')));
+  }
+  p.optimizer.load(s.optimizer);
+  p.grokfast.load(s.grokfast);
+  if (p.model.memory && s.memory) p.model.memory.load(s.memory);
+  p.sampler.load(s.sampler);
+  Object.assign(p.progress, s.progress);
+}
+
+export function makeOptimizer(model: CognateModel, config: OptimConfig): AdamW {
+  return new AdamW(model.params, { beta1: config.adamBeta1, beta2: config.adamBeta2, epsilon: config.adamEpsilon, weightDecay: config.weightDecay, decoupled: true });
+}
+
+export function makeGrokFast(config: OptimConfig): GrokFast {
+  return new GrokFast({ mode: config.grokfastMode, alpha: config.grokfastAlpha, lamb: config.grokfastLamb, window: config.grokfastWindow, warmup: true });
+}
+
+export function emptyProgress(): Progress {
+  return { lossCurve: [], curveStride: 1, lastLoss: null, validations: [], resumes: 0, tokensSeen: 0, depthSum: 0, depthCount: 0, lastDepth: null };
 }
 
 /** Keeps every stride-th step; when full, drops every other point and doubles the stride. */
@@ -145,15 +201,9 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   const modelConfig = modelConfigOf(config);
   const model = new CognateModel(modelConfig, seed);
   const parameters = model.parameterCount();
-  const optimizer = new AdamW(model.params, {
-    beta1: config.adamBeta1,
-    beta2: config.adamBeta2,
-    epsilon: config.adamEpsilon,
-    weightDecay: config.weightDecay,
-    decoupled: true,
-  });
-  const grokfast = new GrokFast({ mode: config.grokfastMode, alpha: config.grokfastAlpha, lamb: config.grokfastLamb, window: config.grokfastWindow, warmup: true });
-  const progress: Progress = { lossCurve: [], curveStride: 1, lastLoss: null, validations: [], resumes: 0, tokensSeen: 0, depthSum: 0, depthCount: 0, lastDepth: null };
+  const optimizer = makeOptimizer(model, config);
+  const grokfast = makeGrokFast(config);
+  const progress = emptyProgress();
   ctx.emit({ kind: 'started', model: job.modelName, totalSteps: config.maxSteps, parameters: parameters.total, backend: backend.backend, device: backend.device });
 
   // --- resume -----------------------------------------------------------------------------------
@@ -164,16 +214,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   if (saved) {
     const s = saved.state;
     checkResumable(s, job, modelConfig, warn, backend);
-    for (const { name, variable } of model.params) {
-      const w = s.weights[name];
-      if (!w || w.shape.join(',') !== variable.shape.join(',')) throw new NonRetryableError(`checkpoint ${saved.path} has no matching weights for "${name}"`);
-      tf.tidy(() => variable.assign(tf.tensor(w.data, w.shape, 'float32')));
-    }
-    optimizer.load(s.optimizer);
-    grokfast.load(s.grokfast);
-    if (model.memory && s.memory) model.memory.load(s.memory);
-    sampler.load(s.sampler);
-    Object.assign(progress, s.progress);
+    restoreTrainingState(s, { model, optimizer, grokfast, sampler, progress });
     progress.resumes++;
     step = s.step;
     resumedFromStep = step;
@@ -182,21 +223,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   }
 
   const save = (): void => {
-    const state: CheckpointState = {
-      format: CHECKPOINT_FORMAT,
-      modelName: job.modelName,
-      seed,
-      config,
-      modelConfig,
-      backend,
-      step,
-      weights: Object.fromEntries(model.params.map(({ name, variable }) => [name, toTensorState(variable)])),
-      optimizer: optimizer.state(),
-      grokfast: grokfast.state(),
-      memory: model.memory ? model.memory.state() : null,
-      sampler: sampler.state(),
-      progress,
-    };
+    const state = captureTrainingState({ job, modelConfig, backend, step, model, optimizer, grokfast, sampler, progress });
     const written = saveCheckpoint(job.checkpointDir, step, state, config.keepCheckpoints);
     lastCheckpoint = { step, path: written.path };
     ctx.emit({ kind: 'checkpoint', step, path: written.path, bytes: written.bytes, seconds: written.seconds });
