@@ -204,6 +204,10 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   const optimizer = makeOptimizer(model, config);
   const grokfast = makeGrokFast(config);
   const progress = emptyProgress();
+  if (config.grokfastMode === 'ma') {
+    const gib = (config.grokfastWindow * parameters.total * 4) / 2 ** 30;
+    if (gib > 2) warn(`GrokFast-MA keeps ${config.grokfastWindow} gradients per parameter: ${gib.toFixed(1)} GiB in memory and in every checkpoint (EMA keeps one)`);
+  }
   ctx.emit({ kind: 'started', model: job.modelName, totalSteps: config.maxSteps, parameters: parameters.total, backend: backend.backend, device: backend.device });
 
   // --- resume -----------------------------------------------------------------------------------
@@ -290,7 +294,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     progress.depthCount++;
     progress.lastDepth = totals.meanDepth;
     recordLoss(progress, step, totals.loss);
-    if (!Number.isFinite(totals.loss)) throw new Error(`loss became ${totals.loss} at step ${step} (learning rate ${learningRate}); lower learningRate or enable maxGradNorm`);
+    if (!Number.isFinite(totals.loss)) throw new NonRetryableError(`loss became ${totals.loss} at step ${step} (learning rate ${learningRate}); lower learningRate or enable maxGradNorm`);
 
     tokensSinceEmit += tokensPerStep;
     timeSinceEmit += seconds;
