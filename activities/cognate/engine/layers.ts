@@ -43,20 +43,6 @@ export function customOp(f: CustomOp): (...inputs: tf.Tensor[]) => tf.Tensor {
   return (...inputs) => op(...inputs);
 }
 
-/** Swap the last two axes. */
-export function swapLastTwo(x: tf.Tensor): tf.Tensor {
-  const perm = [...Array(x.rank).keys()];
-  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
-  return tf.transpose(x, perm);
-}
-
-/** Batched matMul as a loop of 2-D ones: wasm's batched kernel runs 20-50x slower ([4,512,54]x[4,54,512]: 0.5 vs 8 GFLOP/s). */
-function matMul2d(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  if (a.rank === 2) return tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
-  const bs = tf.unstack(b);
-  return tf.stack(tf.unstack(a).map((ai, i) => tf.matMul(ai as tf.Tensor2D, bs[i] as tf.Tensor2D)));
-}
-
 /** Save `t` for the backward unless it is a variable (those outlive the step: no copy needed). */
 function saveUnlessVariable(t: tf.Tensor): (saved: tf.Tensor[]) => tf.Tensor {
   if (t instanceof tf.Variable) return () => t;
@@ -222,16 +208,24 @@ export function causalMask(t: number): tf.Tensor2D {
  *   dV = Pᵀ dY,  dP = dY Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)) / sqrt(D),  dQ = dS K,  dK = dSᵀ Q
  */
 export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
+  const n = q.shape[0];
   const scale = 1 / Math.sqrt(q.shape[2]);
+  // One 2-D problem per batch·head: wasm's batched matMul is slow, and splitting [N, T, T] tensors
+  // (20 ms per [4,512,512] unstack) would cost more than the products.
   const op = customOp(([qi, ki, vi], save) => {
-    const probs = tf.softmax(matMul2d(qi, swapLastTwo(ki)).mul(scale).add(mask)); // [N, Tq, Tk]
-    save([qi, ki, vi, probs]);
+    const [qs, ks, vs] = [qi, ki, vi].map((t) => tf.unstack(t) as tf.Tensor2D[]); // N × [T, D]
+    const probs = qs.map((qn, i) => tf.softmax(tf.matMul(qn, tf.transpose(ks[i])).mul(scale).add(mask)) as tf.Tensor2D); // N × [Tq, Tk]
+    save([...qs, ...ks, ...vs, ...probs]);
     return {
-      value: matMul2d(probs, vi), // [N, Tq, D]
-      gradFunc: (dy, [qs, ks, vs, p]) => {
-        const dp = matMul2d(dy, swapLastTwo(vs)); // [N, Tq, Tk]
-        const ds = p.mul(dp.sub(dp.mul(p).sum(-1, true))).mul(scale);
-        return [matMul2d(ds, ks), matMul2d(swapLastTwo(ds), qs), matMul2d(swapLastTwo(p), dy)];
+      value: tf.stack(probs.map((p, i) => tf.matMul(p, vs[i]))), // [N, Tq, D]
+      gradFunc: (dy, saved) => {
+        const [sq, sk, sv, sp] = [0, 1, 2, 3].map((j) => saved.slice(j * n, (j + 1) * n) as tf.Tensor2D[]);
+        const perHead = (tf.unstack(dy) as tf.Tensor2D[]).map((dyn, i) => {
+          const dp = tf.matMul(dyn, tf.transpose(sv[i])); // [Tq, Tk]
+          const ds = sp[i].mul(dp.sub(dp.mul(sp[i]).sum(-1, true))).mul(scale) as tf.Tensor2D;
+          return [tf.matMul(ds, sk[i]), tf.matMul(tf.transpose(ds), sq[i]), tf.matMul(tf.transpose(sp[i]), dyn)];
+        });
+        return [0, 1, 2].map((j) => tf.stack(perHead.map((g) => g[j]))); // dQ, dK, dV
       },
     };
   });
