@@ -34,7 +34,7 @@ interface Samples {
 
 function samplesOf(net: PolicyNetwork, tr: Trajectory, hp: PpoHyperparameters): Samples {
   const n = tr.steps * tr.rows;
-  const { advantages, returns } = computeGae(tr.rewards, tr.values, tr.steps, tr.rows, hp.gamma, hp.lambda);
+  const { advantages, returns } = computeGae(tr.rewards, tr.values, tr.steps, tr.rows, hp.gamma, hp.lambda, tr.segment);
   const maskBias = tr.masks.map((m) => (m > 0 ? 0 : -1e9));
   const taken = new Float32Array(n * ACTION_COUNT);
   tr.actions.forEach((a, i) => (taken[i * ACTION_COUNT + a] = 1));

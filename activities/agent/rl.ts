@@ -38,16 +38,20 @@ export const PPO_DEFAULTS: PpoHyperparameters = {
 
 /**
  * Generalised advantage estimation for `rows` independent sequences of `steps` steps, stored [step][row].
- * Every sequence ends at its last step (fixed-horizon episodes), so nothing is bootstrapped.
+ * Every sequence ends at its last step (fixed-horizon episodes), so nothing is bootstrapped. `segment`
+ * (default: the whole sequence) cuts each sequence into causally independent pieces of that many steps
+ * (EnvSpec.creditSegment): returns and advantages stop at a piece's end.
  */
-export function computeGae(rewards: Float32Array, values: Float32Array, steps: number, rows: number, gamma: number, lambda: number): { advantages: Float32Array; returns: Float32Array } {
+export function computeGae(rewards: Float32Array, values: Float32Array, steps: number, rows: number, gamma: number, lambda: number, segment = steps): { advantages: Float32Array; returns: Float32Array } {
   const advantages = new Float32Array(steps * rows);
   const returns = new Float32Array(steps * rows);
   for (let r = 0; r < rows; r++) {
     let gae = 0;
     for (let t = steps - 1; t >= 0; t--) {
       const i = t * rows + r;
-      const nextValue = t + 1 < steps ? values[i + rows] : 0;
+      const segmentEnd = t + 1 >= steps || (t + 1) % segment === 0;
+      if (segmentEnd) gae = 0;
+      const nextValue = segmentEnd ? 0 : values[i + rows];
       const delta = rewards[i] + gamma * nextValue - values[i];
       gae = delta + gamma * lambda * gae;
       advantages[i] = gae;

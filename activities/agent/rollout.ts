@@ -25,6 +25,8 @@ export interface RewardShaping {
 export interface Trajectory {
   steps: number;
   rows: number;
+  /** EnvSpec.creditSegment of the environment it came from. */
+  segment: number;
   obs: Float32Array; // [T, rows, OBS_SIZE]
   masks: Float32Array; // [T, rows, ACTION_COUNT]
   actions: Int32Array; // [T, rows]
@@ -140,6 +142,7 @@ export function rollout({ envs, controllers, rng, mode, epsilon, shaping }: Roll
     return {
       steps,
       rows,
+      segment: spec.creditSegment,
       obs: new Float32Array(steps * rows * OBS_SIZE),
       masks: new Float32Array(steps * rows * ACTION_COUNT),
       actions: new Int32Array(steps * rows),

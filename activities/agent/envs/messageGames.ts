@@ -121,8 +121,9 @@ abstract class RoundGame implements MultiAgentEnv {
     return { success: this.solved >= ROUNDS_TO_SUCCEED, coordination: this.coordinated / ROUNDS };
   }
 
-  protected baseSpec(): Pick<EnvSpec, 'id' | 'type' | 'kind' | 'observationSize' | 'numAgents' | 'horizon' | 'rewardScale'> {
-    return { id: this.settings.id, type: 'interactive', kind: this.kind, observationSize: 0, numAgents: this.n, horizon: 2 * ROUNDS, rewardScale: 1 };
+  protected baseSpec(): Pick<EnvSpec, 'id' | 'type' | 'kind' | 'observationSize' | 'numAgents' | 'horizon' | 'rewardScale' | 'creditSegment'> {
+    // A round (communicate + act) is drawn afresh and scored on its own: credit never crosses rounds.
+    return { id: this.settings.id, type: 'interactive', kind: this.kind, observationSize: 0, numAgents: this.n, horizon: 2 * ROUNDS, rewardScale: 1, creditSegment: 2 };
   }
 }
 

@@ -96,6 +96,7 @@ export class NavigationEnv implements MultiAgentEnv {
       shiftDescription: 'the controls rotate: up moves right, right moves down, down moves left, left moves up',
       curriculumLevels: 2,
       rewardScale: 0.1,
+      creditSegment: this.hierarchical ? MOVE_STEPS + 1 : MOVE_STEPS,
       actionLabels: labelsArray(labels),
     };
   }

@@ -60,6 +60,12 @@ export interface EnvSpec {
   curriculumLevels: number;
   /** Multiplies rewards for learning only (reported rewards are unscaled). */
   rewardScale: number;
+  /**
+   * Steps per independent segment: no reward depends on an action taken in an earlier segment (the
+   * message games' rounds are drawn afresh), so learning assigns credit within a segment only (GAE stops
+   * at segment boundaries). Equal to `horizon` when the whole episode is one causal chain.
+   */
+  creditSegment: number;
   /** Meaning of each action index in this environment ("" for an index it never allows). */
   actionLabels: string[];
 }
