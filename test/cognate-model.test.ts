@@ -12,6 +12,7 @@ import { addSame, applyRotary, attention, causalMask, crossEntropy, linear, resh
 import { exportModel, loadModelFromExport } from '../activities/cognate/engine/export';
 import { LongTermMemory, type LtmConfig } from '../activities/cognate/engine/ltm';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
+import { AdamW } from '../activities/cognate/engine/optim';
 
 const TINY: ModelConfigInput = { dModel: 16, nLayers: 3, nHeads: 2, vocabSize: 23, maxSeqLen: 16, dFF: 24, dMem: 8, memCapacity: 16, memTopK: 3 };
 
@@ -230,6 +231,37 @@ describe('gradients', () => {
       checked.push(`${name}[${i}] analytic ${g[i].toExponential(3)} numeric ${numeric.toExponential(3)}`);
     }
     console.log(checked.join('\n'));
+    model.dispose();
+  });
+});
+
+describe('learning', () => {
+  test('a tiny model with ACT and LTM memorises one batch with AdamW', () => {
+    const { tokens, targets } = tokenBatch(2, 12, 23, 7);
+    const model = new CognateModel(TINY, 12);
+    const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0, decoupled: true });
+    const losses: number[] = [];
+    for (let step = 0; step < 60; step++) {
+      let hidden: tf.Tensor3D | null = null;
+      let tokenLosses: tf.Tensor2D | null = null;
+      const { value, grads } = tf.variableGrads(() => {
+        const out = model.loss(tokens, targets);
+        hidden = tf.keep(out.hidden);
+        tokenLosses = tf.keep(out.tokenLosses);
+        return out.ce;
+      });
+      losses.push(value.dataSync()[0]);
+      const byName: tf.NamedTensorMap = {};
+      for (const p of model.params) if (grads[p.variable.name]) byName[p.name] = grads[p.variable.name];
+      optimizer.update(byName, 1e-2);
+      model.updateMemory(hidden!, tokenLosses!);
+      tf.dispose([value, hidden!, tokenLosses!, ...Object.values(grads)]);
+    }
+    console.log(`memorise one batch: cross-entropy ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)} in 60 steps; LTM`, model.memory!.stats());
+    expect(losses[0]).toBeGreaterThan(Math.log(23) - 0.5); // starts near uniform
+    expect(losses[losses.length - 1]).toBeLessThan(0.5);
+    expect(model.memory!.size).toBeGreaterThan(0);
+    optimizer.dispose();
     model.dispose();
   });
 });
