@@ -7,6 +7,8 @@ import path from 'node:path';
 import { initBackend } from '../common/backend';
 import { verifyManifest } from '../common/export/files';
 import { readSafetensors } from '../common/export/safetensors';
+import { tensorsEqual } from '../common/export/tensors';
+import { readTfjsWeights } from '../common/export/tfjs';
 import { readTorchStateDict } from '../common/export/torch';
 import { AGENT_ARCHITECTURES, AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig } from '../workflows/agent/schema';
 import { readCheckpoint } from '../activities/agent/checkpoint';
@@ -240,10 +242,14 @@ describe('artifacts', () => {
     const st = readSafetensors(path.join(dir, 'agent_weights.safetensors')).tensors;
     const pt = readTorchStateDict(path.join(dir, 'agent_weights.pt'));
     expect(st.reduce((n, t) => n + t.data.length, 0)).toBe(r.units[0].parameterCount);
-    const w = st.find((t) => t.name === 'encoder.0.weight')!;
-    const wt = pt.find((t) => t.name === 'encoder.0.weight')!;
-    expect(wt.shape).toEqual([...w.shape].reverse()); // nn.Linear layout
-    expect(wt.data[1]).toBe(w.data[w.shape[1]]); // transposed: torch[0][1] == tfjs[1][0]
+    // One set of tensors in three formats, in nn.Linear's [out, in] layout (the encoder reads 48 observation features).
+    const tj = readTfjsWeights(path.join(dir, 'tfjs'));
+    expect(pt.map((t) => t.name)).toEqual(st.map((t) => t.name));
+    st.forEach((t, i) => {
+      expect(tensorsEqual(t, pt[i])).toBe(true);
+      expect(tensorsEqual(t, tj[i])).toBe(true);
+    });
+    expect(st.find((t) => t.name === 'encoder.0.weight')!.shape[1]).toBe(48);
     const behaviour = JSON.parse(fs.readFileSync(path.join(dir, 'behavior_policy.json'), 'utf8'));
     expect(behaviour.ownEnvironment.situations.length).toBeGreaterThan(0);
     const stats = JSON.parse(fs.readFileSync(path.join(dir, 'training_stats.json'), 'utf8'));

@@ -9,7 +9,7 @@ import { Worker } from '@temporalio/worker';
 import { WORKFLOW_TYPES } from '../common/constants';
 import { startRun } from '../client/runs';
 import type { AgentForgeProgress } from '../workflows/agent/messages';
-import { killAndWait, sessionId, spawnWorker, temporalCli, testClient, waitFor } from './helpers/temporal';
+import { killAndWait, pythonHas, ROOT, sessionId, spawnWorker, temporalCli, testClient, waitFor } from './helpers/temporal';
 
 const run = promisify(execFile);
 jest.setTimeout(15 * 60_000);
@@ -85,6 +85,16 @@ test('a run started with the plain temporal CLI completes, and `temporal workflo
       expect(agent.parameterCount).toBeGreaterThan(1000);
       expect(agent.metrics.trained.episodes).toBe(40);
       expect(agent.metrics.random.episodes).toBe(40);
+    }
+    // The exported weights read back in Python (torch.load weights_only, safetensors) equal the tfjs tensors.
+    if (pythonHas('torch', 'safetensors', 'numpy')) {
+      for (const agentId of ['scout', 'planner']) {
+        const dir = path.join(process.env.FORGE_DATA_DIR!, 'agent', id, agentId);
+        const { stdout } = await run('python3', [path.join(ROOT, 'scripts', 'verify_weights.py'), dir, '--json']);
+        expect(JSON.parse(stdout).ok).toBe(true);
+      }
+    } else {
+      console.warn('python torch/safetensors not installed: skipped the Python read-back of the agent weights');
     }
     const final = await progressOf(handle);
     expect(final.phase).toBe('completed');

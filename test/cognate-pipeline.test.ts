@@ -11,7 +11,7 @@ import { startDevServer } from '../common/dev-server';
 import { startRun } from '../client/runs';
 import { TINY_COGNATE } from '../client/presets';
 import type { CognateProgress } from '../workflows/cognate/messages';
-import { killAndWait, ROOT, sessionId, spawnWorker, temporalCli, testClient, waitFor } from './helpers/temporal';
+import { killAndWait, pythonHas, ROOT, sessionId, spawnWorker, temporalCli, testClient, waitFor } from './helpers/temporal';
 
 const run = promisify(execFile);
 jest.setTimeout(20 * 60_000);
@@ -43,15 +43,6 @@ function stepLosses(log: Record<string, unknown>[]): Map<number, number> {
   const out = new Map<number, number>();
   for (const e of log) if (e.kind === 'step') out.set(e.step as number, e.loss as number);
   return out;
-}
-
-function pythonHas(...modules: string[]): boolean {
-  try {
-    require('node:child_process').execFileSync('python3', ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 // One uninterrupted reference run, shared by the CLI test and the crash test's loss comparison.

@@ -1,8 +1,9 @@
 // Per-agent artifact set, written into a staging dir and published with one rename:
-//   agent_weights.safetensors  parameters by name, tfjs layout (linear weights [in, out])
-//   agent_weights.pt           PyTorch state dict (torch.load(weights_only=True)); linear weights transposed to
-//                              nn.Linear's [out, in], everything else as is
-//   tfjs/model.json + weights.bin   the same parameters for tf.io reloading (tfjs layout)
+//   agent_weights.safetensors  parameters by name in PyTorch layout: linear weights as nn.Linear's [out, in]
+//   agent_weights.pt           the same tensors as a PyTorch state dict (torch.load(weights_only=True))
+//   tfjs/model.json + weights.bin   the same tensors for tf.io reloading; linear weights are transposed back
+//                              to [in, out] on load (model.json records the layout)
+//   All three hold identical tensors, so scripts/verify_weights.py can compare them one to one.
 //   agent_config.json          architecture, derived sizes, parameter count, environment and I/O layout, run config
 //   behavior_policy.json       what the greedy policy does: action distributions in representative situations
 //                              and action frequencies over seeded evaluation episodes, plus evaluation stats
@@ -58,10 +59,11 @@ export interface ArtifactFile {
 
 const SITUATIONS_PER_SLOT = 3;
 
-function exportTensors(net: PolicyNetwork, layout: 'tfjs' | 'torch'): NamedTensor[] {
+/** Parameters in PyTorch layout: linear weights [in, out] here become nn.Linear's [out, in]. */
+function exportTensors(net: PolicyNetwork): NamedTensor[] {
   return net.store.params.map((p) => {
     const [rows, cols] = p.variable.shape;
-    if (layout === 'torch' && p.kind === 'linear_weight') {
+    if (p.kind === 'linear_weight') {
       const data = tf.tidy(() => tf.transpose(p.variable).dataSync() as Float32Array);
       return { name: p.name, shape: [cols, rows], dtype: 'float32' as const, data: Float32Array.from(data) };
     }
@@ -185,12 +187,14 @@ export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
     const finalDir = path.join(job.sessionDir, agent.id);
     const staging = stagingDirFor(finalDir);
     const meta = { agentId: agent.id, architecture: agent.architecture, sessionId: job.sessionId, format: 'forge-agent-weights/1' };
-    writeSafetensors(path.join(staging, 'agent_weights.safetensors'), exportTensors(net, 'tfjs'), { ...meta, layout: 'tfjs: linear weights are [in, out]' });
-    writeTorchStateDict(path.join(staging, 'agent_weights.pt'), exportTensors(net, 'torch'));
-    writeTfjsWeights(path.join(staging, 'tfjs'), exportTensors(net, 'tfjs'), {
+    const tensors = exportTensors(net);
+    const layout = 'pytorch: linear weights are [out, in]; transpose them for tfjs matMul';
+    writeSafetensors(path.join(staging, 'agent_weights.safetensors'), tensors, { ...meta, layout });
+    writeTorchStateDict(path.join(staging, 'agent_weights.pt'), tensors);
+    writeTfjsWeights(path.join(staging, 'tfjs'), tensors, {
       format: 'forge-agent-weights',
       generatedBy: 'forge-pipelines activities/agent',
-      modelTopology: { architecture: agent.architecture, sizes: net.sizes, observationSize: OBS_SIZE, actionCount: ACTION_COUNT },
+      modelTopology: { architecture: agent.architecture, sizes: net.sizes, observationSize: OBS_SIZE, actionCount: ACTION_COUNT, layout },
     });
     writeJsonAtomic(path.join(staging, 'agent_config.json'), {
       agentId: agent.id,

@@ -95,3 +95,9 @@ export async function workflowFailure(client: Client, workflowType: string, task
   const events = (await handle.fetchHistory()).events ?? [];
   return { cause: err.cause as import('@temporalio/common').ApplicationFailure, activitiesScheduled: events.filter((e) => e.activityTaskScheduledEventAttributes).length };
 }
+
+/** Whether python3 can import these modules (the Python read-back checks run only then). */
+export function pythonHas(...modules: string[]): boolean {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  return spawnSync('python3', ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore' }).status === 0;
+}
