@@ -15,7 +15,7 @@ import { TrainSampler } from '../activities/cognate/engine/data';
 import { CognateModel } from '../activities/cognate/engine/model';
 import { globalNorm } from '../activities/cognate/engine/optim';
 import { SeededRng } from '../activities/cognate/engine/rng';
-import { captureTrainingState, emptyProgress, makeGrokFast, makeOptimizer, restoreTrainingState, type CheckpointState } from '../activities/cognate/engine/trainer';
+import { captureTrainingState, emptyProgress, makeGrokFast, makeOptimizer, modelConfigOf, restoreTrainingState, type CheckpointState } from '../activities/cognate/engine/trainer';
 import { CognateConfigSchema } from '../workflows/cognate/schema';
 
 const MB = 1024 * 1024;
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const seed = 1337;
 
   console.error(`building the default Cognate model on ${backend.backend} ...`);
-  const model = new CognateModel(config, seed);
+  const model = new CognateModel(modelConfigOf(config), seed);
   const parameters = model.parameterCount();
   const optimizer = makeOptimizer(model, config);
   const grokfast = makeGrokFast(config);

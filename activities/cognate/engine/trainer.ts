@@ -172,7 +172,7 @@ function recordLoss(p: Progress, step: number, loss: number): void {
   }
 }
 
-function modelConfigOf(config: CognateConfig): ModelConfig {
+export function modelConfigOf(config: CognateConfig): ModelConfig {
   const keys = Object.keys(ModelConfigSchema.shape) as (keyof ModelConfig)[];
   return Object.fromEntries(keys.map((k) => [k, config[k]])) as ModelConfig;
 }
