@@ -11,7 +11,7 @@ import { MODEL_PROGRESS_SIGNAL, type ModelProgressUpdate } from '../../workflows
 import type { CognateConfig, CognateModelSpec } from '../../workflows/cognate/schema';
 import type { PrepareEvent, PrepareJob, PrepareResult } from './data';
 import type { TrainEvent, TrainJob, TrainSummary } from './engine/trainer';
-import type { ExportJob, ExportResult } from './export.child';
+import type { ExportJob, ExportResult } from './artifacts';
 
 export interface TrainedModel {
   model: string;
