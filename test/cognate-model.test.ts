@@ -152,6 +152,7 @@ describe('gradients', () => {
       return tf.concat([b.neg(), a], -1);
     };
     const mask = causalMask(5);
+    const longMask = causalMask(64);
     const cos = rand([5, 4], 8);
     const sin = rand([5, 4], 9);
     const targets = tf.tensor1d([0, 3, 6, 1, 2], 'int32');
@@ -159,6 +160,9 @@ describe('gradients', () => {
       ['attention', [rand([2, 5, 4], 1), rand([2, 5, 4], 2), rand([2, 5, 4], 3)],
         ([q, k, v]) => attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, mask),
         ([q, k, v]) => tf.matMul(tf.softmax(tf.matMul(q, k, false, true).div(2).add(mask)), v)],
+      ['attention per head (T >= 64)', [rand([3, 64, 4], 21), rand([3, 64, 4], 22), rand([3, 64, 4], 23)],
+        ([q, k, v]) => attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, longMask),
+        ([q, k, v]) => tf.matMul(tf.softmax(tf.matMul(q, k, false, true).div(2).add(longMask)), v)],
       ['rmsNorm', [rand([3, 5, 6], 4), rand([6], 5)], ([x, w]) => rmsNorm(x, w as tf.Tensor1D), ([x, w]) => x.div(x.square().mean(-1, true).add(1e-6).sqrt()).mul(w)],
       ['swiglu', [rand([4, 6], 6), rand([4, 6], 7)], ([g, u]) => swiglu(g, u), ([g, u]) => g.mul(g.sigmoid()).mul(u)],
       ['linear+bias', [rand([2, 3, 6], 10), rand([6, 4], 11), rand([4], 12)], ([x, w, b]) => linear(x, w as tf.Tensor2D, b as tf.Tensor1D), ([x, w, b]) => tf.matMul(x.reshape([6, 6]), w).add(b).reshape([2, 3, 4])],

@@ -203,15 +203,40 @@ export function causalMask(t: number): tf.Tensor2D {
 
 /**
  * softmax(q kᵀ / sqrt(D) + mask) v over equal-batch rank-3 tensors.
- * q [N, Tq, D], k [N, Tk, D], v [N, Tk, D], mask broadcastable to [N, Tq, Tk] (constant) → [N, Tq, D].
+ * q [N, Tq, D], k [N, Tk, D], v [N, Tk, D], mask broadcastable to [Tq, Tk] (constant) → [N, Tq, D].
  * The backward keeps q, k, v and the probabilities P only (autodiff kept ~7 copies of the [N, Tq, Tk] scores):
  *   dV = Pᵀ dY,  dP = dY Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)) / sqrt(D),  dQ = dS K,  dK = dSᵀ Q
+ * Long sequences run as one 2-D problem per batch·head: wasm's batched matMul is 4-5x slower there
+ * ([4,512,54]x[4,54,512]: 191 vs 43 ms). Short ones run batched: a loop over thousands of tiny heads
+ * (the GrokFast preset: N = 2048, T = 4) would cost far more in kernel calls than the products.
  */
 export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
+  return q.shape[1] >= 64 ? attentionPerHead(q, k, v, mask) : attentionBatched(q, k, v, mask);
+}
+
+const swapLastTwo = (x: tf.Tensor): tf.Tensor3D => tf.transpose(x, [0, 2, 1]) as tf.Tensor3D;
+
+function attentionBatched(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
+  const scale = 1 / Math.sqrt(q.shape[2]);
+  const op = customOp(([qi, ki, vi], save) => {
+    const probs = tf.softmax(tf.matMul(qi as tf.Tensor3D, swapLastTwo(ki)).mul(scale).add(mask)) as tf.Tensor3D; // [N, Tq, Tk]
+    save([qi, ki, vi, probs]);
+    return {
+      value: tf.matMul(probs, vi as tf.Tensor3D), // [N, Tq, D]
+      gradFunc: (dy, [qs, ks, vs, p]) => {
+        const dp = tf.matMul(dy as tf.Tensor3D, swapLastTwo(vs));
+        const ds = p.mul(dp.sub(dp.mul(p).sum(-1, true))).mul(scale) as tf.Tensor3D;
+        return [tf.matMul(ds, ks as tf.Tensor3D), tf.matMul(swapLastTwo(ds), qs as tf.Tensor3D), tf.matMul(swapLastTwo(p), dy as tf.Tensor3D)];
+      },
+    };
+  });
+  return op(q, k, v) as tf.Tensor3D;
+}
+
+function attentionPerHead(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
   const n = q.shape[0];
   const scale = 1 / Math.sqrt(q.shape[2]);
-  // One 2-D problem per batch·head: wasm's batched matMul is slow, and splitting [N, T, T] tensors
-  // (20 ms per [4,512,512] unstack) would cost more than the products.
+  // Per-head lists end to end: splitting [N, T, T] tensors would cost ~20 ms per [4,512,512] unstack.
   const op = customOp(([qi, ki, vi], save) => {
     const [qs, ks, vs] = [qi, ki, vi].map((t) => tf.unstack(t) as tf.Tensor2D[]); // N × [T, D]
     const probs = qs.map((qn, i) => tf.softmax(tf.matMul(qn, tf.transpose(ks[i])).mul(scale).add(mask)) as tf.Tensor2D); // N × [Tq, Tk]
