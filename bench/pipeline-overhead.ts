@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { initBackend } from '../common/backend';
 import { freePort, startDevServer } from '../common/dev-server';
 import { loadEnv } from '../common/env';
@@ -43,6 +44,7 @@ async function timeWorkflow(client: Client, spec: ForgeWorkerSpec, pipeline: 'ag
 }
 
 async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-bench-'));
   const server = await startDevServer({ dbFile: path.join(root, 'temporal.db'), port: await freePort(), uiPort: await freePort() });
   process.env.TEMPORAL_ADDRESS = server.address;
