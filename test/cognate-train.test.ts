@@ -333,7 +333,10 @@ describe('trainer (tiny model, wasm backend)', () => {
   let straight: Run;
   let stoppedDir: string;
   test('a straight run trains: every step reported, loss falls, validation and checkpoints written', async () => {
+    await initBackend('wasm');
+    const tensorsBefore = tf.memory().numTensors;
     straight = await runTrainer(freshDir('straight'));
+    expect(tf.memory().numTensors).toBe(tensorsBefore); // nothing leaks per step (or at all)
     const losses = stepLosses(straight.events);
     expect(losses.map(([s]) => s)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(straight.summary.finalStep).toBe(8);

@@ -44,8 +44,9 @@ export class AdamW {
     for (const p of params) {
       if (names.has(p.name)) throw new Error(`duplicate parameter name "${p.name}"`);
       names.add(p.name);
-      this.m.set(p.name, tf.variable(tf.zerosLike(p.variable), false));
-      this.v.set(p.name, tf.variable(tf.zerosLike(p.variable), false));
+      // tidy frees the zeros the variables were initialised from (variables themselves survive it)
+      this.m.set(p.name, tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false)));
+      this.v.set(p.name, tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false)));
     }
   }
 
