@@ -217,7 +217,10 @@ export function rollout({ envs, controllers, rng, mode, epsilon, shaping }: Roll
       const trainingReward = (res.reward + (res.shaping ?? 0)) * spec.rewardScale + shaping.coordination * res.coordinationSignal + shaping.delivery * res.deliverySignal;
       controllers.forEach((c, ci) => {
         const tr = trajectories[ci];
-        for (let k = 0; k < c.slots.length; k++) tr.rewards[t * tr.rows + b * c.slots.length + k] = trainingReward;
+        for (let k = 0; k < c.slots.length; k++) {
+          const own = res.agentShaping ? res.agentShaping[c.slots[k]] * spec.rewardScale : 0;
+          tr.rewards[t * tr.rows + b * c.slots.length + k] = trainingReward + own;
+        }
       });
     }
   }

@@ -82,6 +82,13 @@ export interface StepResult {
    * optimal policies unchanged). Learning uses reward + shaping; reported returns use `reward` only.
    */
   shaping?: number;
+  /**
+   * Optional per-agent potential-based shaping F_i = gamma*phi_i(s') - phi_i(s), added to agent i's learning
+   * reward on top of `shaping` (Devlin & Kudenko 2011: per-agent potentials leave the game's Nash equilibria
+   * unchanged). It tells each agent its own progress, which a shared team reward only conveys through the
+   * other agents' noise.
+   */
+  agentShaping?: ArrayLike<number>;
 }
 
 export interface EpisodeOutcome {
