@@ -16,6 +16,7 @@ import { ACTION_COUNT, OBS_SIZE, createEnv, planEnvironments, type EnvKind, type
 import { createPolicy, parameterCount } from '../activities/agent/policies';
 import { Rng } from '../activities/agent/rng';
 import { agentJob, evaluate, runTraining, type TrainJob } from '../activities/agent/train';
+import { computeGae } from '../activities/agent/rl';
 import { writeAgentArtifacts } from '../activities/agent/artifacts';
 
 jest.setTimeout(10 * 60_000);
@@ -152,6 +153,35 @@ describe('environments', () => {
   });
 });
 
+describe('credit assignment', () => {
+  test('GAE stops at segment boundaries: a reward in the next independent round never reaches this one', () => {
+    // 1 row, 4 steps, segments of 2; zero values so advantages are discounted returns.
+    const rewards = Float32Array.from([0, 1, 0, 5]);
+    const values = new Float32Array(4);
+    const cut = computeGae(rewards, values, 4, 1, 0.9, 1, 2);
+    expect(Array.from(cut.returns)).toEqual([Math.fround(0.9), 1, Math.fround(4.5), 5]);
+    const whole = computeGae(rewards, values, 4, 1, 0.9, 1);
+    expect(whole.returns[1]).toBeCloseTo(1 + 0.9 * 0.9 * 5, 5);
+  });
+
+  test('navigation (hierarchical): each agent is shaped by its own progress, summing to its potential change', () => {
+    const env = createEnv(settings('navigation'));
+    env.reset(new Rng(4));
+    const first = env.step([5, 0, 0]); // assignment turn: landmark i to agent i
+    expect(first.agentShaping).toHaveLength(3);
+    // Agent 1 thrusts towards its landmark, the others wait: only agent 1's shaping is positive.
+    const { obs } = observeAll(env);
+    const dx = obs[OBS_SIZE + 27];
+    const dy = obs[OBS_SIZE + 28];
+    const towards = Math.abs(dx) > Math.abs(dy) ? (dx > 0 ? 4 : 3) : dy > 0 ? 1 : 2;
+    const r = env.step([0, towards, 0]);
+    expect(r.agentShaping![1]).toBeGreaterThan(0);
+    expect(r.agentShaping![0]).toBe(0);
+    expect(r.agentShaping![2]).toBe(0);
+    expect(r.shaping).toBe(0);
+  });
+});
+
 describe('policies', () => {
   const defaults = AgentForgeConfigSchema.parse({});
   test.each(AGENT_ARCHITECTURES as readonly AgentArchitecture[])('%s has 10K-100K parameters at the default config', (arch) => {
@@ -178,11 +208,14 @@ function jobFor(kind: EnvKind, arch: AgentArchitecture, cfg: AgentForgeConfig, n
 }
 
 describe('learning beats a uniformly random policy (greedy evaluation, 64 seeded episodes)', () => {
-  // Margins stated here are the claims: reward and success must clear random by these amounts.
-  test('referential game, 2 agents, reactive: success >= 0.6 and at least 0.4 above random', async () => {
-    const r = await runTraining(jobFor('referential', 'reactive_agent', config({ maxEpisodes: 1200, communicationProtocols: ['broadcast'] }), 2, 'ref'));
-    expect(r.metrics!.trained.successRate).toBeGreaterThanOrEqual(0.6);
-    expect(r.metrics!.trained.successRate - r.metrics!.random.successRate).toBeGreaterThanOrEqual(0.4);
+  // Margins stated here are the claims: reward and success must clear random by these amounts. Every
+  // case trains the default agent of its environment at the DEFAULT network sizes (hiddenSize 128,
+  // numLayers 4), 3 agents, both protocols, as the default run does.
+  test('referential game, 3 agents, reactive agent at the default config (the default communication hub), 800 episodes: success >= 0.8, at least 0.6 above random', async () => {
+    const cfg = AgentForgeConfigSchema.parse({ maxEpisodes: 800, evalEpisodes: 64, checkpointEvery: 1000 });
+    const r = await runTraining(jobFor('referential', 'reactive_agent', cfg, 3, 'communication_hub'));
+    expect(r.metrics!.trained.successRate).toBeGreaterThanOrEqual(0.8);
+    expect(r.metrics!.trained.successRate - r.metrics!.random.successRate).toBeGreaterThanOrEqual(0.6);
   });
 
   test('task delegation, 3 agents, hierarchical agent at the default config (the default coordinator): success >= 0.8, at least 0.6 above random, reward +3', async () => {
@@ -193,9 +226,13 @@ describe('learning beats a uniformly random policy (greedy evaluation, 64 seeded
     expect(r.metrics!.trained.reward - r.metrics!.random.reward).toBeGreaterThanOrEqual(3);
   });
 
-  test('navigation, 2 agents, reactive: return at least 10 above random (less landmark distance over the episode)', async () => {
-    const r = await runTraining(jobFor('navigation', 'reactive_agent', config({ maxEpisodes: 600 }), 2, 'nav'));
-    expect(r.metrics!.trained.reward - r.metrics!.random.reward).toBeGreaterThanOrEqual(10);
+  test('navigation, 3 agents, planning agent at the default config (the default specialist), 1000 episodes: return at least 5 above random, coverage at least 0.04 above', async () => {
+    // Success (every landmark covered at the last step) is out of reach within the default budget; the
+    // claim is less landmark distance over the episode and more landmarks covered than random.
+    const cfg = AgentForgeConfigSchema.parse({ evalEpisodes: 64, checkpointEvery: 1000 });
+    const r = await runTraining(jobFor('navigation', 'planning_agent', cfg, 3, 'task_specialist'));
+    expect(r.metrics!.trained.reward - r.metrics!.random.reward).toBeGreaterThanOrEqual(5);
+    expect(r.metrics!.trained.coordinationScore - r.metrics!.random.coordinationScore).toBeGreaterThanOrEqual(0.04);
   });
 });
 
