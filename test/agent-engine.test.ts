@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
 import { verifyManifest } from '../common/export/files';
 import { readSafetensors } from '../common/export/safetensors';
@@ -184,6 +185,15 @@ describe('credit assignment', () => {
 
 describe('policies', () => {
   const defaults = AgentForgeConfigSchema.parse({});
+  test.each(['planning_agent', 'hybrid_agent'] as AgentArchitecture[])('%s: the lookahead restricted to the valid actions gives the same logits on them', (arch) => {
+    const net = createPolicy(arch, defaults, new Rng(3), 26);
+    const obs = tf.tensor2d(Float32Array.from({ length: 5 * OBS_SIZE }, (_, i) => Math.sin(i)), [5, OBS_SIZE]);
+    const full = net.forward({ obs }).logits.arraySync();
+    const limited = net.forward({ obs, actionLimit: 17 }).logits.arraySync();
+    for (let r = 0; r < 5; r++) for (let a = 0; a < 17; a++) expect(limited[r][a]).toBeCloseTo(full[r][a], 5);
+    expect(limited[0].slice(0, 17)).not.toEqual(net.forward({ obs, actionLimit: 17 }).logits.arraySync()[1].slice(0, 17)); // rows differ: not a constant
+  });
+
   test.each(AGENT_ARCHITECTURES as readonly AgentArchitecture[])('%s has 10K-100K parameters at the default config', (arch) => {
     const net = createPolicy(arch, defaults, new Rng(1), 26);
     const n = parameterCount(net);

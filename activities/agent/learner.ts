@@ -1,7 +1,7 @@
 // One PPO update of one network from one batch of lockstep episodes (a Trajectory from rollout.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import { ACTION_COUNT, OBS_SIZE } from './envs/types';
-import type { PolicyInput, PolicyNetwork } from './policies';
+import { actionLimit, type PolicyInput, type PolicyNetwork } from './policies';
 import { Adam, clipByGlobalNorm, clippedPolicyLoss, computeGae, logProbAndEntropy, maskedLogProbs, normalize, valueLoss, type PpoHyperparameters } from './rl';
 import type { Rng } from './rng';
 import { contextWindow, goalOneHot, type Trajectory } from './rollout';
@@ -21,6 +21,7 @@ interface Samples {
   context: Float32Array | null;
   contextMask: Float32Array | null;
   maskBias: Float32Array;
+  masks: Float32Array;
   taken: Float32Array;
   goal: Float32Array | null;
   decision: Float32Array;
@@ -61,6 +62,7 @@ function samplesOf(net: PolicyNetwork, tr: Trajectory, hp: PpoHyperparameters): 
     context,
     contextMask,
     maskBias,
+    masks: tr.masks,
     taken,
     goal: net.goalCount > 0 ? goalOneHot(tr.goals, net.goalCount) : null,
     decision: Float32Array.from(tr.goalDecision),
@@ -93,7 +95,8 @@ export function ppoUpdate(net: PolicyNetwork, optimizer: Adam, tr: Trajectory, h
       const idx = order.slice(start, start + size);
       const m = idx.length;
       tf.tidy(() => {
-        const input: PolicyInput = { obs: tf.tensor2d(pick(s.obs, OBS_SIZE, idx), [m, OBS_SIZE]) };
+        const masks = pick(s.masks, ACTION_COUNT, idx);
+        const input: PolicyInput = { obs: tf.tensor2d(pick(s.obs, OBS_SIZE, idx), [m, OBS_SIZE]), actionLimit: actionLimit(masks) };
         if (s.context && s.contextMask) {
           const w = net.contextLength;
           input.context = tf.tensor3d(pick(s.context, w * OBS_SIZE, idx), [m, w, OBS_SIZE]);

@@ -3,7 +3,7 @@
 // per-op overhead, so batching is where the speed comes from).
 import * as tf from '@tensorflow/tfjs-core';
 import { ACTION_COUNT, OBS_SIZE, type MultiAgentEnv } from './envs/types';
-import { GOAL_EVERY, type PolicyInput, type PolicyNetwork } from './policies';
+import { GOAL_EVERY, actionLimit, type PolicyInput, type PolicyNetwork } from './policies';
 import type { Rng } from './rng';
 
 /** A network and the environment slots it plays (the same slots in every copy). */
@@ -114,7 +114,10 @@ function forwardStep(net: PolicyNetwork, traj: Trajectory, t: number, goals: Int
   tf.tidy(() => {
     const rows = traj.rows;
     const base = t * rows;
-    const input: PolicyInput = { obs: tf.tensor2d(traj.obs.subarray(base * OBS_SIZE, (base + rows) * OBS_SIZE), [rows, OBS_SIZE]) };
+    const input: PolicyInput = {
+      obs: tf.tensor2d(traj.obs.subarray(base * OBS_SIZE, (base + rows) * OBS_SIZE), [rows, OBS_SIZE]),
+      actionLimit: actionLimit(traj.masks.subarray(base * ACTION_COUNT, (base + rows) * ACTION_COUNT)),
+    };
     if (net.contextLength > 1) {
       const { context, mask } = contextWindow(traj.obs, rows, t, net.contextLength);
       input.context = tf.tensor3d(context, [rows, net.contextLength, OBS_SIZE]);
