@@ -9,7 +9,7 @@ import { Worker } from '@temporalio/worker';
 import { WORKFLOW_TYPES } from '../common/constants';
 import { startRun } from '../client/runs';
 import type { AgentForgeProgress } from '../workflows/agent/messages';
-import { killAndWait, pythonHas, ROOT, sessionId, spawnWorker, temporalCli, testClient, waitFor } from './helpers/temporal';
+import { killAndWait, pythonHas, ROOT, sessionId, spawnWorker, testClient, temporalCli as cli, waitFor } from './helpers/temporal';
 
 const run = promisify(execFile);
 jest.setTimeout(15 * 60_000);
@@ -23,11 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await client.connection.close();
 });
-
-async function cli(...args: string[]): Promise<string> {
-  const { stdout } = await run(temporalCli(), [...args, '--address', process.env.TEMPORAL_ADDRESS!, '--namespace', 'default'], { maxBuffer: 16 << 20 });
-  return stdout;
-}
 
 async function progressOf(handle: WorkflowHandle): Promise<AgentForgeProgress> {
   return handle.query<AgentForgeProgress>('progress');

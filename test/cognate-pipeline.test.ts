@@ -11,7 +11,7 @@ import { startDevServer } from '../common/dev-server';
 import { startRun } from '../client/runs';
 import { TINY_COGNATE } from '../client/presets';
 import type { CognateProgress } from '../workflows/cognate/messages';
-import { killAndWait, pythonHas, ROOT, sessionId, spawnWorker, temporalCli, testClient, waitFor } from './helpers/temporal';
+import { killAndWait, pythonHas, ROOT, sessionId, spawnWorker, testClient, temporalCli as cli, waitFor } from './helpers/temporal';
 
 const run = promisify(execFile);
 jest.setTimeout(20 * 60_000);
@@ -26,11 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await client.connection.close();
 });
-
-async function cli(...args: string[]): Promise<string> {
-  const { stdout } = await run(temporalCli(), [...args, '--address', process.env.TEMPORAL_ADDRESS!, '--namespace', 'default'], { maxBuffer: 16 << 20 });
-  return stdout;
-}
 
 const progressOf = (h: WorkflowHandle) => h.query<CognateProgress>('progress');
 

@@ -57,7 +57,15 @@ export async function historyEvents(handle: WorkflowHandle) {
   return (await handle.fetchHistory()).events ?? [];
 }
 
-export function temporalCli(): string {
+/** Run the plain `temporal` CLI against the test server, as a user would; resolves with its stdout. */
+export async function temporalCli(...args: string[]): Promise<string> {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { stdout } = await promisify(execFile)(temporalBinaryPath(), [...args, '--address', process.env.TEMPORAL_ADDRESS!, '--namespace', 'default'], { maxBuffer: 16 << 20 });
+  return stdout;
+}
+
+function temporalBinaryPath(): string {
   const { findTemporalBinary } = require('../../scripts/ensure-temporal.js') as { findTemporalBinary(): string | null };
   const bin = findTemporalBinary();
   if (!bin || !fs.existsSync(bin)) throw new Error('Temporal CLI not found; run npm install');

@@ -12,6 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { fsyncDirectory } from '../../../common/export/files';
 
 const MAGIC = Buffer.from('FGCKPT01', 'ascii');
 const HASH_BYTES = 32;
@@ -101,15 +102,6 @@ function decodeValue(value: unknown, arrays: StoredArray[]): unknown {
   return out;
 }
 
-/** Without this a crash right after the rename can leave the new name pointing at nothing on some filesystems. */
-function fsyncDirectory(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function bytesOf(a: StoredArray): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
