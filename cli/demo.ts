@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import type { Pipeline } from '../common/constants';
 import { startDevServer, type DevServer } from '../common/dev-server';
 import { loadEnv } from '../common/env';
@@ -32,7 +33,28 @@ async function workerSpecs(): Promise<ForgeWorkerSpec[]> {
   return [agentWorkerSpec(), cognateWorkerSpec()];
 }
 
+/** One line per trained unit: what the run measured, so the demo's numbers are visible without the Web UI. */
+function summarise(pipeline: Pipeline, result: Record<string, unknown>): string[] {
+  const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : String(x));
+  if (pipeline === 'agent') {
+    type Metrics = { reward: number; successRate: number; coordinationScore: number };
+    const agents = result.agents as { agentId: string; architecture: string; parameterCount: number; environmentId: string; metrics: { trained: Metrics; random: Metrics } }[];
+    const lines = agents.map(
+      (a) =>
+        `  ${a.agentId} (${a.architecture}, ${a.parameterCount} params) in ${a.environmentId}: reward ${fmt(a.metrics.trained.reward)} vs random ${fmt(a.metrics.random.reward)}, ` +
+        `success ${fmt(a.metrics.trained.successRate)} vs ${fmt(a.metrics.random.successRate)}, coordination ${fmt(a.metrics.trained.coordinationScore)} vs ${fmt(a.metrics.random.coordinationScore)}`,
+    );
+    const team = result.coordination as { trained: Metrics; random: Metrics } | null;
+    if (team) lines.push(`  team: reward ${fmt(team.trained.reward)} vs random ${fmt(team.random.reward)}, success ${fmt(team.trained.successRate)} vs ${fmt(team.random.successRate)}`);
+    return lines;
+  }
+  const models = result.models as { model: string; finalStep: number; finalLoss: number | null; validationLoss: number | null }[];
+  return models.map((m) => `  ${m.model}: ${m.finalStep} steps, training loss ${fmt(m.finalLoss)}, validation loss ${fmt(m.validationLoss)}`);
+}
+
 export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
+  // The SDK's INFO lines (bundles, worker states) drown the progress; FORGE_LOG_LEVEL=INFO brings them back.
+  Runtime.install({ logger: new DefaultLogger((process.env.FORGE_LOG_LEVEL as LogLevel | undefined) ?? 'WARN') });
   const cwd = process.cwd();
   let server: DevServer | undefined;
   if (!process.env.TEMPORAL_ADDRESS) {
@@ -63,9 +85,11 @@ export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
   let failed = 0;
   for (const run of runs) {
     try {
-      const result = (await run.handle.result()) as { artifacts?: { files?: { path: string }[] } };
-      console.log(`\n[forge] ${run.pipeline} run ${run.workflowId} completed. Artifacts:`);
-      for (const f of result.artifacts?.files ?? []) console.log(`  ${f.path}`);
+      const result = (await run.handle.result()) as Record<string, unknown> & { artifacts?: { files?: { path: string }[] } };
+      console.log(`\n[forge] ${run.pipeline} run ${run.workflowId} completed (evaluated, trained vs random where it applies):`);
+      for (const line of summarise(run.pipeline, result)) console.log(line);
+      console.log('  artifacts:');
+      for (const f of result.artifacts?.files ?? []) console.log(`    ${f.path}`);
     } catch (err) {
       failed++;
       console.error(`\n[forge] ${run.pipeline} run ${run.workflowId} failed: ${(err as Error).message}`);
