@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import type { Pipeline } from '../common/constants';
 import { startDevServer } from '../common/dev-server';
-import { InvalidInputError } from '../common/validation';
+import { InvalidInputError, parseOrThrow } from '../common/validation';
 import { connectClient } from '../common/temporal';
 import { lastInput, listRuns, queryProgress, runHandle, startRun } from '../client/runs';
 import { pipelineInfo } from '../client/pipelines';
@@ -99,9 +99,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'validate') {
     const pipeline = pipelineArg(rest[0]);
-    const parsed = pipelineInfo(pipeline).schema.safeParse(buildInput(values));
-    if (parsed.success) console.log(JSON.stringify(parsed.data, null, 2));
-    else throw new InvalidInputError(parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; '));
+    console.log(JSON.stringify(parseOrThrow(pipelineInfo(pipeline).schema, buildInput(values)), null, 2));
     return 0;
   }
 
