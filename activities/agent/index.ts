@@ -3,12 +3,13 @@
 // to checkpoint and stop on cancellation, and resumes from the last checkpoint on a retry.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Context, CancelledFailure } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { ChildFailure, runInChild } from '../../common/child';
+import { superviseChild, throttledSignal } from '../../common/supervise';
 import { writeJsonAtomic } from '../../common/export/files';
 import { checkpointDir, sessionDir } from '../../common/paths';
+import { formatZodError } from '../../common/validation';
 import { AGENT_PROGRESS_SIGNAL, type AgentProgressUpdate } from '../../workflows/agent/messages';
 import { AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig, type AgentSpec } from '../../workflows/agent/schema';
 import type { ArtifactAgentInput, ArtifactFile, ArtifactJob } from './artifacts';
@@ -79,7 +80,7 @@ export interface CoordinationSummary {
 
 function parseConfig(config: unknown): AgentForgeConfig {
   const parsed = AgentForgeConfigSchema.safeParse(config);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid agent config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidConfig');
+  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid agent config: ${formatZodError(parsed.error, 'config')}`, 'InvalidConfig');
   return parsed.data;
 }
 
@@ -118,24 +119,10 @@ async function runComputeActivity<R extends ChildResult>(
   job: ChildJob,
   progress: { unit: string; phase: AgentProgressUpdate['phase'] } | null,
 ): Promise<R> {
-  const ctx = Context.current();
-  const details = ctx.info.heartbeatDetails as { episode?: number; checkpointPath?: string } | undefined;
+  const details = Context.current().info.heartbeatDetails as { episode?: number; checkpointPath?: string } | undefined;
   const beat = { episode: details?.episode ?? 0, checkpointPath: details?.checkpointPath ?? '' };
-  let lastSignal = 0;
+  const signal = progress ? throttledSignal<AgentProgressUpdate>(deps.client, AGENT_PROGRESS_SIGNAL, SIGNAL_MS) : null;
   let latest: AgentProgressUpdate | null = null;
-  let signalChain: Promise<void> = Promise.resolve();
-  const workflowId = ctx.info.workflowExecution?.workflowId;
-  const sendSignal = (update: AgentProgressUpdate): void => {
-    lastSignal = Date.now();
-    if (!workflowId) return;
-    // Progress is best effort: a failed signal (workflow gone, server hiccup) must not fail training.
-    signalChain = signalChain.then(() =>
-      deps.client.workflow
-        .getHandle(workflowId)
-        .signal(AGENT_PROGRESS_SIGNAL, update)
-        .catch((err: unknown) => ctx.log.warn('agentProgress signal failed', { error: String(err) })),
-    );
-  };
   const onEvent = (event: TrainEvent): void => {
     if (event.type === 'checkpoint') {
       beat.checkpointPath = event.path;
@@ -144,7 +131,7 @@ async function runComputeActivity<R extends ChildResult>(
     }
     const p = event.progress;
     beat.episode = p.episode;
-    if (!progress) return;
+    if (!progress || !signal) return;
     latest = {
       unit: progress.unit,
       phase: progress.phase,
@@ -156,30 +143,14 @@ async function runComputeActivity<R extends ChildResult>(
       message: p.message,
       resumedFromEpisode: p.resumedFromEpisode,
     };
-    if (Date.now() - lastSignal >= SIGNAL_MS) sendSignal(latest);
+    signal.send(latest);
   };
-
-  const child = runInChild<ChildJob, TrainEvent, R>(CHILD_MODULE, job, onEvent);
-  ctx.heartbeat(beat);
-  const timer = setInterval(() => ctx.heartbeat(beat), HEARTBEAT_MS);
-  let cancelReason: unknown = null;
-  ctx.cancelled.catch((reason: unknown) => {
-    cancelReason = reason;
-    child.requestStop();
-  });
   try {
-    const result = await child.result;
-    if (cancelReason !== null) throw cancelReason;
-    if (progress && latest) sendSignal({ ...(latest as AgentProgressUpdate), message: `${progress.unit}: training finished` });
+    const result = await superviseChild<ChildJob, TrainEvent, R>({ modulePath: CHILD_MODULE, input: job, onEvent, details: () => beat, heartbeatEveryMs: HEARTBEAT_MS });
+    if (progress && latest) signal?.send({ ...(latest as AgentProgressUpdate), message: `${progress.unit}: training finished` }, true);
     return result;
-  } catch (err) {
-    if (cancelReason !== null) throw cancelReason instanceof CancelledFailure ? cancelReason : new CancelledFailure(String(cancelReason));
-    if (err instanceof ChildFailure && err.error.nonRetryable) throw ApplicationFailure.nonRetryable(err.message, 'InvalidConfig');
-    throw err;
   } finally {
-    clearInterval(timer);
-    child.kill(); // no-op once it exited; stops a child left behind by an error
-    await signalChain;
+    await signal?.flush();
   }
 }
 
