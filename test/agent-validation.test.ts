@@ -29,6 +29,11 @@ const INVALID: { name: string; input: Record<string, unknown>; field: string }[]
   { name: 'duplicate agent ids', input: { sessionId: 'v14', agents: [{ id: 'x' }, { id: 'x' }] }, field: 'agents.1.id' },
   { name: 'numHeads not dividing hiddenSize', input: { sessionId: 'v15', config: { hiddenSize: 30, numHeads: 8 } }, field: 'config.numHeads' },
   { name: 'missing sessionId', input: { config: {} }, field: 'sessionId' },
+  {
+    name: 'a team larger than the environments seat',
+    input: { sessionId: 'v17', config: { maxAgents: 8 }, agents: ['a', 'b', 'c', 'd', 'e'].map((id) => ({ id })) },
+    field: 'agents',
+  },
 ];
 
 let client: Client;

@@ -16,6 +16,8 @@ export const AGENT_ARCHITECTURES = ['transformer_agent', 'hierarchical_agent', '
 export const COORDINATION_STRATEGIES = ['hierarchical', 'decentralized'] as const;
 export const ENVIRONMENT_TYPES = ['simulation', 'interactive'] as const;
 export const COMMUNICATION_PROTOCOLS = ['direct', 'broadcast'] as const;
+/** The environments seat at most this many agents (activities/agent/envs). */
+export const MAX_TEAM_SIZE = 4;
 
 export const AgentForgeConfigSchema = z.strictObject({
   /** Training episodes per agent (per training phase). */
@@ -77,6 +79,9 @@ export const AgentForgeInputSchema = z
   })
   .superRefine((input, ctx) => {
     const agents = input.agents ?? DEFAULT_AGENTS;
+    if (agents.length > MAX_TEAM_SIZE) {
+      ctx.addIssue({ code: 'custom', path: ['agents'], message: `${agents.length} agents: the environments seat at most ${MAX_TEAM_SIZE}` });
+    }
     if (agents.length > input.config.maxAgents) {
       ctx.addIssue({ code: 'custom', path: ['agents'], message: `${agents.length} agents exceed config.maxAgents (${input.config.maxAgents})` });
     }

@@ -9,11 +9,12 @@
 //   [0..3)  environment kind one-hot (navigation, referential, delegation)
 //   [3..7)  own agent index one-hot (slot 0 is the leader under the hierarchical strategy)
 //   [7..9)  turn phase one-hot (communicate, act)
+import { MAX_TEAM_SIZE } from '../../../workflows/agent/schema';
 import type { Rng } from '../rng';
 
 export const OBS_SIZE = 48;
 export const ACTION_COUNT = 64;
-export const MAX_ENV_AGENTS = 4;
+export const MAX_ENV_AGENTS = MAX_TEAM_SIZE;
 export const HEADER_SIZE = 9;
 
 export const ENV_KINDS = ['navigation', 'referential', 'delegation'] as const;
