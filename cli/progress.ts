@@ -35,23 +35,32 @@ export async function watchRuns(runs: { label: string; handle: WorkflowHandle }[
   const tty = process.stdout.isTTY;
   let printedLines = 0;
   const open = new Set(runs.map((r) => r.label));
+  const lastLine = new Map<string, string>();
+  const printedText = new Map<string, string>();
   while (open.size > 0) {
-    const lines: string[] = [];
-    for (const run of runs) {
+    for (const run of runs.filter((r) => open.has(r.label))) {
       try {
-        const p = await queryProgress<ProgressView>(run.handle);
-        lines.push(renderProgress(run.label, p));
-        const desc = await run.handle.describe();
-        if (desc.status.name !== 'RUNNING') open.delete(run.label);
+        lastLine.set(run.label, renderProgress(run.label, await queryProgress<ProgressView>(run.handle)));
       } catch (err) {
-        lines.push(`${run.label} (progress unavailable: ${(err as Error).message.split('\n')[0]})`);
-        const desc = await run.handle.describe().catch(() => null);
-        if (desc && desc.status.name !== 'RUNNING') open.delete(run.label);
+        lastLine.set(run.label, `${run.label} (progress unavailable: ${(err as Error).message.split('\n')[0]})`);
+      }
+      const desc = await run.handle.describe().catch(() => null);
+      if (desc && desc.status.name !== 'RUNNING') open.delete(run.label);
+    }
+    const lines = runs.map((r) => lastLine.get(r.label) ?? '');
+    if (tty) {
+      // Redraw the block of lines in place.
+      if (printedLines > 0) process.stdout.write(`\x1b[${printedLines}A`);
+      for (const line of lines) process.stdout.write(`\x1b[2K${line.slice(0, (process.stdout.columns || 200) - 1)}\n`);
+      printedLines = lines.length;
+    } else {
+      // Logs and pipes: a line only when a run's state changed.
+      for (const run of runs) {
+        const line = lastLine.get(run.label);
+        if (line && line !== printedText.get(run.label)) process.stdout.write(`${line}\n`);
+        if (line) printedText.set(run.label, line);
       }
     }
-    if (tty && printedLines > 0) process.stdout.write(`\x1b[${printedLines}A`);
-    for (const line of lines) process.stdout.write(tty ? `\x1b[2K${line.slice(0, (process.stdout.columns || 200) - 1)}\n` : `${line}\n`);
-    printedLines = lines.length;
     if (open.size > 0) await new Promise((r) => setTimeout(r, tty ? intervalMs : Math.max(intervalMs, 5000)));
   }
 }
