@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { killAndWait, ROOT, sessionId, spawnWorker } from './helpers/temporal';
+import { killAndWait, ROOT, sessionId, spawnWorker, testClient } from './helpers/temporal';
 
 const run = promisify(execFile);
 jest.setTimeout(10 * 60_000);
@@ -30,6 +30,16 @@ test('start --watch, status, result and list on a real run', async () => {
     const lines = started.stdout.trim().split('\n');
     expect(JSON.parse(lines[0]).workflowId).toBe(`agent-${id}`);
     expect(lines.some((l) => /\[#+\.*\]\s+100% completed/.test(l))).toBe(true);
+
+    // What the Web UI shows for the run: the static summary and details set at start.
+    const client = await testClient();
+    try {
+      const desc = await client.workflow.getHandle(`agent-${id}`).describe();
+      expect(await desc.staticSummary()).toMatch(new RegExp(`Agent Forge · session ${id} · multi_agent_collaboration · 3 agents · 64 episodes`));
+      expect(await desc.staticDetails()).toContain('coordinator_agent (hierarchical_agent)');
+    } finally {
+      await client.connection.close();
+    }
 
     const status = JSON.parse((await forge('status', 'agent', id)).stdout);
     expect(status.status).toBe('COMPLETED');
