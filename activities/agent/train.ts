@@ -15,6 +15,7 @@
 // In every mode an agent plays every slot of its environment (shared parameters; the slot is in the
 // observation). The team phase seats the different agents in the slots of the team environment.
 import crypto from 'node:crypto';
+import { NonRetryableError } from '../../common/child';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AgentArchitecture, AgentForgeConfig, TrainingMode } from '../../workflows/agent/schema';
 import { readCheckpoint, readLatestCheckpoint, restoreUnit, saveCheckpoint, type HistoryEntry, type TrainableUnit, type TrainerState } from './checkpoint';
@@ -157,11 +158,6 @@ function fingerprintOf(job: TrainJob): string {
   return crypto.createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16);
 }
 
-/** Thrown for situations a retry cannot fix; the activity turns it into a non-retryable failure. */
-export class UnrecoverableTrainingError extends Error {
-  readonly nonRetryable = true;
-}
-
 /** Curriculum and behaviour-shift bookkeeping after each batch; returns true when the mode's goal ends training. */
 function advanceSchedule(state: TrainerState, mode: TrainingMode, config: AgentForgeConfig, levels: number, batchSuccess: number): boolean {
   const threshold = config.adaptationThreshold;
@@ -228,7 +224,7 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
   const latest = readLatestCheckpoint(job.checkpointDir);
   if (latest) {
     if (latest.meta.fingerprint !== fingerprint) {
-      throw new UnrecoverableTrainingError(
+      throw new NonRetryableError(
         `checkpoint ${latest.path} was written by a different configuration (fingerprint ${latest.meta.fingerprint}, this run ${fingerprint}); use a new sessionId or remove ${job.checkpointDir}`,
       );
     }
@@ -342,7 +338,7 @@ function latestSavedEpisode(checkpointPath: string): number {
 /** One agent alone in its assigned environment, playing every slot. */
 export function agentJob(args: { config: AgentForgeConfig; plan: EnvironmentPlan; agent: { id: string; architecture: AgentArchitecture }; checkpointDir: string }): TrainJob {
   const assignment = args.plan.assignments.find((a) => a.agentId === args.agent.id);
-  if (!assignment) throw new UnrecoverableTrainingError(`agent "${args.agent.id}" has no environment in the plan`);
+  if (!assignment) throw new NonRetryableError(`agent "${args.agent.id}" has no environment in the plan`);
   const env = envSettingsFromPlan(args.plan, assignment.environmentId);
   return {
     kind: 'agent',
@@ -364,7 +360,7 @@ export function teamJob(args: {
 }): TrainJob {
   const env = envSettingsFromPlan(args.plan, args.plan.teamEnvironmentId);
   const order = args.plan.teamSlots.filter((id) => args.agents.some((a) => a.id === id));
-  if (order.length !== args.agents.length) throw new UnrecoverableTrainingError(`the plan's team (${args.plan.teamSlots.join(', ')}) does not match the agents (${args.agents.map((a) => a.id).join(', ')})`);
+  if (order.length !== args.agents.length) throw new NonRetryableError(`the plan's team (${args.plan.teamSlots.join(', ')}) does not match the agents (${args.agents.map((a) => a.id).join(', ')})`);
   const units = order.map((id, k) => {
     const agent = args.agents.find((a) => a.id === id) as { id: string; architecture: AgentArchitecture };
     const slots = Array.from({ length: env.numAgents }, (_, s) => s).filter((s) => s % order.length === k);
