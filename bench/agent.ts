@@ -5,13 +5,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { backendInfo, initBackend } from '../common/backend';
-import { ACTION_COUNT, OBS_SIZE, createEnv, type EnvKind } from '../activities/agent/envs';
-import { runAgentForgeDirect } from '../activities/agent/direct';
-import { createPolicy } from '../activities/agent/policies';
-import { Rng } from '../activities/agent/rng';
-import { rollout } from '../activities/agent/rollout';
-import { makeEnvs } from '../activities/agent/train';
-import { AgentForgeConfigSchema, DEFAULT_AGENTS } from '../workflows/agent/schema';
+import { ACTION_COUNT, OBS_SIZE, createEnv, type EnvKind } from '../activities/agent/engine/envs';
+import { runAgentForgeDirect } from '../activities/agent/engine/run';
+import { createPolicy } from '../activities/agent/engine/policies';
+import { Rng } from '../activities/agent/engine/rng';
+import { rollout } from '../activities/agent/engine/rollout';
+import { makeEnvs } from '../activities/agent/engine/train';
+import { AgentForgeConfigSchema, DEFAULT_AGENTS } from '../activities/agent/config';
 
 const KINDS: EnvKind[] = ['navigation', 'referential', 'delegation'];
 const POLICY_FOR: Record<EnvKind, 'planning_agent' | 'reactive_agent' | 'hierarchical_agent'> = {

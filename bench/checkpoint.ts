@@ -16,7 +16,7 @@ import { CognateModel } from '../activities/cognate/engine/model';
 import { globalNorm } from '../activities/cognate/engine/optim';
 import { SeededRng } from '../activities/cognate/engine/rng';
 import { captureTrainingState, emptyProgress, makeGrokFast, makeOptimizer, modelConfigOf, restoreTrainingState, type CheckpointState } from '../activities/cognate/engine/trainer';
-import { CognateConfigSchema } from '../workflows/cognate/schema';
+import { CognateConfigSchema } from '../activities/cognate/config';
 
 const MB = 1024 * 1024;
 

@@ -48,7 +48,7 @@ import { clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamW } from '.
 import { SeededRng } from '../activities/cognate/engine/rng';
 import { learningRateAt } from '../activities/cognate/engine/schedule';
 import { makeOptimizer } from '../activities/cognate/engine/trainer';
-import { OptimConfigSchema, type OptimConfig } from '../workflows/cognate/schema';
+import { OptimConfigSchema, type OptimConfig } from '../activities/cognate/config';
 
 // --- task -----------------------------------------------------------------------------------------
 

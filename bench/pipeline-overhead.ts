@@ -18,9 +18,9 @@ import { cognateWorkerSpec } from '../workers/cognate';
 import { runAgentForgeDirect } from '../activities/agent';
 import { prepareDatasets } from '../activities/cognate/data';
 import { train } from '../activities/cognate/engine/trainer';
-import { exportArtifacts } from '../activities/cognate/artifacts';
-import { AgentForgeConfigSchema } from '../workflows/agent/schema';
-import { CognateConfigSchema } from '../workflows/cognate/schema';
+import { exportArtifacts } from '../activities/cognate/engine/artifacts';
+import { AgentForgeConfigSchema } from '../activities/agent/config';
+import { CognateConfigSchema } from '../activities/cognate/config';
 
 const quietCtx = { emit: () => undefined, stopRequested: () => false };
 

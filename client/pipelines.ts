@@ -2,8 +2,8 @@
 // summarise a run for the Temporal Web UI. The one place where both pipelines meet, on the client side.
 import type { z } from 'zod';
 import { TASK_QUEUES, WORKFLOW_TYPES, workflowIdFor, type Pipeline } from '../common/constants';
-import { AgentForgeInputSchema, resolveAgents, type AgentForgeRequest } from '../workflows/agent/schema';
-import { CognateInputSchema, DEFAULT_MODELS, type CognateRequest } from '../workflows/cognate/schema';
+import { AgentForgeInputSchema, resolveAgents, type AgentForgeRequest } from '../activities/agent/config';
+import { CognateInputSchema, DEFAULT_MODELS, type CognateRequest } from '../activities/cognate/config';
 
 export interface PipelineInfo<S extends z.ZodType> {
   pipeline: Pipeline;

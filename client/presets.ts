@@ -1,5 +1,5 @@
 // Small, real configurations: the demo and the end-to-end tests run these to completion in minutes on 2 cores.
-import type { CognateConfig } from '../workflows/cognate/schema';
+import type { CognateConfig } from '../activities/cognate/config';
 
 /** A tiny Cognate (≈0.2M parameters) on the bundled fixtures: ACT, LTM and GrokFast all on. */
 export const TINY_COGNATE: Partial<CognateConfig> = {

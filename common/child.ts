@@ -4,6 +4,8 @@
 //   child -> parent: {type:'event', event}* then {type:'done', result} or {type:'error', error}
 // The child exits when the IPC channel closes, so a SIGKILLed worker leaves no orphaned trainer behind.
 import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 
 export interface ChildError {
   message: string;
@@ -26,6 +28,19 @@ export interface ChildHandle<Event, Result> {
   requestStop(): void;
   kill(): void;
   pid: number | undefined;
+}
+
+/**
+ * The one convention for compute entry points: a file `<name>.child.ts` beside the code it runs, whose only
+ * statement is `serveChild(fn)`. Returns its path with the extension this process runs from (.ts under
+ * tsx and jest, .js once compiled), so nothing hard-codes '.ts'.
+ */
+export function childModulePath(dir: string, name: string): string {
+  for (const ext of ['.js', '.ts']) {
+    const candidate = path.join(dir, `${name}.child${ext}`);
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  throw new Error(`compute entry ${path.join(dir, name)}.child.(js|ts) does not exist`);
 }
 
 /** Fork `modulePath` (a .ts file runs through tsx) and hand it `input`. */

@@ -20,3 +20,18 @@ export type Pipeline = keyof typeof TASK_QUEUES;
 export function workflowIdFor(pipeline: Pipeline, sessionId: string): string {
   return `${pipeline}-${sessionId}`;
 }
+
+/**
+ * Failure types that retrying cannot fix: the workflows list them as non-retryable and the activities
+ * raise them (ApplicationFailure.nonRetryable(message, FAILURE_TYPES.x)).
+ */
+export const FAILURE_TYPES = {
+  /** The workflow input failed its zod schema. */
+  invalidInput: 'InvalidInput',
+  /** A config or plan that parsed but cannot be run (an environment that cannot seat the team, a missing checkpoint). */
+  invalidConfig: 'InvalidConfig',
+  /** Dataset files that are missing, malformed or inconsistent. */
+  invalidDataset: 'InvalidDataset',
+} as const;
+
+export const NON_RETRYABLE_TYPES: string[] = Object.values(FAILURE_TYPES);

@@ -5,6 +5,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { ChildFailure, runInChild } from './child';
+import { FAILURE_TYPES } from './constants';
 
 export interface SuperviseOptions<Input, Event> {
   modulePath: string;
@@ -41,7 +42,7 @@ export async function superviseChild<Input, Event, Result>(opts: SuperviseOption
   } catch (err) {
     if (stopReason !== undefined) throw stopReason instanceof Error ? stopReason : new CancelledFailure(String(stopReason));
     if (err instanceof ChildFailure && err.error.nonRetryable) {
-      throw ApplicationFailure.nonRetryable(err.message, opts.nonRetryableType ?? 'InvalidConfig', err.error.stack);
+      throw ApplicationFailure.nonRetryable(err.message, opts.nonRetryableType ?? FAILURE_TYPES.invalidConfig, err.error.stack);
     }
     throw err;
   } finally {

@@ -11,14 +11,14 @@ import { readSafetensors } from '../common/export/safetensors';
 import { tensorsEqual } from '../common/export/tensors';
 import { readTfjsWeights } from '../common/export/tfjs';
 import { readTorchStateDict } from '../common/export/torch';
-import { AGENT_ARCHITECTURES, AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig } from '../workflows/agent/schema';
-import { readCheckpoint } from '../activities/agent/checkpoint';
-import { ACTION_COUNT, OBS_SIZE, createEnv, planEnvironments, type EnvKind, type EnvSettings, type MultiAgentEnv } from '../activities/agent/envs';
-import { createPolicy, parameterCount } from '../activities/agent/policies';
-import { Rng } from '../activities/agent/rng';
-import { agentJob, evaluate, runTraining, type TrainJob } from '../activities/agent/train';
-import { computeGae } from '../activities/agent/rl';
-import { writeAgentArtifacts } from '../activities/agent/artifacts';
+import { AGENT_ARCHITECTURES, AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig } from '../activities/agent/config';
+import { readCheckpoint } from '../activities/agent/engine/checkpoint';
+import { ACTION_COUNT, OBS_SIZE, createEnv, planEnvironments, type EnvKind, type EnvSettings, type MultiAgentEnv } from '../activities/agent/engine/envs';
+import { createPolicy, parameterCount } from '../activities/agent/engine/policies';
+import { Rng } from '../activities/agent/engine/rng';
+import { agentJob, evaluate, runTraining, type TrainJob } from '../activities/agent/engine/train';
+import { computeGae } from '../activities/agent/engine/rl';
+import { writeAgentArtifacts } from '../activities/agent/engine/artifacts';
 
 jest.setTimeout(10 * 60_000);
 

@@ -8,7 +8,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { WORKFLOW_TYPES } from '../common/constants';
 import { startRun } from '../client/runs';
-import type { AgentForgeProgress } from '../workflows/agent/messages';
+import type { AgentForgeProgress } from '../activities/agent/config';
 import { killAndWait, pythonHas, ROOT, sessionId, spawnWorker, testClient, temporalCli as cli, waitFor } from './helpers/temporal';
 
 const run = promisify(execFile);

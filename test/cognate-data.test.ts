@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CognateConfigSchema, type CognateConfig } from '../workflows/cognate/schema';
+import { CognateConfigSchema, type CognateConfig } from '../activities/cognate/config';
 import { openDataset } from '../activities/cognate/engine/data';
 import { prepareDatasets, type PrepareEvent, type PrepareJob } from '../activities/cognate/data/prepare';
 import { hubCachePath, hubFileUrl, resolveHubEndpoint } from '../activities/cognate/data/hub';

@@ -10,7 +10,7 @@ import { WORKFLOW_TYPES } from '../common/constants';
 import { startDevServer } from '../common/dev-server';
 import { startRun } from '../client/runs';
 import { TINY_COGNATE } from '../client/presets';
-import type { CognateProgress } from '../workflows/cognate/messages';
+import type { CognateProgress } from '../activities/cognate/config';
 import { killAndWait, pythonHas, ROOT, sessionId, spawnWorker, testClient, temporalCli as cli, waitFor } from './helpers/temporal';
 
 const run = promisify(execFile);

@@ -13,7 +13,7 @@ import { CorruptCheckpointError, listCheckpoints, loadLatestCheckpoint, readChec
 import { DATASET_FORMAT, openDataset, TrainSampler, validationBatches } from '../activities/cognate/engine/data';
 import { train, type TrainEvent, type TrainJob, type TrainSummary } from '../activities/cognate/engine/trainer';
 import { runInChild } from '../common/child';
-import { CognateConfigSchema } from '../workflows/cognate/schema';
+import { CognateConfigSchema } from '../activities/cognate/config';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cognate-train-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));

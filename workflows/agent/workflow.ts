@@ -3,16 +3,16 @@
 import { ApplicationFailure, isCancellation, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createAgentActivities } from '../../activities/agent';
 import { formatZodError } from '../../common/validation';
-import { agentProgressQuery, agentProgressSignal, type AgentForgeProgress } from './messages';
-import { AgentForgeInputSchema, resolveAgents, type AgentForgeInput } from './schema';
+import { AgentForgeInputSchema, resolveAgents, type AgentForgeInput, type AgentForgeProgress } from '../../activities/agent/config';
+import { FAILURE_TYPES, NON_RETRYABLE_TYPES } from '../../common/constants';
+import { mean } from '../../common/stats';
+import { agentProgressQuery, agentProgressSignal } from './messages';
 
 type Activities = ReturnType<typeof createAgentActivities>;
 
-const NON_RETRYABLE = ['InvalidInput', 'InvalidConfig'];
-
 const { prepareTrainingEnvironments, createAgentArtifacts } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
 
 // Training heartbeats every few seconds; a dead worker is noticed after heartbeatTimeout and the retry
@@ -22,7 +22,7 @@ const { trainAgents, trainMultiAgentCoordination } = proxyActivities<Activities>
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '30 seconds',
   cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
 
 /** Share of overall progress at the start of each phase. */
@@ -50,9 +50,9 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput) {
       state.progress = PHASE_START[update.phase] + span * Math.min(1, fraction);
       state.episode = Math.min(...units.map((a) => a.episode));
       state.totalEpisodes = update.totalEpisodes;
-      state.reward = mean(units.map((a) => a.reward));
-      state.successRate = mean(units.map((a) => a.successRate));
-      state.coordinationScore = mean(units.map((a) => a.coordinationScore));
+      state.reward = mean(units.map((a) => a.reward)) ?? 0;
+      state.successRate = mean(units.map((a) => a.successRate)) ?? 0;
+      state.coordinationScore = mean(units.map((a) => a.coordinationScore)) ?? 0;
       state.message = update.message;
     }
   });
@@ -61,7 +61,7 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput) {
   if (!parsed.success) {
     state.phase = 'failed';
     state.message = `invalid input: ${formatZodError(parsed.error)}`;
-    throw ApplicationFailure.nonRetryable(state.message, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(state.message, FAILURE_TYPES.invalidInput);
   }
   const request = parsed.data;
   const { sessionId, config } = request;
@@ -123,7 +123,4 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput) {
   }
 }
 
-function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
-}
 

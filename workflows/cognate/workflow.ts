@@ -3,17 +3,17 @@
 import { ApplicationFailure, isCancellation, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createCognateActivities } from '../../activities/cognate';
 import { formatZodError } from '../../common/validation';
-import { cognateProgressQuery, modelProgressSignal, type CognateProgress } from './messages';
-import { CognateInputSchema, DEFAULT_MODELS, type CognateInput } from './schema';
+import { CognateInputSchema, DEFAULT_MODELS, type CognateInput, type CognateProgress } from '../../activities/cognate/config';
+import { FAILURE_TYPES, NON_RETRYABLE_TYPES } from '../../common/constants';
+import { mean } from '../../common/stats';
+import { cognateProgressQuery, modelProgressSignal } from './messages';
 
 type Activities = ReturnType<typeof createCognateActivities>;
-
-const NON_RETRYABLE = ['InvalidInput', 'InvalidConfig', 'InvalidDataset'];
 
 const { prepareDatasets, createModelArtifacts } = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '60 seconds',
-  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
 
 // A dead worker is noticed after heartbeatTimeout; the retry resumes from the newest good checkpoint.
@@ -22,7 +22,7 @@ const { trainModels } = proxyActivities<Activities>({
   startToCloseTimeout: '7 days',
   heartbeatTimeout: '60 seconds',
   cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
+  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
 
 const PHASE_START = { datasets: 0, training: 0.1, artifacts: 0.95 } as const;
@@ -55,7 +55,7 @@ export async function cognatePretrainingWorkflow(input: CognateInput) {
   if (!parsed.success) {
     state.phase = 'failed';
     state.message = `invalid input: ${formatZodError(parsed.error)}`;
-    throw ApplicationFailure.nonRetryable(state.message, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(state.message, FAILURE_TYPES.invalidInput);
   }
   const { sessionId, config } = parsed.data;
   const models = parsed.data.models ?? DEFAULT_MODELS;
@@ -100,7 +100,3 @@ export async function cognatePretrainingWorkflow(input: CognateInput) {
   }
 }
 
-function mean(xs: (number | null)[]): number | null {
-  const v = xs.filter((x): x is number => typeof x === 'number');
-  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
-}

@@ -9,7 +9,7 @@ import type { ChildContext } from '../../../common/child';
 import { NonRetryableError } from '../../../common/child';
 import { publishDirectory, sha256File, stagingDirFor, writeJsonAtomic } from '../../../common/export/files';
 import { datasetCacheDir } from '../../../common/paths';
-import type { CognateConfig } from '../../../workflows/cognate/schema';
+import type { CognateConfig } from '../config';
 import { DATASET_FORMAT } from '../engine/data';
 import { SeededRng } from '../engine/rng';
 import { DEFAULT_RETRY, resolveHubEndpoint, type RetryPolicy } from './hub';

@@ -1,7 +1,7 @@
 // The three sources' row schemas (hub parquet and original JSON), checked row by row, and their text
 // formatting. A bad row is a bad file: the error names the file, the row and the field, and is not retried.
 import { NonRetryableError } from '../../../common/child';
-import type { CognateConfig } from '../../../workflows/cognate/schema';
+import type { CognateConfig } from '../config';
 
 export type SourceName = CognateConfig['datasetSources'][number];
 

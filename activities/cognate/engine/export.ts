@@ -18,7 +18,7 @@ import { verifyManifest, type Manifest } from '../../../common/export/files';
 import { decodeSafetensors, encodeSafetensors } from '../../../common/export/safetensors';
 import type { NamedTensor } from '../../../common/export/tensors';
 import { readTfjsWeights } from '../../../common/export/tfjs';
-import type { ModelConfig } from '../../../workflows/cognate/schema';
+import type { ModelConfig } from '../config';
 import type { LtmState } from './ltm';
 import { CognateModel } from './model';
 

@@ -28,7 +28,7 @@
 // Parameters that did not influence the loss get no gradient (the memory read while the bank is empty).
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { checkModelConfig, ModelConfigSchema, type ModelConfig } from '../../../workflows/cognate/schema';
+import { checkModelConfig, ModelConfigSchema, type ModelConfig } from '../config';
 import { formatZodError } from '../../../common/validation';
 import { HaltingAccumulator } from './act';
 import { embed } from './embedding';

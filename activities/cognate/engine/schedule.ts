@@ -1,5 +1,5 @@
 // Learning rate: linear warmup, then cosine decay to minLearningRate at the last step (nanoGPT style).
-import type { OptimConfig } from '../../../workflows/cognate/schema';
+import type { OptimConfig } from '../config';
 
 export type ScheduleConfig = Pick<OptimConfig, 'learningRate' | 'minLearningRate' | 'warmupSteps'>;
 

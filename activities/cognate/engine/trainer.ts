@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice, type BackendInfo } from '../../../common/backend';
 import { NonRetryableError, type ChildContext } from '../../../common/child';
-import { ModelConfigSchema, type CognateConfig, type ModelConfig, type OptimConfig } from '../../../workflows/cognate/schema';
+import { ModelConfigSchema, type CognateConfig, type ModelConfig, type OptimConfig } from '../config';
 import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from './checkpoint';
 import { openDataset, TrainSampler, validationBatches, type SamplerState, type TokenBatch } from './data';
 import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast';

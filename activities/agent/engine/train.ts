@@ -15,9 +15,9 @@
 // In every mode an agent plays every slot of its environment (shared parameters; the slot is in the
 // observation). The team phase seats the different agents in the slots of the team environment.
 import crypto from 'node:crypto';
-import { NonRetryableError } from '../../common/child';
+import { NonRetryableError } from '../../../common/child';
 import * as tf from '@tensorflow/tfjs-core';
-import type { AgentArchitecture, AgentForgeConfig, TrainingMode } from '../../workflows/agent/schema';
+import type { AgentArchitecture, AgentForgeConfig, TrainingMode } from '../config';
 import { readCheckpoint, readLatestCheckpoint, restoreUnit, saveCheckpoint, type HistoryEntry, type TrainableUnit, type TrainerState } from './checkpoint';
 import { createEnv, envSettingsFromPlan, type EnvironmentPlan, type EnvSettings, type EnvVariant, type MultiAgentEnv } from './envs';
 import { ppoUpdate } from './learner';

@@ -12,12 +12,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { publishDirectory, sha256File, stagingDirFor, writeJsonAtomic, writeManifest } from '../../common/export/files';
-import { writeSafetensors } from '../../common/export/safetensors';
-import type { NamedTensor } from '../../common/export/tensors';
-import { writeTfjsWeights } from '../../common/export/tfjs';
-import { writeTorchStateDict } from '../../common/export/torch';
-import type { AgentArchitecture, AgentForgeConfig } from '../../workflows/agent/schema';
+import { publishDirectory, sha256File, stagingDirFor, writeJsonAtomic, writeManifest } from '../../../common/export/files';
+import { writeSafetensors } from '../../../common/export/safetensors';
+import type { NamedTensor } from '../../../common/export/tensors';
+import { writeTfjsWeights } from '../../../common/export/tfjs';
+import { writeTorchStateDict } from '../../../common/export/torch';
+import type { AgentArchitecture, AgentForgeConfig } from '../config';
 import { readCheckpoint, type CheckpointMeta } from './checkpoint';
 import { ACTION_COUNT, HEADER_SIZE, OBS_SIZE, createEnv, type EnvSettings, type EnvVariant } from './envs';
 import { tidyValue } from './nn';

@@ -1,7 +1,7 @@
 // Compute process of the agent activities (started with common/child.ts runInChild): trains one agent
 // or the team, or writes the artifacts, so the worker's event loop stays free.
-import { serveChild } from '../../common/child';
-import { initBackend } from '../../common/backend';
+import { serveChild } from '../../../common/child';
+import { initBackend } from '../../../common/backend';
 import { writeAgentArtifacts, type ArtifactFile, type ArtifactJob } from './artifacts';
 import { runTraining, type TrainEvent, type TrainJob, type TrainResult } from './train';
 

@@ -9,7 +9,7 @@
 //   [0..3)  environment kind one-hot (navigation, referential, delegation)
 //   [3..7)  own agent index one-hot (slot 0 is the leader under the hierarchical strategy)
 //   [7..9)  turn phase one-hot (communicate, act)
-import { MAX_TEAM_SIZE } from '../../../workflows/agent/schema';
+import { MAX_TEAM_SIZE } from '../../config';
 import type { Rng } from '../rng';
 
 export const OBS_SIZE = 48;

@@ -1,6 +1,6 @@
 // Environment registry and the environment plan of a session: which environments exist, which agent
 // trains where, and where the team trains together.
-import type { AgentForgeConfig } from '../../../workflows/agent/schema';
+import type { AgentForgeConfig } from '../../config';
 import { hashSeed } from '../rng';
 import { DelegationGame, ReferentialGame } from './messageGames';
 import { NavigationEnv } from './navigation';

@@ -151,3 +151,34 @@ export type CognateConfig = z.output<typeof CognateConfigSchema>;
 export type CognateModelSpec = z.output<typeof CognateModelSpecSchema>;
 export type CognateInput = z.input<typeof CognateInputSchema>;
 export type CognateRequest = z.output<typeof CognateInputSchema>;
+
+// ---- Progress messages between the training activities and the workflow ----
+
+/** One model's live training state, sent by trainModels at a bounded rate. */
+export interface ModelProgressUpdate {
+  model: string;
+  phase: 'datasets' | 'training' | 'validation' | 'artifacts';
+  step: number;
+  totalSteps: number;
+  loss: number | null;
+  learningRate: number | null;
+  tokensPerSecond?: number;
+  valLoss?: number | null;
+  message: string;
+  resumedFromStep?: number;
+}
+
+/** The seed's TrainingProgress plus phase and per-model entries. */
+export interface CognateProgress {
+  progress: number;
+  message: string;
+  step: number;
+  totalSteps: number;
+  loss: number | null;
+  learningRate: number | null;
+  phase: 'validating' | 'datasets' | 'training' | 'artifacts' | 'completed' | 'failed' | 'cancelled';
+  models: Record<string, ModelProgressUpdate>;
+}
+
+/** Signal name of ModelProgressUpdate (the workflow defines the signal with it; activities send it). */
+export const MODEL_PROGRESS_SIGNAL = 'modelProgress';

@@ -3,14 +3,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../common/backend';
-import { MANIFEST_NAME, sha256File, type ManifestFile } from '../../common/export/files';
-import type { CognateConfig, ModelConfig } from '../../workflows/cognate/schema';
-import { loadLatestCheckpoint, type TensorState } from './engine/checkpoint';
-import { exportModel } from './engine/export';
-import type { LtmState } from './engine/ltm';
-import { CognateModel } from './engine/model';
-import type { TrainSummary } from './engine/trainer';
+import { initBackend } from '../../../common/backend';
+import { MANIFEST_NAME, sha256File, type ManifestFile } from '../../../common/export/files';
+import type { CognateConfig, ModelConfig } from '../config';
+import { loadLatestCheckpoint, type TensorState } from './checkpoint';
+import { exportModel } from './export';
+import type { LtmState } from './ltm';
+import { CognateModel } from './model';
+import type { TrainSummary } from './trainer';
 
 export interface ExportJob {
   model: string;

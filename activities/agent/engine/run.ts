@@ -1,7 +1,7 @@
 // The whole Agent Forge run without Temporal: plan, train every agent, train the team, export artifacts.
 // Used by bench/agent.ts (and by the integrator to measure Temporal's overhead against the same work).
 import path from 'node:path';
-import type { AgentArchitecture, AgentForgeConfig } from '../../workflows/agent/schema';
+import type { AgentArchitecture, AgentForgeConfig } from '../config';
 import { writeAgentArtifacts, type ArtifactFile } from './artifacts';
 import { createEnv, envSettingsFromPlan, planEnvironments, type EnvironmentPlan } from './envs';
 import { agentJob, evaluationVariant, runTraining, teamJob, type TrainResult } from './train';

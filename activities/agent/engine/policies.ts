@@ -17,7 +17,7 @@
 //   hybrid        a reactive MLP and a planning branch (both at hiddenSize/2, ceil(numLayers/2) layers) whose
 //                 logits are mixed by a learned state-dependent gate g in [0,1].
 import * as tf from '@tensorflow/tfjs-core';
-import type { AgentArchitecture } from '../../workflows/agent/schema';
+import type { AgentArchitecture } from '../config';
 import { ACTION_COUNT, OBS_SIZE } from './envs/types';
 import { Linear, Mlp, ParamStore, TransformerBlock, sinusoidalPositions, type Param } from './nn';
 import type { Rng } from './rng';

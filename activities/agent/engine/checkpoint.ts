@@ -4,10 +4,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { atomicWriteFile, publishDirectory, stagingDirFor, writeJsonAtomic } from '../../common/export/files';
-import { readSafetensors, writeSafetensors } from '../../common/export/safetensors';
-import type { NamedTensor } from '../../common/export/tensors';
-import type { AgentArchitecture } from '../../workflows/agent/schema';
+import { atomicWriteFile, publishDirectory, stagingDirFor, writeJsonAtomic } from '../../../common/export/files';
+import { readSafetensors, writeSafetensors } from '../../../common/export/safetensors';
+import type { NamedTensor } from '../../../common/export/tensors';
+import type { AgentArchitecture } from '../config';
 import type { PolicyNetwork } from './policies';
 import type { Adam } from './rl';
 import type { RngState } from './rng';

@@ -1,4 +1,4 @@
-// Child-process entry: runInChild(require.resolve('./child'), job, onEvent) keeps BPE training and
+// Child-process entry of prepareDatasets (see common/child.ts childModulePath): keeps BPE training and
 // encoding off the worker's event loop.
 import { serveChild } from '../../../common/child';
 import { prepareDatasets, type PrepareEvent, type PrepareJob, type PrepareResult } from './prepare';
