@@ -8,7 +8,7 @@ import { backendInfo, initBackend } from '../common/backend';
 import { ACTION_COUNT, OBS_SIZE, createEnv, type EnvKind } from '../activities/agent/engine/envs';
 import { runAgentForgeDirect } from '../activities/agent/engine/run';
 import { createPolicy } from '../activities/agent/engine/policies';
-import { Rng } from '../activities/agent/engine/rng';
+import { Rng } from '../common/rng';
 import { rollout } from '../activities/agent/engine/rollout';
 import { makeEnvs } from '../activities/agent/engine/train';
 import { AgentForgeConfigSchema, DEFAULT_AGENTS } from '../activities/agent/config';

@@ -14,7 +14,7 @@ import { readCheckpoint, saveCheckpoint } from '../activities/cognate/engine/che
 import { TrainSampler } from '../activities/cognate/engine/data';
 import { CognateModel } from '../activities/cognate/engine/model';
 import { globalNorm } from '../activities/cognate/engine/optim';
-import { SeededRng } from '../activities/cognate/engine/rng';
+import { Rng } from '../common/rng';
 import { captureTrainingState, emptyProgress, makeGrokFast, makeOptimizer, modelConfigOf, restoreTrainingState, type CheckpointState } from '../activities/cognate/engine/trainer';
 import { CognateConfigSchema } from '../activities/cognate/config';
 
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   const parameters = model.parameterCount();
   const optimizer = makeOptimizer(model, config);
   const grokfast = makeGrokFast(config);
-  const rng = new SeededRng(seed);
+  const rng = new Rng(seed);
   const tokens = Uint16Array.from({ length: 4096 }, () => rng.int(config.vocabSize));
   const sampler = new TrainSampler({ name: 'train', tokens, documents: 1 }, config.seqLen, config.batchSize, seed);
   const progress = emptyProgress();

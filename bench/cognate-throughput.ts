@@ -16,7 +16,7 @@ import { initBackend, type BackendInfo } from '../common/backend';
 import { writeJsonAtomic } from '../common/export/files';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { AdamW } from '../activities/cognate/engine/optim';
-import { SeededRng } from '../activities/cognate/engine/rng';
+import { Rng } from '../common/rng';
 
 interface Preset {
   description: string;
@@ -111,7 +111,7 @@ async function runPreset(name: string, stepsOverride?: number): Promise<PresetRe
   const rateRuns = [measureMatmul(matmulShapes, 1000)];
 
   const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.01, decoupled: true });
-  const rng = new SeededRng(99);
+  const rng = new Rng(99);
   const tokensPerStep = preset.batchSize * preset.seqLen;
   const batch = (): { tokens: tf.Tensor2D; targets: tf.Tensor2D } => {
     const ids = Int32Array.from({ length: preset.batchSize * (preset.seqLen + 1) }, () => rng.int(c.vocabSize));

@@ -36,7 +36,7 @@ import { gaussianMatrix } from '../activities/cognate/engine/ltm';
 import { CognateModel } from '../activities/cognate/engine/model';
 import type { NamedVariable } from '../activities/cognate/engine/optim';
 import { AdamW } from '../activities/cognate/engine/optim';
-import { SeededRng } from '../activities/cognate/engine/rng';
+import { Rng } from '../common/rng';
 import { learningRateAt } from '../activities/cognate/engine/schedule';
 
 export const PRIME = 97;
@@ -55,7 +55,7 @@ export interface ModularSplit {
 export function modularMultiplicationData(seed: number, trainFraction = 0.5): { train: ModularSplit; validation: ModularSplit } {
   const rows: [number, number][] = [];
   for (let x = 0; x < PRIME; x++) for (let y = 1; y < PRIME; y++) rows.push([x, y]);
-  new SeededRng(seed).shuffle(rows);
+  new Rng(seed).shuffle(rows);
   const nTrain = Math.floor(rows.length * trainFraction);
   const split = (part: [number, number][]): ModularSplit => ({
     inputs: Int32Array.from(part.flatMap(([x, y]) => [x, OP_TOKEN, y, EQ_TOKEN])),
@@ -98,7 +98,7 @@ export class LocalDecoder implements Decoder {
     readonly init: DecoderInit = 'torch',
     private readonly dims = { vocab: PRIME + 2, seqLen: 4, dModel: 128, nHeads: 4, dFF: 512, nLayers: 2 },
   ) {
-    const rng = new SeededRng(seed);
+    const rng = new Rng(seed);
     const { vocab, seqLen, dModel: C, dFF: F, nLayers } = dims;
     const add = (name: string, shape: number[], kind: 'embedding' | 'linear' | 'ones'): void => {
       const n = shape.reduce((a, b) => a * b, 1);
@@ -230,7 +230,7 @@ export async function runModularTask(opts: ModularRunOptions): Promise<ModularRu
   const grokfast = new GrokFast({ mode: opts.filter, alpha, lamb, window: 100, warmup: true });
   const varList = model.params.map((p) => p.variable);
   const parameters = varList.reduce((n, v) => n + v.size, 0);
-  const orderRng = new SeededRng(opts.seed + 1);
+  const orderRng = new Rng(opts.seed + 1);
 
   const evaluate = (split: ModularSplit): { loss: number; accuracy: number } => {
     let lossSum = 0;

@@ -45,7 +45,7 @@ import { writeJsonAtomic } from '../common/export/files';
 import { LongTermMemory } from '../activities/cognate/engine/ltm';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamW } from '../activities/cognate/engine/optim';
-import { SeededRng } from '../activities/cognate/engine/rng';
+import { Rng } from '../common/rng';
 import { learningRateAt } from '../activities/cognate/engine/schedule';
 import { makeOptimizer } from '../activities/cognate/engine/trainer';
 import { OptimConfigSchema, type OptimConfig } from '../activities/cognate/config';
@@ -79,7 +79,7 @@ export interface Episode {
   values: number[];
 }
 
-export function makeEpisode(rng: SeededRng, task: RecallTask): Episode {
+export function makeEpisode(rng: Rng, task: RecallTask): Episode {
   if (task.factsPerEpisode > task.numKeys) throw new Error(`factsPerEpisode ${task.factsPerEpisode} exceeds numKeys ${task.numKeys}`);
   const keys = rng.shuffle([...Array(task.numKeys).keys()]).slice(0, task.factsPerEpisode);
   return { keys, values: keys.map(() => rng.int(task.numValues)) };
@@ -126,7 +126,7 @@ export function queryBatch(ep: Episode, task: RecallTask, order: number[] = [...
  * n / Q sequences, each with all n facts in a fresh random order and then Q of the questions: every fact is
  * asked once across the batch.
  */
-export function inContextBatch(ep: Episode, task: RecallTask, rng: SeededRng): SeqBatch {
+export function inContextBatch(ep: Episode, task: RecallTask, rng: Rng): SeqBatch {
   const n = ep.keys.length;
   const q = task.inContextQueries;
   if (n % q !== 0) throw new Error(`factsPerEpisode ${n} must be a multiple of inContextQueries ${q}`);
@@ -420,7 +420,7 @@ export async function runRecall(o: RunOptions): Promise<RunResult> {
   const model = new CognateModel(recallModelConfig(task, o.memEnabled, o.surpriseThreshold), o.seed);
   const optimConfig = recallOptimConfig();
   const optimizer = makeOptimizer(model, optimConfig);
-  const dataRng = new SeededRng(o.seed + 1000); // same stream for memory on and off
+  const dataRng = new Rng(o.seed + 1000); // same stream for memory on and off
   const steps = 2 * o.episodes;
   const memory = model.memory;
   const name = o.memEnabled ? 'memory on ' : 'memory off';
@@ -474,7 +474,7 @@ export async function runRecall(o: RunOptions): Promise<RunResult> {
 
   // --- evaluation on held-out episodes (another seed) ---
   const evalStarted = performance.now();
-  const evalRng = new SeededRng(o.seed + 2000);
+  const evalRng = new Rng(o.seed + 2000);
   const held = Array.from({ length: o.evalEpisodes }, () => makeEpisode(evalRng, task));
   const recall = tally();
   const inContext = tally();

@@ -15,7 +15,7 @@ import { AGENT_ARCHITECTURES, AgentForgeConfigSchema, type AgentArchitecture, ty
 import { readCheckpoint } from '../activities/agent/engine/checkpoint';
 import { ACTION_COUNT, OBS_SIZE, createEnv, planEnvironments, type EnvKind, type EnvSettings, type MultiAgentEnv } from '../activities/agent/engine/envs';
 import { createPolicy, parameterCount } from '../activities/agent/engine/policies';
-import { Rng } from '../activities/agent/engine/rng';
+import { Rng } from '../common/rng';
 import { agentJob, evaluate, runTraining, type TrainJob } from '../activities/agent/engine/train';
 import { computeGae } from '../activities/agent/engine/rl';
 import { writeAgentArtifacts } from '../activities/agent/engine/artifacts';

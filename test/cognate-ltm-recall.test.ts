@@ -23,7 +23,7 @@ import {
   type RecallTask,
 } from '../bench/ltm-recall';
 import { CognateModel } from '../activities/cognate/engine/model';
-import { SeededRng } from '../activities/cognate/engine/rng';
+import { Rng } from '../common/rng';
 import { makeOptimizer } from '../activities/cognate/engine/trainer';
 
 const task: RecallTask = { ...DEFAULT_TASK, factsPerEpisode: 8, inContextQueries: 4 };
@@ -34,7 +34,7 @@ beforeAll(async () => {
 
 describe('LTM recall benchmark', () => {
   test('episodes: fresh distinct keys, facts and questions laid out as documented', () => {
-    const rng = new SeededRng(3);
+    const rng = new Rng(3);
     const a = makeEpisode(rng, task);
     const b = makeEpisode(rng, task);
     expect(new Set(a.keys).size).toBe(task.factsPerEpisode);
@@ -73,7 +73,7 @@ describe('LTM recall benchmark', () => {
     const optimConfig = recallOptimConfig();
     const optimizer = makeOptimizer(model, optimConfig);
     const memory = model.memory!;
-    const rng = new SeededRng(6);
+    const rng = new Rng(6);
     const step = (batches: Parameters<typeof trainStep>[2], write: boolean[]) => trainStep(model, optimizer, batches, { learningRate: optimConfig.learningRate, maxGradNorm: 1, write });
     let ep = makeEpisode(rng, task);
     for (let e = 0; e < 3; e++) {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
 import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator } from '../activities/cognate/engine/optim';
 import { learningRateAt } from '../activities/cognate/engine/schedule';
-import { SeededRng } from '../activities/cognate/engine/rng';
+import { Rng } from '../common/rng';
 import { CorruptCheckpointError, listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint } from '../activities/cognate/engine/checkpoint';
 import { DATASET_FORMAT, openDataset, TrainSampler, validationBatches } from '../activities/cognate/engine/data';
 import { train, type TrainEvent, type TrainJob, type TrainSummary } from '../activities/cognate/engine/trainer';
@@ -22,7 +22,7 @@ const freshDir = (name: string): string => fs.mkdtempSync(path.join(tmpRoot, `${
 
 /** A prepared dataset in the forge-token-shards/v1 format: documents of seeded random tokens, each ended by EOS. */
 function writeTinyDataset(dir: string, opts: { vocabSize: number; trainDocs: number; valDocs: number; seed: number; shards?: number }): void {
-  const rng = new SeededRng(opts.seed);
+  const rng = new Rng(opts.seed);
   const eosId = 0;
   const makeSplit = (name: string, docs: number, shards: number) => {
     const perShard: number[][] = Array.from({ length: shards }, () => []);
@@ -173,18 +173,23 @@ describe('learning-rate schedule', () => {
   });
 });
 
-describe('SeededRng', () => {
-  test('xoshiro128** reference outputs for state [1,2,3,4]', () => {
-    const rng = SeededRng.fromState([1, 2, 3, 4]);
-    expect([rng.nextUint32(), rng.nextUint32(), rng.nextUint32(), rng.nextUint32()]).toEqual([11520, 0, 5927040, 70819200]);
+describe('Rng (common/rng.ts, shared by both pipelines)', () => {
+  test('sfc32 reference outputs for state [1,2,3,4] (computed independently from the algorithm definition)', () => {
+    const rng = Rng.fromState([1, 2, 3, 4]);
+    expect([rng.nextUint32(), rng.nextUint32(), rng.nextUint32(), rng.nextUint32()]).toEqual([7, 34, 56623200, 188882296]);
+  });
+  test('rejects bad seeds, bounds and states', () => {
+    expect(() => new Rng(1.5)).toThrow(/integer/);
+    expect(() => new Rng(1).int(0)).toThrow(/1\.\.2\^32/);
+    expect(() => Rng.fromState([1, 2, 3] as never)).toThrow(/four 32-bit/);
   });
   test('same seed same stream; state resumes the stream', () => {
-    const a = new SeededRng(42);
-    const b = new SeededRng(42);
+    const a = new Rng(42);
+    const b = new Rng(42);
     expect(Array.from({ length: 5 }, () => a.int(1000))).toEqual(Array.from({ length: 5 }, () => b.int(1000)));
-    const c = SeededRng.fromState(a.state());
+    const c = Rng.fromState(a.state());
     expect(Array.from({ length: 5 }, () => c.next())).toEqual(Array.from({ length: 5 }, () => a.next()));
-    expect(new SeededRng(43).nextUint32()).not.toBe(new SeededRng(42).nextUint32());
+    expect(new Rng(43).nextUint32()).not.toBe(new Rng(42).nextUint32());
   });
 });
 

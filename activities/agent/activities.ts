@@ -17,7 +17,7 @@ import { AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig, 
 import type { ArtifactAgentInput, ArtifactFile, ArtifactJob } from './engine/artifacts';
 import type { ChildJob, ChildResult } from './engine/train.child';
 import { ACTION_COUNT, OBS_SIZE, createEnv, envSettingsFromPlan, planEnvironments, type EnvironmentPlan } from './engine/envs';
-import { Rng, hashSeed } from './engine/rng';
+import { Rng, hashSeed } from '../../common/rng';
 import { agentJob, evaluationVariant, teamJob, type EvalMetrics, type TrainEvent, type TrainJob, type TrainResult } from './engine/train';
 
 export { runTraining, agentJob, teamJob, evaluate, NULL_CONTEXT } from './engine/train';

@@ -22,7 +22,7 @@ import { readCheckpoint, type CheckpointMeta } from './checkpoint';
 import { ACTION_COUNT, HEADER_SIZE, OBS_SIZE, createEnv, type EnvSettings, type EnvVariant } from './envs';
 import { tidyValue } from './nn';
 import { createPolicy, disposePolicy, parameterCount, type PolicyNetwork } from './policies';
-import { Rng, hashSeed } from './rng';
+import { Rng, hashSeed } from '../../../common/rng';
 import { goalOneHot, rollout } from './rollout';
 import { makeEnvs, networkSizes, type EvalMetrics } from './train';
 

@@ -10,7 +10,7 @@ import type { NamedTensor } from '../../../common/export/tensors';
 import type { AgentArchitecture } from '../config';
 import type { PolicyNetwork } from './policies';
 import type { Adam } from './rl';
-import type { RngState } from './rng';
+import type { RngState } from '../../../common/rng';
 
 export const CHECKPOINT_FORMAT = 'forge-agent-checkpoint/1';
 const LATEST = 'LATEST';

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ACTION_COUNT, OBS_SIZE } from './envs/types';
 import { actionLimit, type PolicyInput, type PolicyNetwork } from './policies';
 import { Adam, clipByGlobalNorm, clippedPolicyLoss, computeGae, logProbAndEntropy, maskedLogProbs, normalize, valueLoss, type PpoHyperparameters } from './rl';
-import type { Rng } from './rng';
+import type { Rng } from '../../../common/rng';
 import { contextWindow, goalOneHot, type Trajectory } from './rollout';
 
 export interface UpdateStats {

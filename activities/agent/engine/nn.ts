@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradients (the tfjs umbrella package would); training needs them.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import type { Rng } from './rng';
+import type { Rng } from '../../../common/rng';
 
 /** How a parameter maps to PyTorch on export: linear weights are stored [in, out] here, [out, in] in torch. */
 export type ParamKind = 'linear_weight' | 'bias' | 'other';

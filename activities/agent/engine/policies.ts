@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AgentArchitecture } from '../config';
 import { ACTION_COUNT, OBS_SIZE } from './envs/types';
 import { Linear, Mlp, ParamStore, TransformerBlock, sinusoidalPositions, type Param } from './nn';
-import type { Rng } from './rng';
+import type { Rng } from '../../../common/rng';
 
 export const GOALS = 4;
 export const GOAL_EVERY = 4;

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ACTION_COUNT, OBS_SIZE, type MultiAgentEnv } from './envs/types';
 import { GOAL_EVERY, actionLimit, type PolicyInput, type PolicyNetwork } from './policies';
-import type { Rng } from './rng';
+import type { Rng } from '../../../common/rng';
 
 /** A network and the environment slots it plays (the same slots in every copy). */
 export interface Controller {

@@ -23,7 +23,7 @@ import { createEnv, envSettingsFromPlan, type EnvironmentPlan, type EnvSettings,
 import { ppoUpdate } from './learner';
 import { createPolicy, disposePolicy, parameterCount, type NetworkSizes } from './policies';
 import { Adam, PPO_DEFAULTS, type PpoHyperparameters } from './rl';
-import { Rng, hashSeed } from './rng';
+import { Rng, hashSeed } from '../../../common/rng';
 import { rollout, type Controller, type RewardShaping } from './rollout';
 
 export interface EvalMetrics {

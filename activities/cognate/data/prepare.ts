@@ -11,7 +11,7 @@ import { publishDirectory, sha256File, stagingDirFor, writeJsonAtomic } from '..
 import { datasetCacheDir } from '../../../common/paths';
 import type { CognateConfig } from '../config';
 import { DATASET_FORMAT } from '../engine/data';
-import { SeededRng } from '../engine/rng';
+import { Rng, hashString } from '../../../common/rng';
 import { DEFAULT_RETRY, resolveHubEndpoint, type RetryPolicy } from './hub';
 import { LONG_SOURCES, type Example, type SourceName } from './records';
 import { FIXTURES_DIR, HUB_DATASETS, LOCAL_FILES, localFilesPresent, openHubSource, openLocalSource, type RowReader, type SourcePool, type SplitName } from './sources';
@@ -103,15 +103,9 @@ function checkStop(ctx: Ctx, stage: string): void {
   if (ctx.stopRequested()) throw new Error(`dataset preparation stopped on request during ${stage}; nothing was published`);
 }
 
-/** Stable 32-bit FNV-1a, to give every (source, split, purpose) its own seeded stream. */
-function hash32(label: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < label.length; i++) h = Math.imul(h ^ label.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
-}
-
-function rngFor(seed: number, label: string): SeededRng {
-  return new SeededRng((seed ^ hash32(label)) >>> 0);
+/** Every (source, split, purpose) gets its own seeded stream. */
+function rngFor(seed: number, label: string): Rng {
+  return new Rng((seed ^ hashString(label)) >>> 0);
 }
 
 // ---- sources ----

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { NonRetryableError } from '../../../common/child';
 import { formatZodError } from '../../../common/validation';
-import { SeededRng, type RngState } from './rng';
+import { Rng, type RngState } from '../../../common/rng';
 
 export const DATASET_FORMAT = 'forge-token-shards/v1';
 
@@ -142,7 +142,7 @@ export interface SamplerState {
  * a seeded RNG whose state is checkpointed, so resume continues the exact same sequence of batches.
  */
 export class TrainSampler {
-  private rng: SeededRng;
+  private rng: Rng;
   windowsDrawn = 0;
 
   constructor(
@@ -152,7 +152,7 @@ export class TrainSampler {
     seed: number,
   ) {
     checkSplitLength(split, seqLen);
-    this.rng = new SeededRng(seed);
+    this.rng = new Rng(seed);
   }
 
   nextBatch(): TokenBatch {

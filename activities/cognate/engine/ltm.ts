@@ -9,7 +9,7 @@
 //   least-recently-used slot (reads and writes both count as use).
 // - Float32Arrays are the source of truth; tensors of them are cached for reads and dropped on writes.
 import * as tf from '@tensorflow/tfjs-core';
-import { SeededRng } from './rng';
+import { Rng } from '../../../common/rng';
 
 export interface LtmConfig {
   /** Width of the hidden states written. */
@@ -76,7 +76,7 @@ export class LongTermMemory {
     this.lastUsed = new Float64Array(capacity);
     // A fixed Gaussian projection with variance 1/dMem keeps norms and angles on average (Johnson–Lindenstrauss);
     // it is not trained because the bank sits outside the tape.
-    this.writeProjection = dModel === dMem ? null : gaussianMatrix(new SeededRng(seed), dModel * dMem, 1 / Math.sqrt(dMem));
+    this.writeProjection = dModel === dMem ? null : gaussianMatrix(new Rng(seed), dModel * dMem, 1 / Math.sqrt(dMem));
   }
 
   get size(): number {
@@ -271,7 +271,7 @@ function unit(v: Float32Array): Float32Array {
 const { cos, log, sin, sqrt, PI } = Math; // module-level: global lookups are slow inside jest's sandbox
 
 /** n values from N(0, std²) by Box–Muller. */
-export function gaussianMatrix(rng: SeededRng, n: number, std: number): Float32Array {
+export function gaussianMatrix(rng: Rng, n: number, std: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
     const u1 = 1 - rng.next(); // (0, 1]: log is finite

@@ -34,7 +34,7 @@ import { HaltingAccumulator } from './act';
 import { embed } from './embedding';
 import { addSame, applyRotary, attention, causalMask, crossEntropy, detach, linear, reshape, rmsNorm, rotaryTables, rotateHalfMatrix, select, swiglu } from './layers';
 import { gaussianMatrix, LongTermMemory } from './ltm';
-import { SeededRng } from './rng';
+import { Rng } from '../../../common/rng';
 
 export type ModelConfigInput = z.input<typeof ModelConfigSchema>;
 
@@ -111,7 +111,7 @@ export class CognateModel {
   constructor(config: ModelConfigInput, seed: number) {
     const c = (this.config = parseModelConfig(config));
     if (!Number.isSafeInteger(seed)) throw new Error(`seed must be an integer (got ${seed})`);
-    const rng = new SeededRng(seed);
+    const rng = new Rng(seed);
     const std = 0.02;
     const residualStd = std / Math.sqrt(2 * c.nLayers); // GPT-2: residual writes shrink with depth
     const normal = (name: string, shape: number[], s: number, linear = true): tf.Variable =>

@@ -1,7 +1,7 @@
 // Environment registry and the environment plan of a session: which environments exist, which agent
 // trains where, and where the team trains together.
 import type { AgentForgeConfig } from '../../config';
-import { hashSeed } from '../rng';
+import { hashSeed } from '../../../../common/rng';
 import { DelegationGame, ReferentialGame } from './messageGames';
 import { NavigationEnv } from './navigation';
 import { MAX_ENV_AGENTS, type EnvKind, type EnvSettings, type EnvSpec, type MultiAgentEnv } from './types';

@@ -5,7 +5,7 @@
 //   act:         the other agents act on what they received; the round is scored.
 // The sender is slot 0 every round under the hierarchical strategy (a fixed leader) and a random slot
 // each round under the decentralized one (no leader: whoever holds the information must route it).
-import type { Rng } from '../rng';
+import type { Rng } from '../../../../common/rng';
 import { MessageChannels, inboxSize, type Message } from './channels';
 import {
   ACTION_COUNT, HEADER_SIZE, MAX_ENV_AGENTS, labelsArray, writeHeader,

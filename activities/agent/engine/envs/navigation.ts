@@ -7,7 +7,7 @@
 //     (one action = one permutation) and sends it over a channel: "direct" gives each agent only its
 //     own assignment, "broadcast" gives everyone the whole assignment. Then 25 move steps.
 //   decentralized: no leader and no assignment; 25 move steps; agents must split the landmarks themselves.
-import type { Rng } from '../rng';
+import type { Rng } from '../../../../common/rng';
 import {
   ACTION_COUNT, HEADER_SIZE, MAX_ENV_AGENTS, labelsArray, writeHeader,
   type EnvSettings, type EnvSpec, type EnvVariant, type EpisodeOutcome, type MultiAgentEnv, type StepResult,

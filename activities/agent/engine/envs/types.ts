@@ -10,7 +10,7 @@
 //   [3..7)  own agent index one-hot (slot 0 is the leader under the hierarchical strategy)
 //   [7..9)  turn phase one-hot (communicate, act)
 import { MAX_TEAM_SIZE } from '../../config';
-import type { Rng } from '../rng';
+import type { Rng } from '../../../../common/rng';
 
 export const OBS_SIZE = 48;
 export const ACTION_COUNT = 64;
