@@ -13,7 +13,7 @@ import { loadEnv } from '../common/env';
 import { readCheckpoint, saveCheckpoint } from '../activities/cognate/engine/checkpoint';
 import { TrainSampler } from '../activities/cognate/engine/data';
 import { CognateModel } from '../activities/cognate/engine/model';
-import { globalNorm } from '../activities/cognate/engine/optim';
+import { globalNorm } from '../common/optim';
 import { Rng } from '../common/rng';
 import { captureTrainingState, emptyProgress, makeGrokFast, makeOptimizer, modelConfigOf, restoreTrainingState, type CheckpointState } from '../activities/cognate/engine/trainer';
 import { CognateConfigSchema } from '../activities/cognate/config';

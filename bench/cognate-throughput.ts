@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendInfo } from '../common/backend';
 import { writeJsonAtomic } from '../common/export/files';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
-import { AdamW } from '../activities/cognate/engine/optim';
+import { AdamW } from '../common/optim';
 import { Rng } from '../common/rng';
 
 interface Preset {

@@ -34,8 +34,8 @@ import { embed } from '../activities/cognate/engine/embedding';
 import { causalMask, crossEntropyPerRow, linear, rmsNorm, silu } from '../activities/cognate/engine/layers';
 import { gaussianMatrix } from '../activities/cognate/engine/ltm';
 import { CognateModel } from '../activities/cognate/engine/model';
-import type { NamedVariable } from '../activities/cognate/engine/optim';
-import { AdamW } from '../activities/cognate/engine/optim';
+import type { NamedVariable } from '../common/optim';
+import { AdamW } from '../common/optim';
 import { Rng } from '../common/rng';
 import { learningRateAt } from '../activities/cognate/engine/schedule';
 

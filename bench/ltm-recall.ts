@@ -44,7 +44,7 @@ import { backendInfo, initBackend } from '../common/backend';
 import { writeJsonAtomic } from '../common/export/files';
 import { LongTermMemory } from '../activities/cognate/engine/ltm';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
-import { clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamW } from '../activities/cognate/engine/optim';
+import { clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamW } from '../common/optim';
 import { Rng } from '../common/rng';
 import { learningRateAt } from '../activities/cognate/engine/schedule';
 import { makeOptimizer } from '../activities/cognate/engine/trainer';

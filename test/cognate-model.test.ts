@@ -12,7 +12,7 @@ import { addSame, applyRotary, attention, causalMask, crossEntropy, linear, resh
 import { exportModel, loadModelFromExport } from '../activities/cognate/engine/export';
 import { LongTermMemory, type LtmConfig } from '../activities/cognate/engine/ltm';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
-import { AdamW } from '../activities/cognate/engine/optim';
+import { AdamW } from '../common/optim';
 
 const TINY: ModelConfigInput = { dModel: 16, nLayers: 3, nHeads: 2, vocabSize: 23, maxSeqLen: 16, dFF: 24, dMem: 8, memCapacity: 16, memTopK: 3 };
 

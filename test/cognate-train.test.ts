@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
-import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator } from '../activities/cognate/engine/optim';
+import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator } from '../common/optim';
 import { learningRateAt } from '../activities/cognate/engine/schedule';
 import { Rng } from '../common/rng';
 import { CorruptCheckpointError, listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint } from '../activities/cognate/engine/checkpoint';

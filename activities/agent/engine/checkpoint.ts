@@ -9,7 +9,7 @@ import { readSafetensors, writeSafetensors } from '../../../common/export/safete
 import type { NamedTensor } from '../../../common/export/tensors';
 import type { AgentArchitecture } from '../config';
 import type { PolicyNetwork } from './policies';
-import type { Adam } from './rl';
+import type { AdamW } from '../../../common/optim';
 import type { RngState } from '../../../common/rng';
 
 export const CHECKPOINT_FORMAT = 'forge-agent-checkpoint/1';
@@ -66,20 +66,20 @@ export interface CheckpointMeta {
 export interface TrainableUnit {
   meta: Omit<UnitMeta, 'adamStep'>;
   net: PolicyNetwork;
-  optimizer: Adam;
+  optimizer: AdamW;
 }
 
 function tensorOf(name: string, t: tf.Tensor): NamedTensor {
   return { name, shape: [...t.shape], dtype: 'float32', data: Float32Array.from(t.dataSync() as Float32Array) };
 }
 
-export function unitTensors(unit: { meta: { id: string }; net: PolicyNetwork; optimizer?: Adam }): NamedTensor[] {
+export function unitTensors(unit: { meta: { id: string }; net: PolicyNetwork; optimizer?: AdamW }): NamedTensor[] {
   const out: NamedTensor[] = [];
-  unit.net.store.params.forEach((p, i) => {
+  unit.net.store.params.forEach((p) => {
     out.push(tensorOf(`${unit.meta.id}.param.${p.name}`, p.variable));
     if (unit.optimizer) {
-      out.push(tensorOf(`${unit.meta.id}.adam_m.${p.name}`, unit.optimizer.m[i]));
-      out.push(tensorOf(`${unit.meta.id}.adam_v.${p.name}`, unit.optimizer.v[i]));
+      out.push(tensorOf(`${unit.meta.id}.adam_m.${p.name}`, unit.optimizer.moment('m', p.name)));
+      out.push(tensorOf(`${unit.meta.id}.adam_v.${p.name}`, unit.optimizer.moment('v', p.name)));
     }
   });
   return out;
@@ -127,19 +127,19 @@ export function readLatestCheckpoint(dir: string): LoadedCheckpoint | null {
 }
 
 /** Load unit `unitId`'s weights (and Adam state, when an optimizer is given) from a checkpoint. */
-export function restoreUnit(ckpt: LoadedCheckpoint, unitId: string, net: PolicyNetwork, optimizer?: Adam): void {
+export function restoreUnit(ckpt: LoadedCheckpoint, unitId: string, net: PolicyNetwork, optimizer?: AdamW): void {
   const get = (name: string): NamedTensor => {
     const t = ckpt.tensors.get(name);
     if (!t) throw new Error(`checkpoint ${ckpt.path} has no tensor ${name}`);
     return t;
   };
-  tf.tidy(() => net.store.params.forEach((p, i) => {
+  tf.tidy(() => net.store.params.forEach((p) => {
     const w = get(`${unitId}.param.${p.name}`);
     if (w.shape.join(',') !== p.variable.shape.join(',')) throw new Error(`checkpoint ${ckpt.path}: ${w.name} has shape [${w.shape}], the network expects [${p.variable.shape}]`);
     p.variable.assign(tf.tensor(w.data as Float32Array, w.shape));
     if (optimizer) {
-      optimizer.m[i].assign(tf.tensor(get(`${unitId}.adam_m.${p.name}`).data as Float32Array, w.shape));
-      optimizer.v[i].assign(tf.tensor(get(`${unitId}.adam_v.${p.name}`).data as Float32Array, w.shape));
+      optimizer.moment('m', p.name).assign(tf.tensor(get(`${unitId}.adam_m.${p.name}`).data as Float32Array, w.shape));
+      optimizer.moment('v', p.name).assign(tf.tensor(get(`${unitId}.adam_v.${p.name}`).data as Float32Array, w.shape));
     }
   }));
   if (optimizer) {

@@ -2,7 +2,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ACTION_COUNT, OBS_SIZE } from './envs/types';
 import { actionLimit, type PolicyInput, type PolicyNetwork } from './policies';
-import { Adam, clipByGlobalNorm, clippedPolicyLoss, computeGae, logProbAndEntropy, maskedLogProbs, normalize, valueLoss, type PpoHyperparameters } from './rl';
+import { clippedPolicyLoss, computeGae, logProbAndEntropy, maskedLogProbs, normalize, valueLoss, type PpoHyperparameters } from './rl';
+import { clipByGlobalNorm, globalNorm, type AdamW } from '../../../common/optim';
 import type { Rng } from '../../../common/rng';
 import { contextWindow, goalOneHot, type Trajectory } from './rollout';
 
@@ -83,7 +84,7 @@ function pick(src: Float32Array, width: number, idx: number[]): Float32Array {
 }
 
 /** PPO epochs over the batch, in shuffled minibatches. Mutates the network and the optimiser. */
-export function ppoUpdate(net: PolicyNetwork, optimizer: Adam, tr: Trajectory, hp: PpoHyperparameters, rng: Rng): UpdateStats {
+export function ppoUpdate(net: PolicyNetwork, optimizer: AdamW, learningRate: number, tr: Trajectory, hp: PpoHyperparameters, rng: Rng): UpdateStats {
   const s = samplesOf(net, tr, hp);
   const variables = net.store.params.map((p) => p.variable);
   const totals = { policyLoss: 0, valueLoss: 0, entropy: 0, modelLoss: 0, gradNorm: 0 };
@@ -142,10 +143,11 @@ export function ppoUpdate(net: PolicyNetwork, optimizer: Adam, tr: Trajectory, h
           parts.entropy = meanEntropy.dataSync()[0];
           return total as tf.Scalar;
         }, variables);
-        void loss;
-        const ordered = variables.map((v) => grads[v.name]);
-        const { clipped, norm } = clipByGlobalNorm(ordered, hp.maxGradNorm);
-        optimizer.apply(clipped);
+        loss.dispose();
+        const named: tf.NamedTensorMap = {};
+        for (const p of net.store.params) named[p.name] = grads[p.variable.name];
+        const norm = globalNorm(named);
+        optimizer.update(clipByGlobalNorm(named, hp.maxGradNorm, norm), learningRate);
         totals.policyLoss += parts.policy;
         totals.valueLoss += parts.value;
         totals.entropy += parts.entropy;

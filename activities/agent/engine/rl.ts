@@ -1,6 +1,6 @@
 // The RL math shared by every architecture and training mode: PPO with GAE (clipped surrogate on the
-// behaviour policy's probabilities, value regression, entropy bonus), an Adam optimiser whose state can
-// be checkpointed, and global-norm gradient clipping.
+// behaviour policy's probabilities, value regression, entropy bonus). The optimizer and gradient
+// clipping are the shared ones in common/optim.ts.
 import * as tf from '@tensorflow/tfjs-core';
 
 export interface PpoHyperparameters {
@@ -20,7 +20,7 @@ export interface PpoHyperparameters {
   entropyCoef: number;
   /** Weight of the latent world-model loss (planning, hybrid). */
   modelCoef: number;
-  /** Global gradient norm cap. */
+  /** Global gradient norm cap (0 disables clipping). */
   maxGradNorm: number;
 }
 
@@ -93,50 +93,4 @@ export function clippedPolicyLoss(logProb: tf.Tensor1D, oldLogProb: tf.Tensor1D,
 
 export function valueLoss(values: tf.Tensor1D, returns: tf.Tensor1D): tf.Scalar {
   return tf.mean(tf.square(tf.sub(values, returns))) as tf.Scalar;
-}
-
-/** Adam (Kingma & Ba) with plain-array state, so a checkpoint restores it exactly. */
-export class Adam {
-  step = 0;
-  readonly m: tf.Variable[];
-  readonly v: tf.Variable[];
-
-  constructor(
-    private readonly variables: tf.Variable[],
-    private readonly lr: number,
-    private readonly beta1 = 0.9,
-    private readonly beta2 = 0.999,
-    private readonly eps = 1e-8,
-  ) {
-    this.m = variables.map((x) => tf.variable(tf.zerosLike(x), false));
-    this.v = variables.map((x) => tf.variable(tf.zerosLike(x), false));
-  }
-
-  apply(grads: tf.Tensor[]): void {
-    this.step++;
-    const correction1 = 1 - this.beta1 ** this.step;
-    const correction2 = 1 - this.beta2 ** this.step;
-    tf.tidy(() => {
-      grads.forEach((g, i) => {
-        const m = tf.add(tf.mul(this.m[i], this.beta1), tf.mul(g, 1 - this.beta1));
-        const v = tf.add(tf.mul(this.v[i], this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
-        this.m[i].assign(m);
-        this.v[i].assign(v);
-        const update = tf.div(tf.mul(m, this.lr / correction1), tf.add(tf.sqrt(tf.div(v, correction2)), this.eps));
-        this.variables[i].assign(tf.sub(this.variables[i], update));
-      });
-    });
-  }
-
-  dispose(): void {
-    for (const t of [...this.m, ...this.v]) t.dispose();
-  }
-}
-
-/** Scale gradients so their global L2 norm is at most maxNorm; returns the pre-clip norm. */
-export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): { clipped: tf.Tensor[]; norm: number } {
-  const norm = Math.sqrt(tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
-  if (!(norm > maxNorm)) return { clipped: grads.map((g) => tf.clone(g)), norm };
-  const scale = maxNorm / norm;
-  return { clipped: grads.map((g) => tf.mul(g, scale)), norm };
 }

@@ -22,7 +22,9 @@ import { readCheckpoint, readLatestCheckpoint, restoreUnit, saveCheckpoint, type
 import { createEnv, envSettingsFromPlan, type EnvironmentPlan, type EnvSettings, type EnvVariant, type MultiAgentEnv } from './envs';
 import { ppoUpdate } from './learner';
 import { createPolicy, disposePolicy, parameterCount, type NetworkSizes } from './policies';
-import { Adam, PPO_DEFAULTS, type PpoHyperparameters } from './rl';
+import { PPO_DEFAULTS, type PpoHyperparameters } from './rl';
+import { AdamW } from '../../../common/optim';
+import { mean } from '../../../common/stats';
 import { Rng, hashSeed } from '../../../common/rng';
 import { rollout, type Controller, type RewardShaping } from './rollout';
 
@@ -91,6 +93,9 @@ export interface TrainContext {
   emit(event: TrainEvent): void;
   stopRequested(): boolean;
 }
+
+/** Plain Adam (Kingma & Ba defaults, no weight decay): PPO's usual optimizer for small policies. */
+const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, decoupled: true } as const;
 
 export const NULL_CONTEXT: TrainContext = { emit: () => undefined, stopRequested: () => false };
 
@@ -187,7 +192,8 @@ function advanceSchedule(state: TrainerState, mode: TrainingMode, config: AgentF
   return false;
 }
 
-const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+/** Batch averages: an empty batch cannot happen (batchSize >= 1), so 0 only stands in for "no data". */
+const meanOf = (xs: number[]): number => mean(xs) ?? 0;
 
 /** Train (or resume) the job's units; checkpoint every config.checkpointEvery episodes; evaluate at the end. */
 export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEXT): Promise<TrainResult> {
@@ -204,7 +210,7 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
   // Networks are initialised from a stream of their own so resuming never depends on init draws.
   const units: TrainableUnit[] = job.units.map((u, i) => {
     const net = createPolicy(u.architecture, networkSizes(config), new Rng(hashSeed(config.seed, 0x1417, i)), probe.spec.horizon);
-    return { meta: { id: u.id, architecture: u.architecture, slots: u.slots, parameterCount: parameterCount(net) }, net, optimizer: new Adam(net.store.params.map((p) => p.variable), config.learningRate) };
+    return { meta: { id: u.id, architecture: u.architecture, slots: u.slots, parameterCount: parameterCount(net) }, net, optimizer: new AdamW(net.store.params.map((p) => ({ name: p.name, variable: p.variable })), ADAM) };
   });
   const fresh = (): TrainerState => ({
     episode: 0,
@@ -261,20 +267,20 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     const envs = makeEnvs(job.env, copies, variantNow());
     envs.forEach((e) => e.reset(new Rng(rng.nextUint32())));
     const batch = rollout({ envs, controllers, rng, mode: 'sample', epsilon: config.explorationRate, shaping });
-    const stats = units.map((u, i) => ppoUpdate(u.net, u.optimizer, batch.trajectories[i], hp, rng));
+    const stats = units.map((u, i) => ppoUpdate(u.net, u.optimizer, config.learningRate, batch.trajectories[i], hp, rng));
     const before = state.episode;
     state.episode += copies;
     const successRate = batch.success.filter(Boolean).length / copies;
     const entry: HistoryEntry = {
       episode: state.episode,
-      reward: mean(batch.returns),
+      reward: meanOf(batch.returns),
       successRate,
-      coordinationScore: mean(batch.coordination),
+      coordinationScore: meanOf(batch.coordination),
       level: variantNow().level,
       shifted: variantNow().shifted,
-      policyLoss: mean(stats.map((s) => s.policyLoss)),
-      valueLoss: mean(stats.map((s) => s.valueLoss)),
-      entropy: mean(stats.map((s) => s.entropy)),
+      policyLoss: meanOf(stats.map((s) => s.policyLoss)),
+      valueLoss: meanOf(stats.map((s) => s.valueLoss)),
+      entropy: meanOf(stats.map((s) => s.entropy)),
     };
     state.history.push(entry);
     if (job.kind === 'agent') state.finished = advanceSchedule(state, mode, config, levels, successRate);

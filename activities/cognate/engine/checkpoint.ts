@@ -18,20 +18,7 @@ const MAGIC = Buffer.from('FGCKPT01', 'ascii');
 const HASH_BYTES = 32;
 const FILE_PATTERN = /^step-(\d{8,})\.ckpt$/;
 
-/** A float32 tensor as plain data, for optimizer and filter state. */
-export interface TensorState {
-  shape: number[];
-  data: Float32Array;
-}
-
-export function toTensorState(t: tf.Tensor): TensorState {
-  if (t.dtype !== 'float32') throw new Error(`toTensorState expects float32, got ${t.dtype}`);
-  return { shape: [...t.shape], data: (t.dataSync() as Float32Array).slice() };
-}
-
-export function fromTensorState(s: TensorState): tf.Tensor {
-  return tf.tensor(s.data, s.shape, 'float32');
-}
+export { toTensorState, fromTensorState, type TensorState } from '../../../common/tensor-state';
 
 type StoredArray = Float32Array | Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array | Int8Array | Int16Array;
 const ARRAY_TYPES = { Float32Array, Float64Array, Int32Array, Uint32Array, Uint16Array, Uint8Array, Int8Array, Int16Array } as const;

@@ -12,7 +12,7 @@ import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast'
 import { crossEntropyPerRow } from './layers';
 import type { LtmState, LtmStats } from './ltm';
 import { CognateModel } from './model';
-import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamWState } from './optim';
+import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamWState } from '../../../common/optim';
 import { learningRateAt } from './schedule';
 
 export interface TrainJob {

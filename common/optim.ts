@@ -1,7 +1,8 @@
-// AdamW (Loshchilov & Hutter 2019) written with tf ops so the moments are ours to checkpoint, plus the
+// The one optimizer of both pipelines: AdamW (Loshchilov & Hutter 2019; with weightDecay 0 it is plain
+// Adam, which the agents use) written with tf ops so the moments are ours to checkpoint, plus the
 // gradient plumbing around it: accumulation over micro-batches and global-norm clipping.
 import * as tf from '@tensorflow/tfjs-core';
-import { fromTensorState, toTensorState, type TensorState } from './checkpoint';
+import { fromTensorState, toTensorState, type TensorState } from './tensor-state';
 
 export interface NamedVariable {
   name: string;
@@ -74,6 +75,13 @@ export class AdamW {
     }
   }
 
+  /** The first (m) or second (v) moment of parameter `name`, for checkpoints that store tensors by name. */
+  moment(which: 'm' | 'v', name: string): tf.Variable {
+    const t = (which === 'm' ? this.m : this.v).get(name);
+    if (!t) throw new Error(`AdamW has no parameter "${name}"`);
+    return t;
+  }
+
   state(): AdamWState {
     const m: Record<string, TensorState> = {};
     const v: Record<string, TensorState> = {};
@@ -107,12 +115,16 @@ export class AdamW {
 export function globalNorm(grads: tf.NamedTensorMap): number {
   const parts = Object.values(grads);
   if (parts.length === 0) return 0;
-  return tf.tidy(() => tf.sqrt(tf.addN(parts.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+  return Math.sqrt(tf.tidy(() => tf.addN(parts.map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
 }
 
-/** Scale all gradients by maxNorm / norm when norm exceeds maxNorm (0 disables). Returns new tensors. */
-export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number, norm: number): tf.NamedTensorMap {
-  const scale = maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+/**
+ * Scale all gradients by maxNorm / norm when their global norm exceeds maxNorm. maxNorm 0 disables
+ * clipping (it never zeroes gradients). Returns new tensors; the caller still owns `grads`.
+ */
+export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number, norm: number = globalNorm(grads)): tf.NamedTensorMap {
+  if (!(maxNorm >= 0)) throw new Error(`maxGradNorm must be >= 0 (got ${maxNorm})`);
+  const scale = maxNorm > 0 && norm > maxNorm ? maxNorm / norm : 1;
   const out: tf.NamedTensorMap = {};
   for (const [name, g] of Object.entries(grads)) out[name] = scale === 1 ? g.clone() : tf.tidy(() => tf.mul(g, scale));
   return out;
