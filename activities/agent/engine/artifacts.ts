@@ -1,4 +1,4 @@
-// Per-agent artifact set, written into a staging dir and published with one rename:
+// Per-agent artifact set, published with common/export/artifact.ts (staging dir, one rename, cleaned up on failure):
 //   agent_weights.safetensors  parameters by name in PyTorch layout: linear weights as nn.Linear's [out, in]
 //   agent_weights.pt           the same tensors as a PyTorch state dict (torch.load(weights_only=True))
 //   tfjs/model.json + weights.bin   the same tensors for tf.io reloading; linear weights are transposed back
@@ -12,11 +12,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { publishDirectory, sha256File, stagingDirFor, writeJsonAtomic, writeManifest } from '../../../common/export/files';
-import { writeSafetensors } from '../../../common/export/safetensors';
+import { publishWeightsArtifact } from '../../../common/export/artifact';
+import { MANIFEST_NAME, sha256File } from '../../../common/export/files';
 import type { NamedTensor } from '../../../common/export/tensors';
-import { writeTfjsWeights } from '../../../common/export/tfjs';
-import { writeTorchStateDict } from '../../../common/export/torch';
 import type { AgentArchitecture, AgentForgeConfig } from '../config';
 import { readCheckpoint, type CheckpointMeta } from './checkpoint';
 import { ACTION_COUNT, HEADER_SIZE, OBS_SIZE, createEnv, type EnvSettings, type EnvVariant } from './envs';
@@ -185,53 +183,54 @@ export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
       }
     });
     const finalDir = path.join(job.sessionDir, agent.id);
-    const staging = stagingDirFor(finalDir);
     const meta = { agentId: agent.id, architecture: agent.architecture, sessionId: job.sessionId, format: 'forge-agent-weights/1' };
     const tensors = exportTensors(net);
     const layout = 'pytorch: linear weights are [out, in]; transpose them for tfjs matMul';
-    writeSafetensors(path.join(staging, 'agent_weights.safetensors'), tensors, { ...meta, layout });
-    writeTorchStateDict(path.join(staging, 'agent_weights.pt'), tensors);
-    writeTfjsWeights(path.join(staging, 'tfjs'), tensors, {
-      format: 'forge-agent-weights',
-      generatedBy: 'forge-pipelines activities/agent',
-      modelTopology: { architecture: agent.architecture, sizes: net.sizes, observationSize: OBS_SIZE, actionCount: ACTION_COUNT, layout },
-    });
-    writeJsonAtomic(path.join(staging, 'agent_config.json'), {
-      agentId: agent.id,
-      role: agent.role ?? null,
-      architecture: agent.architecture,
-      parameterCount: parameterCount(net),
-      sizes: net.sizes,
-      contextLength: net.contextLength,
-      subGoals: net.goalCount,
-      observationSize: OBS_SIZE,
-      actionCount: ACTION_COUNT,
-      parameters: net.store.params.map((p) => ({ name: p.name, shape: p.variable.shape, torchShape: p.kind === 'linear_weight' ? [...p.variable.shape].reverse() : p.variable.shape })),
-      environment: { settings: agent.environment, spec: env.spec, evaluatedVariant: agent.variant },
-      team: agent.team ? { environment: agent.team.environment.id, slots: agent.team.slots, strategy: agent.team.environment.strategy } : null,
-      weightsFrom: agent.weightsCheckpoint,
-      config: job.config,
-    });
     const evalSeed = hashSeed(job.config.seed, 0xe1a1);
-    writeJsonAtomic(path.join(staging, 'behavior_policy.json'), {
-      agentId: agent.id,
-      architecture: agent.architecture,
-      ownEnvironment: describeBehaviour(net, agent.environment, agent.variant, Array.from({ length: agent.environment.numAgents }, (_, i) => i), evalSeed, job.config.evalEpisodes),
-      teamEnvironment: agent.team ? describeBehaviour(net, agent.team.environment, agent.team.variant, agent.team.slots, evalSeed, job.config.evalEpisodes) : null,
-      evaluation: { own: agent.metrics, team: agent.team?.metrics ?? null },
+    const manifest = publishWeightsArtifact(finalDir, tensors, {
+      fileNames: { safetensors: 'agent_weights.safetensors', torch: 'agent_weights.pt' },
+      safetensorsMetadata: { ...meta, layout },
+      tfjs: {
+        format: 'forge-agent-weights',
+        generatedBy: 'forge-pipelines activities/agent',
+        modelTopology: { architecture: agent.architecture, sizes: net.sizes, observationSize: OBS_SIZE, actionCount: ACTION_COUNT, layout },
+      },
+      extraFiles: {
+        'agent_config.json': {
+          agentId: agent.id,
+          role: agent.role ?? null,
+          architecture: agent.architecture,
+          parameterCount: parameterCount(net),
+          sizes: net.sizes,
+          contextLength: net.contextLength,
+          subGoals: net.goalCount,
+          observationSize: OBS_SIZE,
+          actionCount: ACTION_COUNT,
+          parameters: net.store.params.map((p) => ({ name: p.name, shape: p.variable.shape, torchShape: p.kind === 'linear_weight' ? [...p.variable.shape].reverse() : p.variable.shape })),
+          environment: { settings: agent.environment, spec: env.spec, evaluatedVariant: agent.variant },
+          team: agent.team ? { environment: agent.team.environment.id, slots: agent.team.slots, strategy: agent.team.environment.strategy } : null,
+          weightsFrom: agent.weightsCheckpoint,
+          config: job.config,
+        },
+        'behavior_policy.json': {
+          agentId: agent.id,
+          architecture: agent.architecture,
+          ownEnvironment: describeBehaviour(net, agent.environment, agent.variant, Array.from({ length: agent.environment.numAgents }, (_, i) => i), evalSeed, job.config.evalEpisodes),
+          teamEnvironment: agent.team ? describeBehaviour(net, agent.team.environment, agent.team.variant, agent.team.slots, evalSeed, job.config.evalEpisodes) : null,
+          evaluation: { own: agent.metrics, team: agent.team?.metrics ?? null },
+        },
+        'training_stats.json': {
+          agentId: agent.id,
+          individual: { environment: agent.environment.id, ...historyOf(agent.trainingCheckpoint), evaluation: agent.metrics, episodesToThreshold: agent.episodesToThreshold },
+          team: agent.team ? { environment: agent.team.environment.id, ...historyOf(agent.team.checkpoint), evaluation: agent.team.metrics } : null,
+        },
+      },
+      manifestExtra: { agentId: agent.id, sessionId: job.sessionId, architecture: agent.architecture },
     });
-    writeJsonAtomic(path.join(staging, 'training_stats.json'), {
-      agentId: agent.id,
-      individual: { environment: agent.environment.id, ...historyOf(agent.trainingCheckpoint), evaluation: agent.metrics, episodesToThreshold: agent.episodesToThreshold },
-      team: agent.team ? { environment: agent.team.environment.id, ...historyOf(agent.team.checkpoint), evaluation: agent.team.metrics } : null,
-    });
-    writeManifest(staging, { agentId: agent.id, sessionId: job.sessionId, architecture: agent.architecture });
-    publishDirectory(staging, finalDir);
     disposePolicy(net);
-    for (const rel of ['agent_weights.pt', 'agent_weights.safetensors', 'agent_config.json', 'behavior_policy.json', 'training_stats.json', 'tfjs/model.json', 'tfjs/weights.bin', 'manifest.json']) {
-      const p = path.join(finalDir, rel);
-      files.push({ agentId: agent.id, path: p, bytes: fs.statSync(p).size, sha256: sha256File(p) });
-    }
+    for (const f of manifest.files) files.push({ agentId: agent.id, path: path.join(finalDir, f.path), bytes: f.bytes, sha256: f.sha256 });
+    const manifestPath = path.join(finalDir, MANIFEST_NAME);
+    files.push({ agentId: agent.id, path: manifestPath, bytes: fs.statSync(manifestPath).size, sha256: sha256File(manifestPath) });
   }
   return files;
 }
