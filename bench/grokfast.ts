@@ -166,7 +166,7 @@ export function makeDecoder(kind: DecoderKind, seed: number, init: DecoderInit =
 /** Logits of the answer, read at the last position ("=") of each row: [n, vocab]. */
 function answerLogits(model: Decoder, inputs: Int32Array, n: number, training: boolean): tf.Tensor2D {
   const { logits } = model.forward(tf.tensor2d(inputs, [n, 4], 'int32'), { training });
-  return tf.reshape(tf.slice(logits, [0, 3, 0], [n, 1, -1]), [n, -1]) as tf.Tensor2D;
+  return tf.reshape<tf.Rank.R2>(tf.slice(logits, [0, 3, 0], [n, 1, -1]), [n, -1]);
 }
 
 export interface ModularRunOptions {
@@ -270,7 +270,7 @@ export async function runModularTask(opts: ModularRunOptions): Promise<ModularRu
       const logits = answerLogits(model, inputs, idx.length, true);
       const targets = tf.tensor1d(answers, 'int32');
       hits = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), targets), 'int32')).dataSync()[0]);
-      return tf.mean(crossEntropyPerRow(logits, targets)) as tf.Scalar;
+      return tf.mean<tf.Scalar>(crossEntropyPerRow(logits, targets));
     }, varList);
     const byName: tf.NamedTensorMap = {};
     model.params.forEach((p) => {

@@ -60,7 +60,7 @@ function buildInput(values: { input?: string; config?: string; session?: string;
     const eq = assignment.indexOf('=');
     if (eq <= 0) throw new Error(`--set expects key=value (got "${assignment}")`);
     const key = assignment.slice(0, eq).replace(/^config\./, '');
-    input.config = { ...((input.config as object) ?? {}), [key]: parseValue(assignment.slice(eq + 1)) };
+    input.config = { ...((input.config) ?? {}), [key]: parseValue(assignment.slice(eq + 1)) };
   }
   return input;
 }

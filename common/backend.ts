@@ -18,6 +18,7 @@ let current: BackendInfo | undefined;
 
 function tryRequire(name: string): boolean {
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional backends are probed at run time
     require(name);
     return true;
   } catch {
@@ -38,10 +39,12 @@ export async function initBackend(choice: BackendChoice = (process.env.FORGE_TF_
     else if (choice === 'tensorflow') throw new Error('FORGE_TF_BACKEND=tensorflow but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed');
   }
   if (!info && (choice === 'auto' || choice === 'wasm')) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- registers the backend only when chosen
     require('@tensorflow/tfjs-backend-wasm');
     info = { backend: 'wasm', device: 'cpu (wasm simd)', package: '@tensorflow/tfjs-backend-wasm' };
   }
   if (!info) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- registers the backend only when chosen
     require('@tensorflow/tfjs-backend-cpu');
     info = { backend: 'cpu', device: 'cpu (pure js)', package: '@tensorflow/tfjs-backend-cpu' };
   }

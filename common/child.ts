@@ -21,7 +21,7 @@ export class ChildFailure extends Error {
   }
 }
 
-export interface ChildHandle<Event, Result> {
+export interface ChildHandle<Result> {
   /** Resolves with the child's result; rejects with ChildFailure or when the process dies. */
   result: Promise<Result>;
   /** Ask the child to finish early (it writes a final checkpoint and returns normally). */
@@ -48,7 +48,7 @@ export function runInChild<Input, Event, Result>(
   modulePath: string,
   input: Input,
   onEvent: (event: Event) => void,
-): ChildHandle<Event, Result> {
+): ChildHandle<Result> {
   const execArgv = modulePath.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const child: ChildProcess = fork(modulePath, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: process.env });
   let settled = false;

@@ -4,8 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-
-const { findTemporalBinary } = require('../scripts/ensure-temporal.js') as { findTemporalBinary(): string | null };
+import { findTemporalBinary } from './temporal-cli';
 
 export interface DevServerOptions {
   /** SQLite database file; reusing it keeps workflow histories across restarts. */

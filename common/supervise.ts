@@ -10,14 +10,19 @@ import { FAILURE_TYPES } from './constants';
 export interface SuperviseOptions<Input, Event> {
   modulePath: string;
   input: Input;
-  onEvent(event: Event): void;
+  onEvent: (event: Event) => void;
   /** Heartbeat details, read at every beat (keep them small: step and checkpoint path). */
-  details(): unknown;
+  details: () => unknown;
   heartbeatEveryMs?: number;
   /** How long a stopping child may take to write its checkpoint before it is killed. */
   stopGraceMs?: number;
   /** Failure type when the child reports an error retrying cannot fix (bad config, malformed data). */
   nonRetryableType?: string;
+}
+
+/** A cancellation reason as text (an Error's message, else its JSON). */
+function stopReasonText(reason: unknown): string {
+  return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : JSON.stringify(reason);
 }
 
 export async function superviseChild<Input, Event, Result>(opts: SuperviseOptions<Input, Event>): Promise<Result> {
@@ -36,11 +41,11 @@ export async function superviseChild<Input, Event, Result>(opts: SuperviseOption
     const result = await child.result;
     if (stopReason !== undefined) {
       ctx.heartbeat(opts.details()); // the final checkpoint, for the retry or the record
-      throw stopReason instanceof Error ? stopReason : new CancelledFailure(String(stopReason));
+      throw stopReason instanceof Error ? stopReason : new CancelledFailure(stopReasonText(stopReason));
     }
     return result;
   } catch (err) {
-    if (stopReason !== undefined) throw stopReason instanceof Error ? stopReason : new CancelledFailure(String(stopReason));
+    if (stopReason !== undefined) throw stopReason instanceof Error ? stopReason : new CancelledFailure(stopReasonText(stopReason));
     if (err instanceof ChildFailure && err.error.nonRetryable) {
       throw ApplicationFailure.nonRetryable(err.message, opts.nonRetryableType ?? FAILURE_TYPES.invalidConfig, err.error.stack);
     }

@@ -270,7 +270,10 @@ describe('fixtures mode end to end', () => {
     const tokenizer = loadTokenizer(path.join(result.datasetDir, 'tokenizer.json'));
     const ids = readTokens(result.datasetDir, manifest.splits.train.shards[0].file, manifest.dtype);
     const docs: number[][] = [[]];
-    for (const id of ids) id === manifest.eosId ? docs.push([]) : docs[docs.length - 1].push(id);
+    for (const id of ids) {
+      if (id === manifest.eosId) docs.push([]);
+      else docs[docs.length - 1].push(id);
+    }
     docs.pop();
     expect(docs).toHaveLength(manifest.splits.train.documents);
     const texts = new Set(docs.map((d) => tokenizer.decode(d)));

@@ -208,7 +208,7 @@ const MARK = Symbol('mark');
 
 function asInts(v: PValue, what: string): number[] {
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw new Error(`torch pickle: ${what} is not a tuple of ints`);
-  return v as number[];
+  return v;
 }
 
 /** A tiny pickle VM that understands state dicts of dense CPU tensors and nothing else. */
@@ -291,7 +291,7 @@ function unpickleStateDict(buf: Buffer): Map<PValue, PValue> {
         }
         const dtype = pid[1].module === 'torch' ? STORAGE_DTYPE[pid[1].name] : undefined;
         if (!dtype) throw new Error(`torch pickle: unsupported storage ${pid[1].module}.${pid[1].name}`);
-        if (pid[3] !== 'cpu') throw new Error(`torch pickle: storage location ${String(pid[3])} is not cpu`);
+        if (pid[3] !== 'cpu') throw new Error(`torch pickle: storage location ${JSON.stringify(pid[3])} is not cpu`);
         stack.push({ kind: 'storage', dtype, key: pid[2], numel: pid[4] });
         break;
       }
@@ -324,7 +324,7 @@ export function decodeTorchStateDict(buf: Buffer): NamedTensor[] {
   const out: NamedTensor[] = [];
   for (const [name, value] of unpickleStateDict(records.get(pklName)!)) {
     if (typeof name !== 'string' || typeof value !== 'object' || value === null || !('kind' in value) || value.kind !== 'tensor') {
-      throw new Error(`torch: state dict entry ${String(name)} is not a tensor`);
+      throw new Error(`torch: state dict entry ${JSON.stringify(name)} is not a tensor`);
     }
     const { storage, offset, size, stride } = value;
     const expected = contiguousStrides(size);

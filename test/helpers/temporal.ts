@@ -1,9 +1,10 @@
 // Helpers for tests against the real dev server started in global-setup.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { connectClient } from '../../common/temporal';
+import { findTemporalBinary } from '../../common/temporal-cli';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -66,7 +67,6 @@ export async function temporalCli(...args: string[]): Promise<string> {
 }
 
 function temporalBinaryPath(): string {
-  const { findTemporalBinary } = require('../../scripts/ensure-temporal.js') as { findTemporalBinary(): string | null };
   const bin = findTemporalBinary();
   if (!bin || !fs.existsSync(bin)) throw new Error('Temporal CLI not found; run npm install');
   return bin;
@@ -106,6 +106,5 @@ export async function workflowFailure(client: Client, workflowType: string, task
 
 /** Whether python3 can import these modules (the Python read-back checks run only then). */
 export function pythonHas(...modules: string[]): boolean {
-  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   return spawnSync('python3', ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore' }).status === 0;
 }

@@ -122,7 +122,7 @@ export function ppoUpdate(net: PolicyNetwork, optimizer: AdamW, learningRate: nu
           let { logProb, entropy } = logProbAndEntropy(maskedLogProbs(out.logits, maskBias), taken);
           if (out.goalLogits && input.goal) {
             // The manager's choice is part of the action wherever it chose a new sub-goal.
-            const g = logProbAndEntropy(tf.logSoftmax(out.goalLogits) as tf.Tensor2D, input.goal);
+            const g = logProbAndEntropy(tf.logSoftmax<tf.Tensor2D>(out.goalLogits), input.goal);
             logProb = tf.add(logProb, tf.mul(g.logProb, decision));
             entropy = tf.add(entropy, tf.mul(g.entropy, decision));
           }

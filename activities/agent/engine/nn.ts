@@ -70,7 +70,7 @@ export class Linear {
   apply(x: tf.Tensor): tf.Tensor {
     if (x.rank === 2) return tf.add(tf.matMul(x as tf.Tensor2D, this.weight as tf.Tensor2D), this.bias);
     const lead = x.shape.slice(0, -1);
-    const flat = tf.reshape(x, [-1, x.shape[x.rank - 1]]) as tf.Tensor2D;
+    const flat = tf.reshape<tf.Rank.R2>(x, [-1, x.shape[x.rank - 1]]);
     return tf.reshape(tf.add(tf.matMul(flat, this.weight as tf.Tensor2D), this.bias), [...lead, this.outSize]);
   }
 }
@@ -130,15 +130,15 @@ export class TransformerBlock {
     const dh = d / h;
     const qkv = this.qkv.apply(this.ln1.apply(x)); // [B, W, 3D]
     const split = (i: number): tf.Tensor4D =>
-      tf.transpose(tf.reshape(tf.slice(qkv, [0, 0, i * d], [b, w, d]), [b, w, h, dh]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, W, dh]
-    const q = tf.reshape(split(0), [b * h, w, dh]) as tf.Tensor3D;
-    const k = tf.reshape(split(1), [b * h, w, dh]) as tf.Tensor3D;
-    const v = tf.reshape(split(2), [b * h, w, dh]) as tf.Tensor3D;
+      tf.transpose<tf.Tensor4D>(tf.reshape(tf.slice(qkv, [0, 0, i * d], [b, w, d]), [b, w, h, dh]), [0, 2, 1, 3]); // [B, H, W, dh]
+    const q = tf.reshape<tf.Rank.R3>(split(0), [b * h, w, dh]);
+    const k = tf.reshape<tf.Rank.R3>(split(1), [b * h, w, dh]);
+    const v = tf.reshape<tf.Rank.R3>(split(2), [b * h, w, dh]);
     const scores = tf.add(tf.reshape(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), [b, h, w, w]), keyBias);
-    const attn = tf.reshape(tf.softmax(scores), [b * h, w, w]) as tf.Tensor3D;
+    const attn = tf.reshape<tf.Rank.R3>(tf.softmax(scores), [b * h, w, w]);
     const mixed = tf.reshape(tf.transpose(tf.reshape(tf.matMul(attn, v), [b, h, w, dh]), [0, 2, 1, 3]), [b, w, d]);
-    const x1 = tf.add(x, this.proj.apply(mixed)) as tf.Tensor3D;
-    return tf.add(x1, this.ff2.apply(tf.relu(this.ff1.apply(this.ln2.apply(x1))))) as tf.Tensor3D;
+    const x1 = tf.add<tf.Tensor3D>(x, this.proj.apply(mixed));
+    return tf.add<tf.Tensor3D>(x1, this.ff2.apply(tf.relu(this.ff1.apply(this.ln2.apply(x1)))));
   }
 }
 

@@ -110,7 +110,7 @@ class Reactive implements PolicyNetwork {
 
   forward({ obs }: PolicyInput): PolicyOutput {
     const h = this.trunk.apply(obs);
-    return { logits: this.head.policy.apply(h) as tf.Tensor2D, value: tf.reshape(this.head.value.apply(h), [-1]) as tf.Tensor1D };
+    return { logits: this.head.policy.apply(h) as tf.Tensor2D, value: tf.reshape<tf.Rank.R1>(this.head.value.apply(h), [-1]) };
   }
 }
 
@@ -176,8 +176,8 @@ class Planning implements PolicyNetwork {
     const z = this.encoder.apply(obs) as tf.Tensor2D;
     const plan = this.model.lookahead(z, this.head.value, limit);
     return {
-      logits: tf.add(this.head.policy.apply(z), plan.q) as tf.Tensor2D,
-      value: tf.reshape(this.head.value.apply(z), [-1]) as tf.Tensor1D,
+      logits: tf.add<tf.Tensor2D>(this.head.policy.apply(z), plan.q),
+      value: tf.reshape<tf.Rank.R1>(this.head.value.apply(z), [-1]),
       model: { nextLatent: plan.nextLatent, reward: plan.reward },
     };
   }
@@ -220,8 +220,8 @@ class Hybrid implements PolicyNetwork {
     const plan = this.model.lookahead(z, this.planHead.value, limit);
     const planningLogits = tf.add(this.planHead.policy.apply(z), plan.q);
     const g = tf.sigmoid(this.gate.apply(hr)); // [R,1]: 1 = reactive, 0 = planning
-    const logits = tf.add(tf.mul(g, this.reactivePolicy.apply(hr)), tf.mul(tf.sub(1, g), planningLogits)) as tf.Tensor2D;
-    return { logits, value: tf.reshape(this.planHead.value.apply(z), [-1]) as tf.Tensor1D, model: { nextLatent: plan.nextLatent, reward: plan.reward } };
+    const logits = tf.add<tf.Tensor2D>(tf.mul(g, this.reactivePolicy.apply(hr)), tf.mul(tf.sub(1, g), planningLogits));
+    return { logits, value: tf.reshape<tf.Rank.R1>(this.planHead.value.apply(z), [-1]), model: { nextLatent: plan.nextLatent, reward: plan.reward } };
   }
 
   modelTarget(nextObs: tf.Tensor2D): tf.Tensor2D {
@@ -261,7 +261,7 @@ class Hierarchical implements PolicyNetwork {
     if (!goal) throw new Error('hierarchical agent needs the current sub-goal');
     const goalLogits = this.managerHead.apply(this.manager.apply(obs)) as tf.Tensor2D;
     const h = this.worker.apply(tf.concat([obs, goal], 1));
-    return { logits: this.head.policy.apply(h) as tf.Tensor2D, value: tf.reshape(this.head.value.apply(h), [-1]) as tf.Tensor1D, goalLogits };
+    return { logits: this.head.policy.apply(h) as tf.Tensor2D, value: tf.reshape<tf.Rank.R1>(this.head.value.apply(h), [-1]), goalLogits };
   }
 }
 
@@ -301,11 +301,11 @@ class Transformer implements PolicyNetwork {
     const [b, w] = context.shape;
     let pos = this.positionCache.get(w);
     if (!pos) this.positionCache.set(w, (pos = sinusoidalPositions(w, this.width)));
-    let x = tf.add(this.embed.apply(context), tf.tensor3d(pos, [1, w, this.width])) as tf.Tensor3D;
-    const keyBias = tf.reshape(tf.mul(tf.sub(contextMask, 1), 1e9), [b, 1, 1, w]) as tf.Tensor4D;
+    let x = tf.add<tf.Tensor3D>(this.embed.apply(context), tf.tensor3d(pos, [1, w, this.width]));
+    const keyBias = tf.reshape<tf.Rank.R4>(tf.mul(tf.sub(contextMask, 1), 1e9), [b, 1, 1, w]);
     for (const block of this.blocks) x = block.apply(x, keyBias);
     const last = tf.reshape(tf.slice(this.lnFinal.apply(x), [0, w - 1, 0], [b, 1, this.width]), [b, this.width]);
-    return { logits: this.head.policy.apply(last) as tf.Tensor2D, value: tf.reshape(this.head.value.apply(last), [-1]) as tf.Tensor1D };
+    return { logits: this.head.policy.apply(last) as tf.Tensor2D, value: tf.reshape<tf.Rank.R1>(this.head.value.apply(last), [-1]) };
   }
 }
 

@@ -78,7 +78,7 @@ export function maskedLogProbs(logits: tf.Tensor2D, maskBias: tf.Tensor2D): tf.T
 
 /** Log-probability of the taken action (one-hot multiply: no gather, whose gradient the wasm backend lacks) and entropy. */
 export function logProbAndEntropy(logProbs: tf.Tensor2D, taken: tf.Tensor2D): { logProb: tf.Tensor1D; entropy: tf.Tensor1D } {
-  const logProb = tf.sum(tf.mul(logProbs, taken), 1) as tf.Tensor1D;
+  const logProb = tf.sum<tf.Tensor1D>(tf.mul(logProbs, taken), 1);
   const entropy = tf.neg(tf.sum(tf.mul(tf.exp(logProbs), logProbs), 1)) as tf.Tensor1D;
   return { logProb, entropy };
 }
@@ -92,5 +92,5 @@ export function clippedPolicyLoss(logProb: tf.Tensor1D, oldLogProb: tf.Tensor1D,
 }
 
 export function valueLoss(values: tf.Tensor1D, returns: tf.Tensor1D): tf.Scalar {
-  return tf.mean(tf.square(tf.sub(values, returns))) as tf.Scalar;
+  return tf.mean<tf.Scalar>(tf.square(tf.sub(values, returns)));
 }

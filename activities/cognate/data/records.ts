@@ -73,7 +73,7 @@ export function formatHotpotQa(raw: unknown, where: string): Example {
   const paragraphs: [string, string[]][] = [];
   const checkSentences = (sentences: unknown, at: string): string[] => {
     if (!Array.isArray(sentences) || !sentences.every((s) => typeof s === 'string')) throw malformed(where, `field "${at}" must be a list of strings`);
-    return sentences as string[];
+    return sentences;
   };
   if (Array.isArray(context)) {
     context.forEach((pair, i) => {

@@ -153,7 +153,7 @@ function fileAsyncBuffer(file: string): AsyncBuffer {
       } finally {
         fs.closeSync(fd);
       }
-      return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+      return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
     },
   };
 }

@@ -425,7 +425,7 @@ export function loadTokenizer(file: string): Tokenizer {
   if (pre?.type !== 'ByteLevel' || pre.use_regex === false) fail(file, `pre_tokenizer must be ByteLevel with use_regex (found ${JSON.stringify(pre?.type)})`);
   const vocab = doc.model.vocab;
   if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab)) fail(file, 'model.vocab must be an object of token -> id');
-  for (const [token, id] of Object.entries(vocab)) if (!Number.isInteger(id) || (id as number) < 0) fail(file, `model.vocab["${token}"] is not a non-negative integer id`);
+  for (const [token, id] of Object.entries(vocab)) if (!Number.isInteger(id) || (id) < 0) fail(file, `model.vocab["${token}"] is not a non-negative integer id`);
   if (!Array.isArray(doc.model.merges)) fail(file, 'model.merges must be a list');
   // tokenizers < 0.20 writes merges as "a b" strings, newer versions as ["a", "b"] pairs
   const merges: [string, string][] = (doc.model.merges as unknown[]).map((m, i) => {
@@ -433,15 +433,15 @@ export function loadTokenizer(file: string): Tokenizer {
     if (typeof m === 'string' && m.split(' ').length === 2) return m.split(' ') as [string, string];
     fail(file, `model.merges[${i}] is neither "a b" nor ["a", "b"]`);
   });
-  const added = (doc.added_tokens ?? []) as AddedToken[];
+  const added = (doc.added_tokens ?? []);
   if (!Array.isArray(added)) fail(file, 'added_tokens must be a list');
   const json: TokenizerJson = {
     ...(doc as TokenizerJson),
     added_tokens: added,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: pre.add_prefix_space ?? false, trim_offsets: true, use_regex: true },
-    model: { ...(doc.model as TokenizerJson['model']), vocab: vocab as Record<string, number>, merges },
+    model: { ...(doc.model), vocab: vocab, merges },
   };
-  const idOf = (content: string): number | undefined => added.find((t) => t.content === content)?.id ?? (vocab as Record<string, number>)[content];
+  const idOf = (content: string): number | undefined => added.find((t) => t.content === content)?.id ?? (vocab)[content];
   const eosName = EOS_CANDIDATES.find((c) => idOf(c) !== undefined);
   if (eosName === undefined) fail(file, `has no end-of-text token (looked for ${EOS_CANDIDATES.join(', ')})`);
   const eosId = idOf(eosName) as number;

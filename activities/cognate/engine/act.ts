@@ -35,15 +35,15 @@ export class HaltingAccumulator {
     const reachesThreshold = isLast
       ? tf.onesLike(this.running)
       : tf.greaterEqual(detach(this.cumulative).add(detach(p)), this.threshold).toFloat();
-    const haltsNow = reachesThreshold.mul(this.running) as tf.Tensor2D;
-    const continues = this.running.sub(haltsNow) as tf.Tensor2D;
-    const remainderNow = haltsNow.mul(tf.scalar(1).sub(this.cumulative)) as tf.Tensor2D; // R = 1 − Σ_{m<n} p_m
+    const haltsNow = reachesThreshold.mul<tf.Tensor2D>(this.running);
+    const continues = this.running.sub<tf.Tensor2D>(haltsNow);
+    const remainderNow = haltsNow.mul<tf.Tensor2D>(tf.scalar(1).sub(this.cumulative)); // R = 1 − Σ_{m<n} p_m
     const weight = p.mul(continues).add(remainderNow); // [B, T]
-    const weighted = state.mul(weight.expandDims(-1)) as tf.Tensor3D; // [B, T, C]
-    this.output = this.output ? (this.output.add(weighted) as tf.Tensor3D) : weighted;
-    this.cumulative = this.cumulative.add(p.mul(continues)) as tf.Tensor2D;
-    this.remainder = this.remainder.add(remainderNow) as tf.Tensor2D;
-    this.steps = this.steps.add(this.running) as tf.Tensor2D;
+    const weighted = state.mul<tf.Tensor3D>(weight.expandDims(-1)); // [B, T, C]
+    this.output = this.output ? (this.output.add<tf.Tensor3D>(weighted)) : weighted;
+    this.cumulative = this.cumulative.add<tf.Tensor2D>(p.mul(continues));
+    this.remainder = this.remainder.add<tf.Tensor2D>(remainderNow);
+    this.steps = this.steps.add<tf.Tensor2D>(this.running);
     this.running = continues;
   }
 
@@ -55,6 +55,6 @@ export class HaltingAccumulator {
   /** output [B, T, C], ponder N + R [B, T], blocks run per position [B, T]. */
   finish(): { output: tf.Tensor3D; ponder: tf.Tensor2D; steps: tf.Tensor2D } {
     if (!this.output) throw new Error('HaltingAccumulator.finish() before any step');
-    return { output: this.output, ponder: this.steps.add(this.remainder) as tf.Tensor2D, steps: this.steps };
+    return { output: this.output, ponder: this.steps.add<tf.Tensor2D>(this.remainder), steps: this.steps };
   }
 }

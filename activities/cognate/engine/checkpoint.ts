@@ -82,7 +82,7 @@ function decodeValue(value: unknown, arrays: StoredArray[]): unknown {
   if (value === null || typeof value !== 'object') return value;
   const o = value as Record<string, unknown>;
   if (typeof o.$array === 'number') return arrays[o.$array];
-  if (typeof o.$tensor === 'number') return tf.tensor(arrays[o.$tensor] as Float32Array | Int32Array | Uint8Array, o.shape as number[], o.dtype as tf.DataType);
+  if (typeof o.$tensor === 'number') return tf.tensor(arrays[o.$tensor], o.shape as number[], o.dtype as tf.DataType);
   if (typeof o.$num === 'string') return Number(o.$num);
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) out[k] = decodeValue(v, arrays);
@@ -227,7 +227,7 @@ export function readCheckpoint<S = unknown>(file: string): LoadedCheckpoint<S> {
     // Copy into its own buffer: aligned, and the big file buffer can be freed as soon as we return.
     const copy = new Uint8Array(byteLength);
     copy.set(buf.subarray(start, start + byteLength));
-    return new Ctor(copy.buffer) as StoredArray;
+    return new Ctor(copy.buffer);
   });
   return { step: header.step, path: file, createdAt: header.createdAt, state: decodeValue(header.state, arrays) as S };
 }

@@ -30,7 +30,7 @@ export function scatterAddRows(dy: tf.Tensor2D, ids: tf.Tensor1D, vocabSize: num
 /** weight [V, C], ids int32 [...] → [..., C]; differentiable in weight on every backend. */
 export function embed(weight: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
   const [vocabSize, dim] = weight.shape;
-  const flatIds = ids.reshape([-1]) as tf.Tensor1D;
+  const flatIds = ids.reshape<tf.Tensor1D>([-1]);
   const lookup = customOp(([w], save) => {
     save([flatIds]);
     return {

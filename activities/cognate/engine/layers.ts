@@ -80,15 +80,15 @@ export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): t
   const op = customOp((inputs, save) => {
     const [xi, wi] = inputs;
     save(wi instanceof tf.Variable ? [xi] : [xi, wi]);
-    let y = tf.matMul(xi.reshape([-1, inDim]) as tf.Tensor2D, wi as tf.Tensor2D); // [N, out]
+    let y = tf.matMul(xi.reshape<tf.Tensor2D>([-1, inDim]), wi); // [N, out]
     if (inputs[2]) y = y.add(inputs[2]);
     return {
       value: y.reshape([...xi.shape.slice(0, -1), outDim]),
       gradFunc: (dy, saved) => {
         const xs = saved[0];
-        const rows = dy.reshape([-1, outDim]) as tf.Tensor2D; // [N, out]
+        const rows = dy.reshape<tf.Tensor2D>([-1, outDim]); // [N, out]
         const dx = tf.matMul(rows, tf.transpose(savedWeight(saved) as tf.Tensor2D)).reshape(xs.shape);
-        const dw = tf.matMul(tf.transpose(xs.reshape([-1, inDim]) as tf.Tensor2D), rows);
+        const dw = tf.matMul(tf.transpose(xs.reshape<tf.Tensor2D>([-1, inDim])), rows);
         return bias ? [dx, dw, rows.sum(0)] : [dx, dw];
       },
     };
@@ -183,11 +183,11 @@ export function applyRotary(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, ro
     const c = cos.expandDims(1); // [R, 1, D]: broadcast over heads
     const s = sin.expandDims(1);
     save([c, s, rotateHalf]);
-    const rotated = tf.matMul(xi.reshape([-1, d]) as tf.Tensor2D, rotateHalf).reshape(xi.shape);
+    const rotated = tf.matMul(xi.reshape<tf.Tensor2D>([-1, d]), rotateHalf).reshape(xi.shape);
     return {
       value: xi.mul(c).add(rotated.mul(s)),
       gradFunc: (dy, [cs, ss, p]) => {
-        const back = tf.matMul(dy.mul(ss).reshape([-1, d]) as tf.Tensor2D, tf.transpose(p as tf.Tensor2D)).reshape(dy.shape);
+        const back = tf.matMul(dy.mul(ss).reshape<tf.Tensor2D>([-1, d]), tf.transpose(p as tf.Tensor2D)).reshape(dy.shape);
         return [dy.mul(cs).add(back)];
       },
     };
@@ -222,11 +222,11 @@ function attentionBatched(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: 
     const probs = tf.softmax(tf.matMul(qi as tf.Tensor3D, swapLastTwo(ki)).mul(scale).add(mask)) as tf.Tensor3D; // [N, Tq, Tk]
     save([qi, ki, vi, probs]);
     return {
-      value: tf.matMul(probs, vi as tf.Tensor3D), // [N, Tq, D]
+      value: tf.matMul(probs, vi), // [N, Tq, D]
       gradFunc: (dy, [qs, ks, vs, p]) => {
-        const dp = tf.matMul(dy as tf.Tensor3D, swapLastTwo(vs));
-        const ds = p.mul(dp.sub(dp.mul(p).sum(-1, true))).mul(scale) as tf.Tensor3D;
-        return [tf.matMul(ds, ks as tf.Tensor3D), tf.matMul(swapLastTwo(ds), qs as tf.Tensor3D), tf.matMul(swapLastTwo(p), dy as tf.Tensor3D)];
+        const dp = tf.matMul(dy, swapLastTwo(vs));
+        const ds = p.mul(dp.sub(dp.mul(p).sum(-1, true))).mul<tf.Tensor3D>(scale);
+        return [tf.matMul(ds, ks), tf.matMul(swapLastTwo(ds), qs), tf.matMul(swapLastTwo(p), dy)];
       },
     };
   });
@@ -247,7 +247,7 @@ function attentionPerHead(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: 
         const [sq, sk, sv, sp] = [0, 1, 2, 3].map((j) => saved.slice(j * n, (j + 1) * n) as tf.Tensor2D[]);
         const perHead = (tf.unstack(dy) as tf.Tensor2D[]).map((dyn, i) => {
           const dp = tf.matMul(dyn, tf.transpose(sv[i])); // [Tq, Tk]
-          const ds = sp[i].mul(dp.sub(dp.mul(sp[i]).sum(-1, true))).mul(scale) as tf.Tensor2D;
+          const ds = sp[i].mul(dp.sub(dp.mul(sp[i]).sum(-1, true))).mul<tf.Tensor2D>(scale);
           return [tf.matMul(ds, sk[i]), tf.matMul(tf.transpose(ds), sq[i]), tf.matMul(tf.transpose(sp[i]), dyn)];
         });
         return [0, 1, 2].map((j) => tf.stack(perHead.map((g) => g[j]))); // dQ, dK, dV

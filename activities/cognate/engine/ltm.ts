@@ -104,7 +104,7 @@ export class LongTermMemory {
     const n = query.shape[0];
     const scores = tf.matMul(query, bank.keysT); // [N, fill]
     const { indices } = tf.topk(scores, k); // [N, k]
-    const flat = indices.reshape([-1]) as tf.Tensor1D;
+    const flat = indices.reshape<tf.Tensor1D>([-1]);
     this.clock++;
     for (const slot of flat.dataSync()) this.lastUsed[slot] = this.clock;
     this.counters.reads += n;
@@ -245,7 +245,7 @@ export class LongTermMemory {
       const { dMem } = this.config;
       const used = this.fill * dMem;
       const keys = tf.keep(tf.tensor2d(this.keys.subarray(0, used), [this.fill, dMem]));
-      const keysT = tf.keep(tf.transpose(keys) as tf.Tensor2D); // [dMem, fill]: untransposed matMul for the search
+      const keysT = tf.keep(tf.transpose<tf.Tensor2D>(keys)); // [dMem, fill]: untransposed matMul for the search
       const values = tf.keep(tf.tensor2d(this.values.subarray(0, used), [this.fill, dMem]));
       this.cache = { keys, keysT, values };
     }

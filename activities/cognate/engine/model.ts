@@ -187,8 +187,8 @@ export class CognateModel {
     const c = this.config;
     const [B, T] = tokens.shape;
     if (T > c.maxSeqLen) throw new Error(`sequence length ${T} exceeds maxSeqLen ${c.maxSeqLen}`);
-    const cos = this.rotary.cos.slice([0, 0], [T, -1]) as tf.Tensor2D; // [T, D]
-    const sin = this.rotary.sin.slice([0, 0], [T, -1]) as tf.Tensor2D;
+    const cos = this.rotary.cos.slice<tf.Tensor2D>([0, 0], [T, -1]); // [T, D]
+    const sin = this.rotary.sin.slice<tf.Tensor2D>([0, 0], [T, -1]);
 
     let x = embed(this.embedTokens as tf.Tensor2D, tokens) as tf.Tensor3D; // [B, T, C]
     const act = c.actEnabled ? new HaltingAccumulator([B, T], c.actThreshold) : null;
@@ -205,7 +205,7 @@ export class CognateModel {
       opts.onBlock?.({ layer, before, after: x, runningBefore });
       if (act) {
         const isLast = layer === c.nLayers - 1;
-        const p = block.halting ? (linear(x, block.halting.w as tf.Tensor2D, block.halting.b as tf.Tensor1D).sigmoid().squeeze([2]) as tf.Tensor2D) : tf.zeros([B, T]);
+        const p = block.halting ? (linear(x, block.halting.w as tf.Tensor2D, block.halting.b as tf.Tensor1D).sigmoid().squeeze<tf.Tensor2D>([2])) : tf.zeros([B, T]);
         act.step(p as tf.Tensor2D, x, isLast);
         if (!opts.training && !isLast && !act.anyRunning()) break; // every position halted: stop early
       }
@@ -258,12 +258,12 @@ export class CognateModel {
     const rowIds = tf.tensor1d(rows, 'int32');
     const rowPositions = tf.tensor1d(rows.map((r) => r % T), 'int32');
     const allPositions = tf.tensor1d([...Array(B * T).keys()].map((r) => r % T), 'int32');
-    const xFlat = x.reshape([B * T, C]) as tf.Tensor2D;
+    const xFlat = x.reshape<tf.Tensor2D>([B * T, C]);
     const h = rmsNorm(xFlat, block.inputNorm as tf.Tensor1D); // [B·T, C]
     const heads = (input: tf.Tensor, w: tf.Variable, positions: tf.Tensor1D | null): tf.Tensor3D => {
       let t = linear(input, w as tf.Tensor2D).reshape([-1, H, D]); // [rows, H, D]
       if (positions) t = applyRotary(t, tf.gather(cos, positions), tf.gather(sin, positions), this.rotary.rotateHalf);
-      return t.transpose([1, 0, 2]) as tf.Tensor3D; // [H, rows, D]
+      return t.transpose<tf.Tensor3D>([1, 0, 2]); // [H, rows, D]
     };
     const q = heads(tf.gather(h, rowIds), block.q, rowPositions); // [H, R, D]
     const k = heads(h, block.k, allPositions); // [H, B·T, D]
@@ -279,7 +279,7 @@ export class CognateModel {
     // Scatter back with a gather: row i comes from out (running) or from the old state (halted).
     const source = new Int32Array(B * T).map((_, r) => R + r); // index into concat([out, xFlat])
     rows.forEach((r, i) => (source[r] = i));
-    return tf.gather(tf.concat([out, xFlat], 0), tf.tensor1d(source, 'int32')).reshape([B, T, C]) as tf.Tensor3D;
+    return tf.gather(tf.concat([out, xFlat], 0), tf.tensor1d(source, 'int32')).reshape<tf.Tensor3D>([B, T, C]);
   }
 
   /** The two position-wise sublayers: gated memory read, then SwiGLU. x [..., C] → [..., C]. */
@@ -304,7 +304,7 @@ export class CognateModel {
     const rows = reshape<tf.Tensor2D>(h, [-1, C]); // [N, C]
     const q = linear(rows, m.q as tf.Tensor2D) as tf.Tensor2D; // [N, M]
     // logit_i = q · (key_i W_k) = (q W_kᵀ) · key_i: search the bank with q W_kᵀ to get the top-k logits exactly.
-    const searchQuery = tf.matMul(detach(q), detach(m.k as tf.Tensor2D).transpose()) as tf.Tensor2D; // [N, M]
+    const searchQuery = tf.matMul<tf.Tensor2D>(detach(q), detach(m.k as tf.Tensor2D).transpose()); // [N, M]
     const retrieved = this.memory!.retrieve(searchQuery);
     if (!retrieved) return null;
     const keys = linear(retrieved.keys, m.k as tf.Tensor2D); // [N, k, M]
@@ -330,7 +330,7 @@ export class CognateModel {
     const { logits, ponderCost, meanDepth, hidden } = this.forward(tokens, opts);
     const perToken = crossEntropy(logits, targets) as tf.Tensor2D; // [B, T]
     const weights = mask ? mask.toFloat() : tf.ones([B, T]);
-    const ce = perToken.mul(weights).sum().div(weights.sum().maximum(1)) as tf.Scalar;
+    const ce = perToken.mul(weights).sum().div<tf.Scalar>(weights.sum().maximum(1));
     return { loss: ce.add(ponderCost), ce, ponderCost, meanDepth, tokenLosses: detach(perToken), hidden };
   }
 

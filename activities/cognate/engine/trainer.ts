@@ -392,7 +392,7 @@ export function evaluate(model: CognateModel, batches: TokenBatch[], step: numbe
       const input = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
       const target = tf.tensor1d(batch.targets, 'int32');
       const out = model.forward(input, { training: false });
-      const logits = tf.reshape(out.logits, [batch.batchSize * batch.seqLen, -1]) as tf.Tensor2D;
+      const logits = tf.reshape<tf.Rank.R2>(out.logits, [batch.batchSize * batch.seqLen, -1]);
       const ceTotal = tf.sum(crossEntropyPerRow(logits, target)).dataSync()[0];
       const hitCount = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), target), 'int32')).dataSync()[0];
       return [ceTotal, hitCount, out.meanDepth];
