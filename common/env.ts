@@ -1,4 +1,6 @@
-// Process configuration from the environment: one place, documented defaults (see README "Configuration").
+// Connection and storage settings from the environment, shared by workers, clients and the CLI. Variables
+// that concern one part are read where they are used (FORGE_TF_BACKEND in common/backend.ts, HF_ENDPOINT in
+// the Cognate hub client, worker concurrency in workers/run.ts); README "Configuration" lists them all.
 import path from 'node:path';
 
 export interface ForgeEnv {

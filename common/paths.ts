@@ -1,4 +1,5 @@
-// Where files live under FORGE_DATA_DIR. Every path a pipeline writes is built here.
+// Where files live under FORGE_DATA_DIR: the session, checkpoint and dataset folders of both pipelines are
+// built here (with their names checked); files inside them are named by the code that writes them.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Pipeline } from './constants';

@@ -2,7 +2,7 @@
 // ACTION_COUNT actions and a state value, so any agent can sit in any environment slot.
 //
 // Sizes derive from the config so that the DEFAULT config (hiddenSize 128, numLayers 4, numHeads 8,
-// maxContextLength 512) lands every architecture in 10K-100K parameters (see `describeSizes`):
+// maxContextLength 512) lands every architecture in 10K-100K parameters (test/agent-engine.test.ts holds that range):
 //   reactive      MLP: numLayers tanh layers of hiddenSize.
 //   transformer   width hiddenSize/4, ceil(numLayers/2) pre-norm blocks, numHeads heads (reduced to a divisor
 //                 of the width), attends over the last min(maxContextLength, episode length, MAX_WINDOW)

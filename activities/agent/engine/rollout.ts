@@ -8,7 +8,8 @@ import type { Rng } from '../../../common/rng';
 
 /** A network and the environment slots it plays (the same slots in every copy). */
 export interface Controller {
-  net: PolicyNetwork;
+  /** null: the slots act uniformly at random (mode 'random' only; the baseline every metric is reported against). */
+  net: PolicyNetwork | null;
   slots: number[];
 }
 
@@ -173,22 +174,24 @@ export function rollout({ envs, controllers, rng, mode, epsilon, shaping }: Roll
       }
       const goals = currentGoals[ci];
       let fwd: ReturnType<typeof forwardStep> | null = null;
+      const net = c.net;
       if (mode !== 'random') {
+        if (!net) throw new Error(`rollout: controller ${ci} has no network; only mode 'random' runs without one`);
         // A manager picks a new sub-goal every GOAL_EVERY steps, then the worker acts on it.
-        if (c.net.goalCount > 0 && t % GOAL_EVERY === 0) {
-          const { goalLogits } = forwardStep(c.net, tr, t, goals);
+        if (net.goalCount > 0 && t % GOAL_EVERY === 0) {
+          const { goalLogits } = forwardStep(net, tr, t, goals);
           for (let r = 0; r < tr.rows; r++) {
-            const gl = (goalLogits as Float32Array).subarray(r * c.net.goalCount, (r + 1) * c.net.goalCount);
-            if (mode === 'greedy') goals[r] = argmaxValid(gl, null, 0, c.net.goalCount);
+            const gl = (goalLogits as Float32Array).subarray(r * net.goalCount, (r + 1) * net.goalCount);
+            if (mode === 'greedy') goals[r] = argmaxValid(gl, null, 0, net.goalCount);
             else {
-              const s = sampleMixed(gl, null, 0, c.net.goalCount, epsilon, rng);
+              const s = sampleMixed(gl, null, 0, net.goalCount, epsilon, rng);
               goals[r] = s.action;
               tr.behaviorLogProb[base + r] += s.logProb;
             }
             tr.goalDecision[base + r] = 1;
           }
         }
-        fwd = forwardStep(c.net, tr, t, goals);
+        fwd = forwardStep(net, tr, t, goals);
       }
       for (let r = 0; r < tr.rows; r++) {
         const i = base + r;

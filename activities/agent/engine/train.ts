@@ -16,7 +16,6 @@
 // observation). The team phase seats the different agents in the slots of the team environment.
 import crypto from 'node:crypto';
 import { NonRetryableError } from '../../../common/child';
-import * as tf from '@tensorflow/tfjs-core';
 import type { AgentArchitecture, AgentForgeConfig, TrainingMode } from '../config';
 import { readCheckpoint, readLatestCheckpoint, restoreUnit, saveCheckpoint, type HistoryEntry, type TrainableUnit, type TrainerState } from './checkpoint';
 import { createEnv, envSettingsFromPlan, type EnvironmentPlan, type EnvSettings, type EnvVariant, type MultiAgentEnv } from './envs';
@@ -135,7 +134,7 @@ export function evaluate(settings: EnvSettings, variant: EnvVariant, controllers
     const actRng = new Rng(rng.nextUint32());
     const r = controllers
       ? rollout({ envs, controllers, rng: actRng, mode: 'greedy', epsilon: 0, shaping: { coordination: 0, delivery: 0 } })
-      : rollout({ envs, controllers: [{ net: null as never, slots: envs[0].spec.numAgents ? Array.from({ length: envs[0].spec.numAgents }, (_, i) => i) : [] }], rng: actRng, mode: 'random', epsilon: 0, shaping: { coordination: 0, delivery: 0 } });
+      : rollout({ envs, controllers: [{ net: null, slots: envs[0].spec.numAgents ? Array.from({ length: envs[0].spec.numAgents }, (_, i) => i) : [] }], rng: actRng, mode: 'random', epsilon: 0, shaping: { coordination: 0, delivery: 0 } });
     reward += r.returns.reduce((a, b) => a + b, 0);
     success += r.success.filter(Boolean).length;
     coordination += r.coordination.reduce((a, b) => a + b, 0);
@@ -332,7 +331,6 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     u.optimizer.dispose();
     disposePolicy(u.net);
   }
-  void tf;
   return result;
 }
 

@@ -49,8 +49,6 @@ export interface ModelParam {
 export interface ForwardOptions {
   /** true: every position runs every block (masked) so ACT stays differentiable; false: halted positions skip blocks. */
   training: boolean;
-  /** Accepted for the trainer's convenience: hidden and tokenLosses are always returned. */
-  forMemory?: boolean;
   /** Called after each block with its input and output states [B, T, C] and the positions that were still running [B, T] (tests, probes). */
   onBlock?: (info: { layer: number; before: tf.Tensor3D; after: tf.Tensor3D; runningBefore: tf.Tensor2D | null }) => void;
 }

@@ -363,7 +363,7 @@ function microStep(
   const tokens = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
   const targets = tf.tensor2d(batch.targets, [batch.batchSize, batch.seqLen], 'int32');
   const { value, grads } = tf.variableGrads(() => {
-    const out = model.loss(tokens, targets, undefined, { training: true, forMemory: model.memory !== null });
+    const out = model.loss(tokens, targets, undefined, { training: true });
     ce = tf.keep(out.ce);
     ponderCost = tf.keep(out.ponderCost);
     meanDepth = out.meanDepth;
