@@ -122,6 +122,30 @@ describe('Cognate export carries its PyTorch implementation', () => {
       expect(summary.logits.max_abs_diff).toBeGreaterThan(100 * TOLERANCE);
     }, 300_000);
 
+    maybe('an export without its LTM bank is refused, naming the file; padding is refused', () => {
+      const noBank = path.join(tmp, 'tiny-no-bank');
+      fs.cpSync(exportDir, noBank, { recursive: true });
+      fs.rmSync(path.join(noBank, 'ltm.safetensors'));
+      const script = `
+import sys, torch
+from transformers import AutoModelForCausalLM
+try:
+    AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True)
+    print("loaded without bank")
+except FileNotFoundError as e:
+    print("refused:", e)
+model = AutoModelForCausalLM.from_pretrained(sys.argv[2], trust_remote_code=True).eval()
+try:
+    model(input_ids=torch.tensor([[1, 2, 3]]), attention_mask=torch.tensor([[0, 1, 1]]))
+    print("padding accepted")
+except ValueError as e:
+    print("refused:", e)`;
+      const res = spawnSync('python3', ['-c', script, noBank, exportDir], { encoding: 'utf8', env });
+      expect(res.stdout).toContain(`refused: ${path.join(noBank, 'ltm.safetensors')}: the LTM bank is missing`);
+      expect(res.stdout).toContain('refused: CognateModel: attention_mask has padding');
+      expect(res.status).toBe(0);
+    }, 300_000);
+
     maybe('default-sized model (24.1M parameters, 11 layers, vocab 32000): the same checks', () => {
       // A plain node process: jest's sandbox makes the 24M seeded draws ~100x slower (see cognate-model.test.ts).
       const out = path.join(tmp, 'default');

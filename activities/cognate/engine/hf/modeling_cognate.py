@@ -20,6 +20,8 @@ Things a reader could easily get wrong, all as in the tfjs model:
 - Inference (model.eval()): a halted position skips the remaining blocks and keeps its state, but the
   still-running positions' queries attend to it (its frozen state is a key/value). Training (model.train())
   runs every block on every position and then keeps the halted positions' old state: the same numbers.
+- float32 is the reference dtype. bfloat16/float16 load and run (torch_dtype=...), but their rounding can
+  move a position's halting sum across act_threshold, so they may halt after other blocks than tfjs does.
 - generate() has no KV cache: every step recomputes the whole sequence. That is exact (every computation is
   causal, ACT halting included) and simple; it costs O(T^2) forwards for T generated tokens.
 
@@ -139,6 +141,11 @@ class CognateRMSNorm(nn.Module):
         return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+def mask_value(dtype: torch.dtype) -> float:
+    """MASK_VALUE where the dtype can hold it (float32, bfloat16), else its most negative value (float16)."""
+    return max(MASK_VALUE, torch.finfo(dtype).min)
+
+
 def rotary_tables(length: int, head_dim: int, base: float, device=None):
     """cos, sin [length, head_dim], half-split layout; angles computed in float64 then rounded (layers.ts)."""
     half = head_dim // 2
@@ -185,7 +192,7 @@ class CognateSelfAttention(nn.Module):
         q = apply_rotary(heads(self.q_proj(h)), cos, sin).transpose(1, 2)  # [B, H, T, D]
         k = apply_rotary(heads(self.k_proj(h)), cos, sin).transpose(1, 2)
         v = heads(self.v_proj(h)).transpose(1, 2)
-        mask = torch.full((t, t), MASK_VALUE, dtype=h.dtype, device=h.device).triu(1)
+        mask = torch.full((t, t), mask_value(h.dtype), dtype=h.dtype, device=h.device).triu(1)
         y = attend(q, k, v, mask)  # [B, H, T, D]
         return self.o_proj(y.transpose(1, 2).reshape(b, t, c))
 
@@ -202,7 +209,7 @@ class CognateSelfAttention(nn.Module):
         v = split(self.v_proj(flat)).transpose(0, 1)
         seq = torch.arange(b * t, device=h.device) // t
         visible = (seq[None, :] == (rows // t)[:, None]) & (positions[None, :] <= row_pos[:, None])  # [R, B*T]
-        mask = torch.where(visible, 0.0, MASK_VALUE).to(h.dtype)
+        mask = torch.where(visible, 0.0, mask_value(h.dtype)).to(h.dtype)
         y = attend(q, k, v, mask)  # [H, R, D]
         return self.o_proj(y.transpose(0, 1).reshape(-1, c))
 
@@ -225,10 +232,10 @@ class CognateMemoryAttention(nn.Module):
         """h [N, C] (normed) -> [N, C], or None while the bank is empty."""
         q = self.q_proj(h)  # [N, M]
         # logit_i = q . (key_i W_k^T) = (q W_k) . key_i: search the bank with q W_k, outside the gradient.
-        found = memory.retrieve(q.detach() @ self.k_proj.weight.detach())
+        found = memory.retrieve((q.detach() @ self.k_proj.weight.detach()).to(memory.keys.dtype))
         if found is None:
             return None
-        keys, values = self.k_proj(found[0]), self.v_proj(found[1])  # [N, k, M]
+        keys, values = self.k_proj(found[0].to(h.dtype)), self.v_proj(found[1].to(h.dtype))  # [N, k, M]
         weights = torch.softmax((q[:, None, :] * keys).sum(-1) / math.sqrt(self.mem_dim), dim=-1)  # [N, k]
         read = self.o_proj((values * weights[..., None]).sum(1))  # [N, C]
         return read * torch.sigmoid(self.gate(h))
@@ -289,19 +296,20 @@ class CognateBlock(nn.Module):
 class CognateHalting:
     """ACT bookkeeping over depth for one forward (act.ts HaltingAccumulator)."""
 
-    def __init__(self, shape, threshold: float, device):
-        self.threshold = torch.tensor(threshold, dtype=torch.float32, device=device)  # compared in float32, as in tfjs
-        self.running = torch.ones(shape, device=device)  # 1 while the position has not halted
-        self.cumulative = torch.zeros(shape, device=device)  # sum of p over the blocks that did not halt
-        self.remainder = torch.zeros(shape, device=device)
-        self.steps = torch.zeros(shape, device=device)  # blocks run per position
+    def __init__(self, shape, threshold: float, dtype, device):
+        # The threshold has the states' dtype: in float32 the comparison is tfjs's exactly.
+        self.threshold = torch.tensor(threshold, dtype=dtype, device=device)
+        self.running = torch.ones(shape, dtype=dtype, device=device)  # 1 while the position has not halted
+        self.cumulative = torch.zeros(shape, dtype=dtype, device=device)  # sum of p over the blocks that did not halt
+        self.remainder = torch.zeros(shape, dtype=dtype, device=device)
+        self.steps = torch.zeros(shape, dtype=dtype, device=device)  # blocks run per position
         self.output = None
 
     def step(self, p: torch.Tensor, state: torch.Tensor, is_last: bool) -> None:
         if is_last:
             reaches = torch.ones_like(self.running)
         else:
-            reaches = ((self.cumulative.detach() + p.detach()) >= self.threshold).float()
+            reaches = ((self.cumulative.detach() + p.detach()) >= self.threshold).to(self.running.dtype)
         halts = reaches * self.running
         continues = self.running - halts
         remainder = halts * (1 - self.cumulative)  # R = 1 - sum_{m<n} p_m
@@ -368,9 +376,9 @@ class CognateModel(CognatePreTrainedModel):
         b, t = input_ids.shape
         if t > c.max_position_embeddings:
             raise ValueError(f"sequence length {t} exceeds max_position_embeddings {c.max_position_embeddings}")
-        cos, sin = rotary_tables(t, c.hidden_size // c.num_attention_heads, c.rope_theta, input_ids.device)
         x = self.embed_tokens(input_ids)  # [B, T, C]
-        act = CognateHalting((b, t), c.act_threshold, x.device) if c.act_enabled else None
+        cos, sin = (r.to(x.dtype) for r in rotary_tables(t, c.hidden_size // c.num_attention_heads, c.rope_theta, x.device))
+        act = CognateHalting((b, t), c.act_threshold, x.dtype, x.device) if c.act_enabled else None
         n = len(self.layers)
         for i, block in enumerate(self.layers):
             if act is None:
@@ -396,8 +404,8 @@ class CognateModel(CognatePreTrainedModel):
             steps = act.steps
         else:
             state = x
-            ponder = torch.zeros((), device=x.device)
-            steps = torch.full((b, t), float(n), device=x.device)
+            ponder = torch.zeros((), dtype=x.dtype, device=x.device)
+            steps = torch.full((b, t), float(n), dtype=x.dtype, device=x.device)
         return CognateOutput(last_hidden_state=self.norm(state), ponder_cost=ponder, act_steps=steps)
 
 
