@@ -1,7 +1,7 @@
 // Export a random Cognate model with ACT halting and a filled LTM bank, record what tfjs computes on it, and
 // (unless --no-python) have scripts/check_cognate_hf.py load the export with transformers and compare.
 //
-//   npx tsx scripts/cognate-hf-parity.ts --preset tiny|default [--out DIR] [--seq T] [--generate N] [--no-python]
+//   npx tsx scripts/cognate-hf-parity.ts --preset tiny|plain|default [--out DIR] [--seq T] [--generate N] [--no-python]
 //
 // Writes DIR/export (the artifact, as exportModel publishes it) and DIR/reference.json + reference.f32 (tfjs
 // inference logits [B, T, V] of the token ids in reference.json, blocks run per position, the LTM clock and
@@ -26,6 +26,8 @@ import { SeededRng } from '../activities/cognate/engine/rng';
 export const PRESETS: Record<string, { config: ModelConfigInput; batch: number; seq: number; memoryRows: number }> = {
   // Small dims, 4 layers so halting can happen after blocks 1, 2 or 3; dMem != dModel exercises the write projection.
   tiny: { config: { dModel: 16, nLayers: 4, nHeads: 2, vocabSize: 37, maxSeqLen: 32, dFF: 24, dMem: 8, memCapacity: 24, memTopK: 3 }, batch: 2, seq: 10, memoryRows: 4 },
+  // ACT and LTM off: the plain transformer (no halting units, no memory sublayer, no ltm.safetensors).
+  plain: { config: { dModel: 16, nLayers: 3, nHeads: 2, vocabSize: 37, maxSeqLen: 32, dFF: 24, actEnabled: false, memEnabled: false }, batch: 2, seq: 10, memoryRows: 0 },
   // The default 24.1M-parameter config (vocab 32000, 11 layers, ACT and LTM on).
   default: { config: {}, batch: 2, seq: 16, memoryRows: 4 },
 };
@@ -101,7 +103,7 @@ export async function buildReference(args: Args): Promise<{ exportDir: string; r
     if (seq + args.generate > c.maxSeqLen) throw new Error(`--seq ${seq} + --generate ${args.generate} exceeds maxSeqLen ${c.maxSeqLen}`);
     redrawWeights(model, 12);
     const rng = new SeededRng(13);
-    const written = fillMemory(model, tf.tensor2d(tokenIds(rng, preset.memoryRows, seq, c.vocabSize), undefined, 'int32'));
+    const written = model.memory ? fillMemory(model, tf.tensor2d(tokenIds(rng, preset.memoryRows, seq, c.vocabSize), undefined, 'int32')) : 0;
     const ids = tokenIds(rng, preset.batch, seq, c.vocabSize);
 
     fs.rmSync(args.out, { recursive: true, force: true });
@@ -120,7 +122,7 @@ export async function buildReference(args: Args): Promise<{ exportDir: string; r
       });
       return { logits: tf.keep(out.logits), meanDepth: out.meanDepth };
     });
-    const ltmAfter = model.memory!.state();
+    const ltmAfter = model.memory?.state();
     const [B, T, V] = logits.shape;
     const logitValues = logits.dataSync() as Float32Array;
     logits.dispose();
@@ -150,9 +152,9 @@ export async function buildReference(args: Args): Promise<{ exportDir: string; r
       act_steps: Array.from(steps),
       mean_depth: meanDepth,
       ltm_written: written,
-      ltm_fill: ltmAfter.fill,
-      ltm_clock_after: ltmAfter.clock,
-      ltm_last_used_after: Array.from(ltmAfter.lastUsed),
+      ltm_fill: ltmAfter?.fill ?? null,
+      ltm_clock_after: ltmAfter?.clock ?? null,
+      ltm_last_used_after: ltmAfter ? Array.from(ltmAfter.lastUsed) : null,
       generated,
     };
     fs.writeFileSync(path.join(referenceDir, 'reference.json'), JSON.stringify(reference));

@@ -122,6 +122,18 @@ describe('Cognate export carries its PyTorch implementation', () => {
       expect(summary.logits.max_abs_diff).toBeGreaterThan(100 * TOLERANCE);
     }, 300_000);
 
+    maybe('ACT and LTM off: no halting units, no memory sublayer, no bank file; logits and greedy tokens equal tfjs', async () => {
+      const plain = await buildReference({ preset: 'plain', out: path.join(tmp, 'plain'), generate: 4, python: false });
+      expect(fs.existsSync(path.join(plain.exportDir, 'ltm.safetensors'))).toBe(false);
+      const { status, summary } = check(plain.exportDir, plain.referenceDir);
+      expect(summary.failures).toEqual([]);
+      expect(summary.logits.max_abs_diff).toBeLessThanOrEqual(TOLERANCE);
+      expect(summary.act_steps.distinct).toEqual([3]);
+      expect(summary.ltm_fill).toBeNull();
+      expect(summary.generate.torch).toEqual(summary.generate.tfjs);
+      expect(status).toBe(0);
+    }, 300_000);
+
     maybe('an export without its LTM bank is refused, naming the file; padding is refused', () => {
       const noBank = path.join(tmp, 'tiny-no-bank');
       fs.cpSync(exportDir, noBank, { recursive: true });

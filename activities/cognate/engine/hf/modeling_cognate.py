@@ -269,6 +269,9 @@ class CognateBlock(nn.Module):
         self.mlp = CognateMLP(config)
         # ACT halting unit after every block but the last.
         self.halting = nn.Linear(c, 1) if config.act_enabled and layer < config.num_hidden_layers - 1 else None
+        if self.halting is not None:
+            # p = 1 / (2 N) at the start: the summed p stays below the threshold, every position runs every block.
+            self.halting._cognate_init_bias = -math.log(2 * config.num_hidden_layers - 1)
 
     def position_wise(self, x: torch.Tensor, memory: Optional[CognateLongTermMemory]) -> torch.Tensor:
         """The gated memory read, then SwiGLU; x [N, C] -> [N, C]."""
@@ -344,13 +347,11 @@ class CognatePreTrainedModel(PreTrainedModel):
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0.0, std / math.sqrt(2 * n) if getattr(module, "_cognate_residual", False) else std)
             if module.bias is not None:
-                nn.init.zeros_(module.bias)
+                nn.init.constant_(module.bias, getattr(module, "_cognate_init_bias", 0.0))
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, 0.0, std)
         elif isinstance(module, CognateRMSNorm):
             nn.init.ones_(module.weight)
-        elif isinstance(module, CognateBlock) and module.halting is not None:
-            nn.init.constant_(module.halting.bias, -math.log(2 * n - 1))
 
 
 class CognateModel(CognatePreTrainedModel):
