@@ -20,10 +20,11 @@ Things a reader could easily get wrong, all as in the tfjs model:
 - Inference (model.eval()): a halted position skips the remaining blocks and keeps its state, but the
   still-running positions' queries attend to it (its frozen state is a key/value). Training (model.train())
   runs every block on every position and then keeps the halted positions' old state: the same numbers.
-- float32 is the reference dtype. bfloat16/float16 load and run (torch_dtype=...), but their rounding can
+- float32 is the reference dtype. bfloat16/float16 load and run (from_pretrained(..., dtype=...)), but their rounding can
   move a position's halting sum across act_threshold, so they may halt after other blocks than tfjs does.
 - generate() has no KV cache: every step recomputes the whole sequence. That is exact (every computation is
-  causal, ACT halting included) and simple; it costs O(T^2) forwards for T generated tokens.
+  causal, ACT halting included) and simple; it costs one forward of the whole sequence per generated token.
+  A cache would have to hold each halted position's frozen state per block, not only keys and values.
 
 The long-term memory bank is not a parameter: it is the export's ltm.safetensors, loaded by
 from_pretrained into CognateLongTermMemory (non-persistent buffers) and written back by save_pretrained.
