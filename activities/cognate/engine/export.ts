@@ -7,6 +7,9 @@
 //                                   parameter_count (= the tensors' total), backend/device of the run
 //   <outDir>/ltm.safetensors        the long-term memory bank (when memEnabled): keys, values, last_used,
 //                                   write_projection; fill/clock/counters in the metadata
+//   <outDir>/configuration_cognate.py, modeling_cognate.py
+//                                   the PyTorch implementation (hf/); config.json's auto_map names it, so
+//                                   AutoModelForCausalLM.from_pretrained(outDir, trust_remote_code=True) loads the model
 //   <outDir>/manifest.json          sha256 of every file
 // `python3 scripts/verify_weights.py <outDir> --skip ltm.safetensors` checks the three weight copies agree.
 import fs from 'node:fs';
@@ -19,6 +22,7 @@ import { decodeSafetensors, encodeSafetensors } from '../../../common/export/saf
 import type { NamedTensor } from '../../../common/export/tensors';
 import { readTfjsWeights } from '../../../common/export/tfjs';
 import type { ModelConfig } from '../config';
+import { HF_AUTO_MAP, hfCodeFiles } from './hf/code';
 import type { LtmState } from './ltm';
 import { CognateModel } from './model';
 
@@ -37,6 +41,7 @@ export interface ExportExtra {
 export interface CognateHfConfig {
   architectures: ['CognateForCausalLM'];
   model_type: 'cognate';
+  auto_map: typeof HF_AUTO_MAP;
   vocab_size: number;
   hidden_size: number;
   num_hidden_layers: number;
@@ -132,6 +137,7 @@ export function hfConfig(model: CognateModel, extra: Record<string, unknown> = {
   return {
     architectures: ['CognateForCausalLM'],
     model_type: 'cognate',
+    auto_map: HF_AUTO_MAP,
     vocab_size: c.vocabSize,
     hidden_size: c.dModel,
     num_hidden_layers: c.nLayers,
@@ -168,7 +174,7 @@ export function exportModel(model: CognateModel, outDir: string, extra: ExportEx
   const config = hfConfig(model, extra.config);
   const tensorTotal = tensors.reduce((n, t) => n + t.data.length, 0);
   if (tensorTotal !== config.parameter_count) throw new Error(`export: tensors hold ${tensorTotal} values, parameterCount() says ${config.parameter_count}`);
-  const files: Record<string, string | Uint8Array | object> = { ...extra.files, [CONFIG_FILE]: config };
+  const files: Record<string, string | Uint8Array | object> = { ...extra.files, ...hfCodeFiles(), [CONFIG_FILE]: config };
   if (model.memory) {
     const { tensors: bank, metadata } = ltmToSafetensors(model.memory.state());
     files[LTM_FILE] = encodeSafetensors(bank, metadata);

@@ -1,0 +1,486 @@
+"""PyTorch implementation of the Cognate model, loadable with
+`AutoModelForCausalLM.from_pretrained(export_dir, trust_remote_code=True)`.
+
+It is a port of activities/cognate/engine/model.ts (+ layers.ts, act.ts, ltm.ts, embedding.ts) and must
+compute the same numbers: test/cognate-hf.test.ts holds its logits to the tfjs model's within 1e-4.
+
+    tokens [B, T] -> embedding -> N x block -> ACT-weighted state -> RMSNorm -> LM head -> logits [B, T, V]
+    block(x) = x + SelfAttn(norm x)                      causal, rotary (GPT-NeoX half split, base rope_theta)
+                 + sigmoid(gate(norm .)) * MemAttn(norm .)  cross-attention over each position's top-k LTM slots
+                 + SwiGLU(norm .)
+    ACT: after every block but the last, p = sigmoid(halting(x)) per position. A position halts at the first
+         block n where sum_{m<=n} p_m >= act_threshold (or at the last block); its output is
+         sum_{m<n} p_m * s_m + R * s_n with R = 1 - sum_{m<n} p_m; ponder cost = N + R.
+
+Things a reader could easily get wrong, all as in the tfjs model:
+- RMSNorm is x * rsqrt(mean(x^2) + eps) * w with eps 1e-6, applied before each sublayer; the halting unit
+  reads the raw (un-normed) residual state.
+- The memory sublayer's gate reads the *normed* state; its search query is q W_k (q = q_proj(h)), so the
+  top-k slots are exactly those with the largest attention logits q . k_proj(key); k = min(top_k, fill).
+- Inference (model.eval()): a halted position skips the remaining blocks and keeps its state, but the
+  still-running positions' queries attend to it (its frozen state is a key/value). Training (model.train())
+  runs every block on every position and then keeps the halted positions' old state: the same numbers.
+- float32 is the reference dtype. bfloat16/float16 load and run (from_pretrained(..., dtype=...)), but their rounding can
+  move a position's halting sum across act_threshold, so they may halt after other blocks than tfjs does.
+- generate() has no KV cache: every step recomputes the whole sequence. That is exact (every computation is
+  causal, ACT halting included) and simple; it costs one forward of the whole sequence per generated token.
+  A cache would have to hold each halted position's frozen state per block, not only keys and values.
+
+The long-term memory bank is not a parameter: it is the export's ltm.safetensors, loaded by
+from_pretrained into CognateLongTermMemory (non-persistent buffers) and written back by save_pretrained.
+"""
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_cognate import CognateConfig
+
+LTM_FORMAT = "cognate-ltm/1"
+# Additive mask value of the tfjs model (layers.ts causalMask): exp(-1e9 - max) is exactly 0 in float32.
+MASK_VALUE = -1e9
+
+
+class CognateLongTermMemory(nn.Module):
+    """The long-term memory bank (ltm.ts), read-only here.
+
+    Everything about the bank lives in this class: its file format (ltm.safetensors: keys, values, last_used
+    [, write_projection] + fill/clock/config/stats metadata), the top-k search and the LRU bookkeeping of
+    reads. Writes (the surprise and novelty gate) happen only while training in tfjs; a PyTorch user who
+    wants them would add a `write` here. If the memory design changes, this class is what follows it.
+    """
+
+    def __init__(self, config: CognateConfig):
+        super().__init__()
+        self.dim = config.mem_dim
+        self.capacity = config.mem_capacity
+        self.top_k = config.mem_top_k
+        self.fill = 0
+        self.clock = 0
+        self.stats = {}  # counters of ltm.ts (reads, writes, evictions, ...), kept for save()
+        self.metadata = {}
+        # Non-persistent: the bank is not in model.safetensors (it is not trained by gradients); from_pretrained
+        # loads it from its own file. Capacity-sized like the tfjs arrays, rows >= fill unused.
+        self.register_buffer("keys", torch.zeros(0, self.dim), persistent=False)  # unit rows
+        self.register_buffer("values", torch.zeros(0, self.dim), persistent=False)
+        self.register_buffer("last_used", torch.zeros(0, dtype=torch.int64), persistent=False)
+        self.register_buffer("write_projection", torch.zeros(0), persistent=False)  # [hidden, dim] or empty
+
+    def load(self, path: str) -> None:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            if metadata.get("format") != LTM_FORMAT:
+                raise ValueError(f"{path}: format is {metadata.get('format')!r}, expected {LTM_FORMAT!r}")
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        for name in ("keys", "values", "last_used"):
+            if name not in tensors:
+                raise ValueError(f"{path}: tensor {name!r} missing")
+        keys, values = tensors["keys"], tensors["values"]
+        if tuple(keys.shape) != (self.capacity, self.dim) or tuple(values.shape) != (self.capacity, self.dim):
+            raise ValueError(
+                f"{path}: keys/values have shapes {tuple(keys.shape)}/{tuple(values.shape)}, "
+                f"config says mem_capacity x mem_dim = ({self.capacity}, {self.dim})"
+            )
+        fill = int(metadata["fill"])
+        if not 0 <= fill <= self.capacity:
+            raise ValueError(f"{path}: fill {fill} out of range [0, {self.capacity}]")
+        device = self.keys.device
+        self.keys = keys.to(device=device, dtype=torch.float32)
+        self.values = values.to(device=device, dtype=torch.float32)
+        self.last_used = tensors["last_used"].to(device=device, dtype=torch.int64)
+        wp = tensors.get("write_projection")
+        self.write_projection = wp.to(device) if wp is not None else torch.zeros(0, device=device)
+        self.fill = fill
+        self.clock = int(metadata.get("clock", "0"))
+        self.stats = json.loads(metadata.get("stats", "{}"))
+        self.metadata = metadata
+
+    def save(self, path: str) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {
+            "keys": self.keys.detach().cpu().contiguous(),
+            "values": self.values.detach().cpu().contiguous(),
+            "last_used": self.last_used.detach().cpu().contiguous(),
+        }
+        if self.write_projection.numel() > 0:
+            tensors["write_projection"] = self.write_projection.detach().cpu().contiguous()
+        metadata = {**self.metadata, "format": LTM_FORMAT, "fill": str(self.fill), "clock": str(self.clock), "stats": json.dumps(self.stats)}
+        save_file(tensors, path, metadata=metadata)
+
+    def retrieve(self, query: torch.Tensor):
+        """Top-k slots per search query [N, dim] (no gradient) -> keys, values [N, k, dim]; None while empty."""
+        if self.fill == 0:
+            return None
+        k = min(self.top_k, self.fill)
+        bank_keys = self.keys[: self.fill]
+        scores = query @ bank_keys.T  # [N, fill]
+        indices = torch.topk(scores, k, dim=-1).indices  # [N, k]; the read is a softmax over them: order is irrelevant
+        # LRU bookkeeping as in ltm.ts: one clock tick per retrieve, every returned slot marked used.
+        self.clock += 1
+        self.last_used[indices.reshape(-1)] = self.clock
+        self.stats["reads"] = self.stats.get("reads", 0) + query.shape[0]
+        return bank_keys[indices], self.values[: self.fill][indices]
+
+
+class CognateRMSNorm(nn.Module):
+    def __init__(self, hidden_size: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def mask_value(dtype: torch.dtype) -> float:
+    """MASK_VALUE where the dtype can hold it (float32, bfloat16), else its most negative value (float16)."""
+    return max(MASK_VALUE, torch.finfo(dtype).min)
+
+
+def rotary_tables(length: int, head_dim: int, base: float, device=None):
+    """cos, sin [length, head_dim], half-split layout; angles computed in float64 then rounded (layers.ts)."""
+    half = head_dim // 2
+    t = torch.arange(length, dtype=torch.float64, device=device)[:, None]
+    i = torch.arange(half, dtype=torch.float64, device=device)[None, :]
+    angle = t / torch.pow(torch.tensor(base, dtype=torch.float64, device=device), 2 * i / head_dim)
+    angle = torch.cat([angle, angle], dim=-1)
+    return torch.cos(angle).float(), torch.sin(angle).float()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x [..., R, H, D] rotated by per-row tables cos, sin [R, D]."""
+    return x * cos[:, None, :] + rotate_half(x) * sin[:, None, :]
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T * D^-1/2 + mask) v; q [..., Tq, D], k, v [..., Tk, D], mask [Tq, Tk] additive."""
+    scale = 1 / math.sqrt(q.shape[-1])
+    probs = torch.softmax((q @ k.transpose(-1, -2)) * scale + mask, dim=-1)
+    return probs @ v
+
+
+class CognateSelfAttention(nn.Module):
+    def __init__(self, config: CognateConfig):
+        super().__init__()
+        c = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = c // self.num_heads
+        self.q_proj = nn.Linear(c, c, bias=False)
+        self.k_proj = nn.Linear(c, c, bias=False)
+        self.v_proj = nn.Linear(c, c, bias=False)
+        self.o_proj = nn.Linear(c, c, bias=False)
+        self.o_proj._cognate_residual = True
+
+    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Every position: h [B, T, C] (normed) -> [B, T, C], causal."""
+        b, t, c = h.shape
+        heads = lambda x: x.view(b, t, self.num_heads, self.head_dim)  # noqa: E731
+        q = apply_rotary(heads(self.q_proj(h)), cos, sin).transpose(1, 2)  # [B, H, T, D]
+        k = apply_rotary(heads(self.k_proj(h)), cos, sin).transpose(1, 2)
+        v = heads(self.v_proj(h)).transpose(1, 2)
+        mask = torch.full((t, t), mask_value(h.dtype), dtype=h.dtype, device=h.device).triu(1)
+        y = attend(q, k, v, mask)  # [B, H, T, D]
+        return self.o_proj(y.transpose(1, 2).reshape(b, t, c))
+
+    def forward_rows(self, h: torch.Tensor, rows: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Only the query rows `rows` (flat b*T + t, [R]) of h [B, T, C]; keys and values are every position's
+        current state, each query seeing its own sequence up to its position (model.ts blockOnRunningRows)."""
+        b, t, c = h.shape
+        flat = h.reshape(b * t, c)
+        positions = torch.arange(b * t, device=h.device) % t
+        row_pos = rows % t
+        split = lambda x: x.view(-1, self.num_heads, self.head_dim)  # noqa: E731
+        q = apply_rotary(split(self.q_proj(flat[rows])), cos[row_pos], sin[row_pos]).transpose(0, 1)  # [H, R, D]
+        k = apply_rotary(split(self.k_proj(flat)), cos[positions], sin[positions]).transpose(0, 1)  # [H, B*T, D]
+        v = split(self.v_proj(flat)).transpose(0, 1)
+        seq = torch.arange(b * t, device=h.device) // t
+        visible = (seq[None, :] == (rows // t)[:, None]) & (positions[None, :] <= row_pos[:, None])  # [R, B*T]
+        mask = torch.where(visible, 0.0, mask_value(h.dtype)).to(h.dtype)
+        y = attend(q, k, v, mask)  # [H, R, D]
+        return self.o_proj(y.transpose(0, 1).reshape(-1, c))
+
+
+class CognateMemoryAttention(nn.Module):
+    """Gated cross-attention over each position's top-k memories (model.ts memoryRead)."""
+
+    def __init__(self, config: CognateConfig):
+        super().__init__()
+        c, m = config.hidden_size, config.mem_dim
+        self.mem_dim = m
+        self.q_proj = nn.Linear(c, m, bias=False)
+        self.k_proj = nn.Linear(m, m, bias=False)
+        self.v_proj = nn.Linear(m, m, bias=False)
+        self.o_proj = nn.Linear(m, c, bias=False)
+        self.o_proj._cognate_residual = True
+        self.gate = nn.Linear(c, 1)
+
+    def forward(self, h: torch.Tensor, memory: CognateLongTermMemory) -> Optional[torch.Tensor]:
+        """h [N, C] (normed) -> [N, C], or None while the bank is empty."""
+        q = self.q_proj(h)  # [N, M]
+        # logit_i = q . (key_i W_k^T) = (q W_k) . key_i: search the bank with q W_k, outside the gradient.
+        found = memory.retrieve((q.detach() @ self.k_proj.weight.detach()).to(memory.keys.dtype))
+        if found is None:
+            return None
+        keys, values = self.k_proj(found[0].to(h.dtype)), self.v_proj(found[1].to(h.dtype))  # [N, k, M]
+        weights = torch.softmax((q[:, None, :] * keys).sum(-1) / math.sqrt(self.mem_dim), dim=-1)  # [N, k]
+        read = self.o_proj((values * weights[..., None]).sum(1))  # [N, C]
+        return read * torch.sigmoid(self.gate(h))
+
+
+class CognateMLP(nn.Module):
+    def __init__(self, config: CognateConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.down_proj._cognate_residual = True
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        g = self.gate_proj(h)
+        return self.down_proj(g * torch.sigmoid(g) * self.up_proj(h))
+
+
+class CognateBlock(nn.Module):
+    def __init__(self, config: CognateConfig, layer: int):
+        super().__init__()
+        c, eps = config.hidden_size, config.rms_norm_eps
+        self.input_layernorm = CognateRMSNorm(c, eps)
+        self.self_attn = CognateSelfAttention(config)
+        if config.mem_enabled:
+            self.memory_layernorm = CognateRMSNorm(c, eps)
+            self.memory_attn = CognateMemoryAttention(config)
+        else:
+            self.memory_layernorm = self.memory_attn = None
+        self.post_attention_layernorm = CognateRMSNorm(c, eps)
+        self.mlp = CognateMLP(config)
+        # ACT halting unit after every block but the last.
+        self.halting = nn.Linear(c, 1) if config.act_enabled and layer < config.num_hidden_layers - 1 else None
+        if self.halting is not None:
+            # p = 1 / (2 N) at the start: the summed p stays below the threshold, every position runs every block.
+            self.halting._cognate_init_bias = -math.log(2 * config.num_hidden_layers - 1)
+
+    def position_wise(self, x: torch.Tensor, memory: Optional[CognateLongTermMemory]) -> torch.Tensor:
+        """The gated memory read, then SwiGLU; x [N, C] -> [N, C]."""
+        if self.memory_attn is not None and memory is not None:
+            read = self.memory_attn(self.memory_layernorm(x), memory)
+            if read is not None:
+                x = x + read
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+    def forward(self, x, cos, sin, memory):
+        """Every position: x [B, T, C] -> [B, T, C]."""
+        b, t, c = x.shape
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+        return self.position_wise(x.reshape(b * t, c), memory).view(b, t, c)
+
+    def forward_rows(self, x, rows, cos, sin, memory):
+        """Only the positions `rows` (flat indices) run the block; the others keep their state."""
+        b, t, c = x.shape
+        flat = x.reshape(b * t, c)
+        out = flat[rows] + self.self_attn.forward_rows(self.input_layernorm(x), rows, cos, sin)
+        out = self.position_wise(out, memory)
+        return flat.index_copy(0, rows, out).view(b, t, c)
+
+
+class CognateHalting:
+    """ACT bookkeeping over depth for one forward (act.ts HaltingAccumulator)."""
+
+    def __init__(self, shape, threshold: float, dtype, device):
+        # The threshold has the states' dtype: in float32 the comparison is tfjs's exactly.
+        self.threshold = torch.tensor(threshold, dtype=dtype, device=device)
+        self.running = torch.ones(shape, dtype=dtype, device=device)  # 1 while the position has not halted
+        self.cumulative = torch.zeros(shape, dtype=dtype, device=device)  # sum of p over the blocks that did not halt
+        self.remainder = torch.zeros(shape, dtype=dtype, device=device)
+        self.steps = torch.zeros(shape, dtype=dtype, device=device)  # blocks run per position
+        self.output = None
+
+    def step(self, p: torch.Tensor, state: torch.Tensor, is_last: bool) -> None:
+        if is_last:
+            reaches = torch.ones_like(self.running)
+        else:
+            reaches = ((self.cumulative.detach() + p.detach()) >= self.threshold).to(self.running.dtype)
+        halts = reaches * self.running
+        continues = self.running - halts
+        remainder = halts * (1 - self.cumulative)  # R = 1 - sum_{m<n} p_m
+        weighted = state * (p * continues + remainder)[..., None]
+        self.output = weighted if self.output is None else self.output + weighted
+        self.cumulative = self.cumulative + p * continues
+        self.remainder = self.remainder + remainder
+        self.steps = self.steps + self.running
+        self.running = continues
+
+
+@dataclass
+class CognateOutput(ModelOutput):
+    loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    last_hidden_state: Optional[torch.FloatTensor] = None  # final normed state [B, T, C] (what the LTM stores)
+    ponder_cost: Optional[torch.FloatTensor] = None  # ponder_cost * mean(N + R); 0 without ACT
+    act_steps: Optional[torch.FloatTensor] = None  # blocks run per position [B, T]
+
+
+class CognatePreTrainedModel(PreTrainedModel):
+    config_class = CognateConfig
+    base_model_prefix = "model"
+    _no_split_modules = ["CognateBlock"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """Random init of a fresh model, as model.ts: N(0, 0.02), residual writes 0.02 / sqrt(2 N), norms 1,
+        halting bias -log(2N - 1) so every position starts at full depth."""
+        std = self.config.initializer_range
+        n = self.config.num_hidden_layers
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, std / math.sqrt(2 * n) if getattr(module, "_cognate_residual", False) else std)
+            if module.bias is not None:
+                nn.init.constant_(module.bias, getattr(module, "_cognate_init_bias", 0.0))
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, std)
+        elif isinstance(module, CognateRMSNorm):
+            nn.init.ones_(module.weight)
+
+
+class CognateModel(CognatePreTrainedModel):
+    """Embedding, blocks with ACT, final norm; holds the long-term memory bank."""
+
+    def __init__(self, config: CognateConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList([CognateBlock(config, i) for i in range(config.num_hidden_layers)])
+        self.norm = CognateRMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.memory = CognateLongTermMemory(config) if config.mem_enabled else None
+        self.post_init()
+
+    def forward(self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None, **kwargs):
+        c = self.config
+        if input_ids is None:
+            raise ValueError("CognateModel needs input_ids (inputs_embeds are not supported)")
+        if attention_mask is not None and not bool((attention_mask != 0).all()):
+            raise ValueError(
+                "CognateModel: attention_mask has padding (zeros). The model has no padding support, as in tfjs: "
+                "pass unpadded sequences of equal length (or one sequence at a time)."
+            )
+        b, t = input_ids.shape
+        if t > c.max_position_embeddings:
+            raise ValueError(f"sequence length {t} exceeds max_position_embeddings {c.max_position_embeddings}")
+        x = self.embed_tokens(input_ids)  # [B, T, C]
+        cos, sin = (r.to(x.dtype) for r in rotary_tables(t, c.hidden_size // c.num_attention_heads, c.rope_theta, x.device))
+        act = CognateHalting((b, t), c.act_threshold, x.dtype, x.device) if c.act_enabled else None
+        n = len(self.layers)
+        for i, block in enumerate(self.layers):
+            if act is None:
+                x = block(x, cos, sin, self.memory)
+            elif self.training:
+                # Every position runs (differentiable ACT), halted positions keep their state.
+                x = torch.where(act.running[..., None] > 0, block(x, cos, sin, self.memory), x)
+            else:
+                rows = torch.nonzero(act.running.reshape(-1) > 0).squeeze(1)
+                if rows.numel() == b * t:
+                    x = block(x, cos, sin, self.memory)
+                else:
+                    x = block.forward_rows(x, rows, cos, sin, self.memory)  # halted positions skip the block
+            if act is not None:
+                last = i == n - 1
+                p = torch.sigmoid(block.halting(x)).squeeze(-1) if block.halting is not None else torch.zeros_like(act.running)
+                act.step(p, x, last)
+                if not self.training and not last and not bool((act.running > 0).any()):
+                    break  # every position halted
+        if act is not None:
+            state = act.output
+            ponder = (act.steps + act.remainder).mean() * c.ponder_cost
+            steps = act.steps
+        else:
+            state = x
+            ponder = torch.zeros((), dtype=x.dtype, device=x.device)
+            steps = torch.full((b, t), float(n), dtype=x.dtype, device=x.device)
+        return CognateOutput(last_hidden_state=self.norm(state), ponder_cost=ponder, act_steps=steps)
+
+
+class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
+    def __init__(self, config: CognateConfig):
+        super().__init__(config)
+        self.model = CognateModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # no KV cache: see the module docstring
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.LongTensor] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs,
+    ):
+        """logits [B, T, V]; with labels (the input ids, shifted here; -100 ignored) loss = CE + ponder cost,
+        as model.ts loss()."""
+        out = self.model(input_ids, attention_mask=attention_mask)
+        logits = self.lm_head(out.last_hidden_state)
+        loss = None
+        if labels is not None:
+            ce = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100
+            )
+            loss = ce + out.ponder_cost
+        result = CognateOutput(
+            loss=loss, logits=logits, last_hidden_state=out.last_hidden_state, ponder_cost=out.ponder_cost, act_steps=out.act_steps
+        )
+        return result if return_dict is not False else result.to_tuple()
+
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
+        # The whole sequence every step (no cache): exact, see the module docstring.
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """The weights as any model, then the LTM bank from the export's ltm.safetensors."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if model.model.memory is not None:
+            name = model.config.ltm_file or "ltm.safetensors"
+            local = os.path.join(str(pretrained_model_name_or_path), name)
+            if os.path.isdir(str(pretrained_model_name_or_path)):
+                if not os.path.isfile(local):
+                    raise FileNotFoundError(f"{local}: the LTM bank is missing (config mem_enabled is true)")
+                path = local
+            else:
+                from transformers.utils import cached_file
+
+                hub = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder") if k in kwargs}
+                path = cached_file(pretrained_model_name_or_path, name, **hub)
+            model.model.memory.load(path)
+        return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.model.memory is not None:
+            self.model.memory.save(os.path.join(save_directory, self.config.ltm_file or "ltm.safetensors"))
+
+
+__all__ = ["CognateConfig", "CognateForCausalLM", "CognateLongTermMemory", "CognateModel", "CognatePreTrainedModel"]
