@@ -19,15 +19,15 @@ export const COMMUNICATION_PROTOCOLS = ['direct', 'broadcast'] as const;
 /** The environments seat at most this many agents (activities/agent/envs). */
 export const MAX_TEAM_SIZE = 4;
 
-export const AgentForgeConfigSchema = z.strictObject({
+const AgentForgeConfigFields = z.strictObject({
   /** Training episodes per agent (per training phase). */
   maxEpisodes: z.number().int().positive().max(1_000_000).default(1000),
   /** Width of each agent's hidden layers. */
   hiddenSize: z.number().int().min(4).max(1024).default(128),
   /** Depth of each agent's networks. */
   numLayers: z.number().int().min(1).max(16).default(4),
-  /** Attention heads of the transformer agent; must divide hiddenSize. */
-  numHeads: z.number().int().min(1).max(32).default(8),
+  /** Attention heads of the transformer agent; must divide hiddenSize. Default 8, or the largest power of two below it that divides hiddenSize. */
+  numHeads: z.number().int().min(1).max(32).optional(),
   /** Longest observation history an agent attends to (steps). */
   maxContextLength: z.number().int().min(1).max(4096).default(512),
   /** Which objective the run trains (see README "Training modes"). */
@@ -57,6 +57,12 @@ export const AgentForgeConfigSchema = z.strictObject({
   /** Episodes between checkpoints. */
   checkpointEvery: z.number().int().min(1).default(50),
 });
+
+/** numHeads' default derives from hiddenSize, so {"hiddenSize": 100} alone is valid (4 heads). */
+export const AgentForgeConfigSchema = AgentForgeConfigFields.transform((c) => ({
+  ...c,
+  numHeads: c.numHeads ?? ([8, 4, 2, 1].find((h) => c.hiddenSize % h === 0) as number),
+}));
 
 export const AgentSpecSchema = z.strictObject({
   id: SafeName,

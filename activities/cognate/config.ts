@@ -8,14 +8,23 @@ export const DATASET_MODES = ['download', 'offline', 'fixtures'] as const;
 export const GROKFAST_MODES = ['ema', 'ma', 'off'] as const;
 export const MODEL_FOCUSES = ['reasoning', 'memory_integration', 'adaptive_computation'] as const;
 
+// Defaults that depend on another field are derived from it (deriveModelDefaults, deriveOptimDefaults and
+// the run's seqLen below), so a valid setting of one field never makes another field's default invalid:
+// {"maxSeqLen": 128} alone gets seqLen 128, {"dModel": 36} gets 2 heads, {"memCapacity": 2} gets memTopK 2.
+
+/** nHeads' default: 4, or the largest of 2 and 1 that divides dModel into an even head width (rotary positions). */
+export function defaultHeads(dModel: number): number {
+  return [4, 2, 1].find((h) => dModel % h === 0 && (dModel / h) % 2 === 0) ?? 4;
+}
+
 /** Architecture of the Cognate model. Defaults give 25M parameters. */
-export const ModelConfigSchema = z.strictObject({
+const ModelConfigFields = z.strictObject({
   /** Residual stream width. */
   dModel: z.number().int().min(8).max(8192).default(216),
   /** Transformer blocks (ACT may halt a position before the last). */
   nLayers: z.number().int().min(1).max(128).default(11),
-  /** Attention heads; dModel / nHeads must be even for rotary positions. */
-  nHeads: z.number().int().min(1).max(128).default(4),
+  /** Attention heads; dModel / nHeads must be even for rotary positions. Default 4 (fewer when dModel needs it: defaultHeads). */
+  nHeads: z.number().int().min(1).max(128).optional(),
   /** Token vocabulary; the tokenizer may be smaller, never larger. */
   vocabSize: z.number().int().min(16).max(1_000_000).default(32000),
   /** Longest sequence the rotary tables cover. */
@@ -32,8 +41,8 @@ export const ModelConfigSchema = z.strictObject({
   dMem: z.number().int().min(4).max(8192).default(216),
   /** LTM slots (least-recently-used eviction beyond this). */
   memCapacity: z.number().int().min(1).max(1_000_000).default(4096),
-  /** Memories retrieved per position for the cross-attention read. */
-  memTopK: z.number().int().min(1).max(256).default(4),
+  /** Memories retrieved per position for the cross-attention read. Default min(4, memCapacity). */
+  memTopK: z.number().int().min(1).max(256).optional(),
   /** Enable the long-term memory read and write. */
   memEnabled: z.boolean().default(true),
   /** Write gate: a token is written when its loss exceeds the running mean by this many standard deviations. */
@@ -42,12 +51,18 @@ export const ModelConfigSchema = z.strictObject({
   memNoveltyThreshold: z.number().min(0).max(2).default(0.1),
 });
 
+type ModelFields = z.output<typeof ModelConfigFields>;
+function deriveModelDefaults<C extends ModelFields>(c: C): C & { nHeads: number; memTopK: number } {
+  return { ...c, nHeads: c.nHeads ?? defaultHeads(c.dModel), memTopK: c.memTopK ?? Math.min(4, c.memCapacity) };
+}
+export const ModelConfigSchema = ModelConfigFields.transform(deriveModelDefaults);
+
 /** Optimisation: AdamW with GrokFast gradient filtering. */
-export const OptimConfigSchema = z.strictObject({
+const OptimConfigFields = z.strictObject({
   /** Peak learning rate (after warmup, before cosine decay). */
   learningRate: z.number().gt(0).max(1).default(2e-4),
-  /** Learning rate at the end of the cosine decay. */
-  minLearningRate: z.number().min(0).default(2e-5),
+  /** Learning rate at the end of the cosine decay. Default learningRate / 10. */
+  minLearningRate: z.number().min(0).optional(),
   /** Linear warmup steps. */
   warmupSteps: z.number().int().min(0).default(100),
   /** AdamW decoupled weight decay. */
@@ -67,17 +82,29 @@ export const OptimConfigSchema = z.strictObject({
   grokfastWindow: z.number().int().min(1).max(1000).default(100),
 });
 
-export const CognateConfigSchema = z.strictObject({
-  ...ModelConfigSchema.shape,
-  ...OptimConfigSchema.shape,
+type OptimFields = z.output<typeof OptimConfigFields>;
+function deriveOptimDefaults<C extends OptimFields>(c: C): C & { minLearningRate: number } {
+  return { ...c, minLearningRate: c.minLearningRate ?? c.learningRate / 10 };
+}
+export const OptimConfigSchema = OptimConfigFields.transform(deriveOptimDefaults);
+
+/** Training sequence length when not set: 512, or maxSeqLen when that is shorter. */
+export const DEFAULT_SEQ_LEN = 512;
+
+/** Names of the model architecture fields (what a checkpoint or export must match). */
+export const MODEL_CONFIG_KEYS = Object.keys(ModelConfigFields.shape) as (keyof ModelFields)[];
+
+const CognateConfigFields = z.strictObject({
+  ...ModelConfigFields.shape,
+  ...OptimConfigFields.shape,
   /** Optimizer steps per model. */
   maxSteps: z.number().int().positive().max(10_000_000).default(2000),
   /** Sequences per micro-batch. */
   batchSize: z.number().int().positive().max(4096).default(2),
   /** Micro-batches per optimizer step. */
   gradientAccumulationSteps: z.number().int().positive().max(1024).default(4),
-  /** Training sequence length (tokens); at most maxSeqLen. */
-  seqLen: z.number().int().min(8).default(512),
+  /** Training sequence length (tokens); at most maxSeqLen. Default min(512, maxSeqLen). */
+  seqLen: z.number().int().min(8).optional(),
   /** Steps between checkpoints; a crash redoes at most this many. */
   saveSteps: z.number().int().positive().default(100),
   /** Checkpoints kept per model. */
@@ -106,6 +133,11 @@ export const CognateConfigSchema = z.strictObject({
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(1337),
 });
 
+export const CognateConfigSchema = CognateConfigFields.transform((c) => ({
+  ...deriveOptimDefaults(deriveModelDefaults(c)),
+  seqLen: c.seqLen ?? Math.min(DEFAULT_SEQ_LEN, c.maxSeqLen),
+}));
+
 export const CognateModelSpecSchema = z.strictObject({
   name: SafeName,
   /** Offset added to config.seed. */
@@ -120,7 +152,7 @@ export const DEFAULT_MODELS: CognateModelSpec[] = [
 ];
 
 /** Checks across fields shared by the workflow input and the engine. */
-export function checkModelConfig(c: z.output<typeof ModelConfigSchema> & { seqLen?: number }, ctx: z.RefinementCtx, prefix: (string | number)[] = []): void {
+export function checkModelConfig(c: ModelConfig & { seqLen?: number }, ctx: z.RefinementCtx, prefix: (string | number)[] = []): void {
   if (c.dModel % c.nHeads !== 0) ctx.addIssue({ code: 'custom', path: [...prefix, 'nHeads'], message: `must divide dModel (${c.dModel})` });
   else if ((c.dModel / c.nHeads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: [...prefix, 'nHeads'], message: `dModel / nHeads (${c.dModel / c.nHeads}) must be even for rotary positions` });
   if (c.memTopK > c.memCapacity) ctx.addIssue({ code: 'custom', path: [...prefix, 'memTopK'], message: `must not exceed memCapacity (${c.memCapacity})` });

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice, type BackendInfo } from '../../../common/backend';
 import { NonRetryableError, type ChildContext } from '../../../common/child';
-import { ModelConfigSchema, type CognateConfig, type ModelConfig, type OptimConfig } from '../config';
+import { MODEL_CONFIG_KEYS, type CognateConfig, type ModelConfig, type OptimConfig } from '../config';
 import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from './checkpoint';
 import { openDataset, TrainSampler, validationBatches, type SamplerState, type TokenBatch } from './data';
 import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast';
@@ -173,7 +173,7 @@ function recordLoss(p: Progress, step: number, loss: number): void {
 }
 
 export function modelConfigOf(config: CognateConfig): ModelConfig {
-  const keys = Object.keys(ModelConfigSchema.shape) as (keyof ModelConfig)[];
+  const keys = MODEL_CONFIG_KEYS;
   return Object.fromEntries(keys.map((k) => [k, config[k]])) as ModelConfig;
 }
 
