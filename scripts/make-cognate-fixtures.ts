@@ -1,12 +1,12 @@
-// Builds fixtures/cognate/: the first rows of the real datasets in /work/shared/datasets, in their original
-// formats. JSON arrays are cut at record boundaries of the original text, so every kept record, the
+// Builds fixtures/cognate/: the first rows of the real datasets (a folder of the original files, by default
+// ../shared/datasets beside the checkout on developer machines), in their original formats. JSON arrays are cut at record boundaries of the original text, so every kept record, the
 // indentation and the number spelling ("51.0") stay byte-identical to the source.
 //   npx tsx scripts/make-cognate-fixtures.ts [sourceDir] [outDir]
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const SOURCE_DIR = process.argv[2] ?? '/work/shared/datasets';
+const SOURCE_DIR = process.argv[2] ?? path.resolve(__dirname, '../../shared/datasets');
 const OUT_DIR = process.argv[3] ?? path.resolve(__dirname, '../fixtures/cognate');
 
 const COUNTS = { gsm8kTrain: 40, gsm8kTest: 10, svamp: 40, hotpotqa: 12 };

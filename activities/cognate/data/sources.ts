@@ -44,7 +44,7 @@ export const HUB_DATASETS: Record<SourceName, HubDatasetSpec> = {
   },
 };
 
-/** Original file layout (as in /work/shared/datasets and fixtures/cognate); no validation file = hold out. */
+/** Original file layout (as the datasets are distributed, and as in fixtures/cognate); no validation file = hold out. */
 export const LOCAL_FILES: Record<SourceName, { train: string; validation?: string }> = {
   GSM8K: { train: 'gsm8k/train.jsonl', validation: 'gsm8k/test.jsonl' },
   SVAMP: { train: 'svamp/SVAMP.json' },
