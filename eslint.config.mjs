@@ -44,21 +44,16 @@ export default tseslint.config(
     },
   },
   {
-    files: ['activities/**/*.ts', 'common/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)workflows(/|$)', message: 'Imports run one way: activities and common never import workflow code.' }] }],
-    },
-  },
   {
     files: ['activities/agent/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)(workflows|cognate)(/|$)', message: 'agent never imports cognate (nor workflow code).' }] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)(workflows|client|cli|workers|cognate)(/|$)', message: 'agent never imports cognate, nor workflow, client, CLI or worker code.' }] }] },
   },
   {
     files: ['activities/cognate/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)(workflows|agent)(/|$)', message: 'cognate never imports agent (nor workflow code).' }] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)(workflows|client|cli|workers|agent)(/|$)', message: 'cognate never imports agent, nor workflow, client, CLI or worker code.' }] }] },
   },
   {
     files: ['common/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)(workflows|activities)(/|$)', message: 'common/ depends on no pipeline.' }] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)(workflows|activities|client|cli|workers)(/|$)', message: 'common/ depends on no pipeline and no entry point.' }] }] },
   },
 );
