@@ -44,16 +44,15 @@ export default tseslint.config(
     },
   },
   {
-  {
     files: ['activities/agent/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)(workflows|client|cli|workers|cognate)(/|$)', message: 'agent never imports cognate, nor workflow, client, CLI or worker code.' }] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.{1,2}/(.*/)?(workflows|client|cli|workers|cognate)(/|$)', message: 'agent never imports cognate, nor workflow, client, CLI or worker code.' }] }] },
   },
   {
     files: ['activities/cognate/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)(workflows|client|cli|workers|agent)(/|$)', message: 'cognate never imports agent, nor workflow, client, CLI or worker code.' }] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.{1,2}/(.*/)?(workflows|client|cli|workers|agent)(/|$)', message: 'cognate never imports agent, nor workflow, client, CLI or worker code.' }] }] },
   },
   {
     files: ['common/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)(workflows|activities|client|cli|workers)(/|$)', message: 'common/ depends on no pipeline and no entry point.' }] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.{1,2}/(.*/)?(workflows|activities|client|cli|workers)(/|$)', message: 'common/ depends on no pipeline and no entry point.' }] }] },
   },
 );
