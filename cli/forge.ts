@@ -7,6 +7,8 @@ import type { Pipeline } from '../common/constants';
 import { startDevServer } from '../common/dev-server';
 import { InvalidInputError, parseOrThrow } from '../common/validation';
 import { connectClient } from '../common/temporal';
+import { loadEnv } from '../common/env';
+import { setupSearchAttributes } from '../client/setup';
 import { lastInput, listRuns, queryProgress, runHandle, startRun } from '../client/runs';
 import { pipelineInfo } from '../client/pipelines';
 import { runDemo } from './demo';
@@ -22,7 +24,9 @@ const HELP = `forge — Forge Pipelines CLI (Temporal at $TEMPORAL_ADDRESS, defa
   forge result <agent|cognate> <sessionId>     wait for the result and print it (artifacts included)
   forge cancel <agent|cognate> <sessionId>     cancel; training checkpoints and stops within seconds
   forge resume <agent|cognate> <sessionId>     start the session again with its last input; continues from checkpoints
-  forge list   [agent|cognate]                 recent runs
+  forge list   [agent|cognate] [--phase P] [--session S] [--query Q]
+        recent runs with phase, step/episode, latest loss or success rate and backend (search attributes)
+  forge setup                                  register Forge's search attributes on the cluster (idempotent)
   forge validate <agent|cognate> [--input ...] [--config ...] [--set ...]   check input without starting
   forge server                                 run the embedded dev server (SQLite in .forge/) with its Web UI
   forge up                                     dev server + workers + demo runs, then keep serving (npm start)
@@ -80,6 +84,8 @@ async function main(argv: string[]): Promise<number> {
       session: { type: 'string' },
       set: { type: 'string', multiple: true },
       watch: { type: 'boolean' },
+      phase: { type: 'string' },
+      query: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -149,8 +155,20 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'list': {
-        const runs = await listRuns(client, rest[0] ? pipelineArg(rest[0]) : undefined);
-        for (const r of runs) console.log(`${r.status.padEnd(11)} ${r.type.padEnd(28)} ${r.workflowId}  ${r.startTime.toISOString()}`);
+        const runs = await listRuns(client, { pipeline: rest[0] ? pipelineArg(rest[0]) : undefined, phase: values.phase, session: values.session, query: values.query });
+        for (const r of runs) {
+          const metric = r.loss !== undefined ? `loss ${r.loss.toFixed(3)}` : r.successRate !== undefined ? `success ${r.successRate.toFixed(2)}` : '';
+          const cols = [r.status.padEnd(10), r.workflowId.padEnd(36), (r.phase ?? '').padEnd(12), r.step !== undefined ? `step ${r.step}`.padEnd(11) : ''.padEnd(11), metric.padEnd(14), r.startTime.toISOString()];
+          if (r.backend) cols.push(r.backend);
+          if (r.parent) cols.push(`from ${r.parent}`);
+          console.log(cols.join(' '));
+        }
+        return 0;
+      }
+      case 'setup': {
+        const env = loadEnv();
+        const r = await setupSearchAttributes(client, env.temporalNamespace);
+        console.log(`search attributes on ${env.temporalAddress} namespace "${env.temporalNamespace}": added [${r.added.join(', ')}], already present [${r.present.join(', ')}]`);
         return 0;
       }
       default:

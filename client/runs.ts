@@ -1,6 +1,7 @@
 // Client helpers on @temporalio/client: validate, start, watch, cancel and list pipeline runs.
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import { QUERIES, workflowIdFor, type Pipeline } from '../common/constants';
+import { SA } from '../common/search-attributes';
 import { parseOrThrow } from '../common/validation';
 import { pipelineInfo } from './pipelines';
 
@@ -29,6 +30,12 @@ export async function startRun(client: Client, pipeline: Pipeline, input: unknow
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
     staticSummary: (info.summary as (r: unknown) => string)(request),
     staticDetails: (info.details as (r: unknown) => string)(request),
+    // Findable from the first moment; the workflow keeps phase, step and the latest metric current.
+    typedSearchAttributes: [
+      { key: SA.pipeline, value: pipeline },
+      { key: SA.session, value: request.sessionId },
+      { key: SA.phase, value: 'validating' },
+    ],
   });
   return { pipeline, sessionId: request.sessionId, workflowId, runId: handle.firstExecutionRunId, handle };
 }
@@ -58,14 +65,52 @@ export interface RunListing {
   status: string;
   startTime: Date;
   closeTime?: Date;
+  /** Forge's search attributes (absent on runs started before they existed). */
+  phase?: string;
+  step?: number;
+  loss?: number;
+  successRate?: number;
+  backend?: string;
+  parent?: string;
 }
 
-export async function listRuns(client: Client, pipeline?: Pipeline, limit = 50): Promise<RunListing[]> {
-  const types = pipeline ? [pipelineInfo(pipeline).workflowType] : [pipelineInfo('agent').workflowType, pipelineInfo('cognate').workflowType];
-  const query = types.map((t) => `WorkflowType = '${t}'`).join(' OR ');
+export interface ListFilter {
+  pipeline?: Pipeline;
+  phase?: string;
+  session?: string;
+  /** Any further visibility query, ANDed (e.g. `ForgeLoss < 3`). */
+  query?: string;
+}
+
+/** A visibility query string: string values are quoted with ' escaped (they come from users). */
+export function listQuery(filter: ListFilter): string {
+  const q = (v: string) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  const types = filter.pipeline ? [pipelineInfo(filter.pipeline).workflowType] : [pipelineInfo('agent').workflowType, pipelineInfo('cognate').workflowType];
+  const parts = [`(${types.map((t) => `WorkflowType = ${q(t)}`).join(' OR ')})`];
+  if (filter.phase) parts.push(`${SA.phase.name} = ${q(filter.phase)}`);
+  if (filter.session) parts.push(`${SA.session.name} = ${q(filter.session)}`);
+  if (filter.query) parts.push(`(${filter.query})`);
+  return parts.join(' AND ');
+}
+
+export async function listRuns(client: Client, filter: ListFilter = {}, limit = 50): Promise<RunListing[]> {
   const out: RunListing[] = [];
-  for await (const wf of client.workflow.list({ query })) {
-    out.push({ workflowId: wf.workflowId, runId: wf.runId, type: wf.type, status: wf.status.name, startTime: wf.startTime, closeTime: wf.closeTime });
+  for await (const wf of client.workflow.list({ query: listQuery(filter) })) {
+    const sa = wf.typedSearchAttributes;
+    out.push({
+      workflowId: wf.workflowId,
+      runId: wf.runId,
+      type: wf.type,
+      status: wf.status.name,
+      startTime: wf.startTime,
+      closeTime: wf.closeTime,
+      phase: sa.get(SA.phase),
+      step: sa.get(SA.step),
+      loss: sa.get(SA.loss),
+      successRate: sa.get(SA.successRate),
+      backend: sa.get(SA.backend),
+      parent: sa.get(SA.parent),
+    });
     if (out.length >= limit) break;
   }
   return out;

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { SEARCH_ATTRIBUTES } from './search-attributes';
 import { findTemporalBinary } from './temporal-cli';
 
 export interface DevServerOptions {
@@ -14,6 +15,8 @@ export interface DevServerOptions {
   namespace?: string;
   /** Where the server's own log goes. */
   logFile?: string;
+  /** Extra `--dynamic-config-value KEY=VALUE` settings (e.g. lowered history limits in tests). */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 export interface DevServer {
@@ -74,6 +77,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     '--ui-port', String(uiPort),
     '--namespace', opts.namespace ?? 'default',
     '--log-level', 'warn',
+    // Forge's search attributes, so runs can be found and filtered in the Web UI from the first start.
+    ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.cliType}`]),
+    ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]),
   ];
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const child = spawn(temporalBinary(), args, { stdio: ['ignore', out, out] });
