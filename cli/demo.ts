@@ -8,6 +8,9 @@ import type { Pipeline } from '../common/constants';
 import { startDevServer, type DevServer } from '../common/dev-server';
 import { loadEnv } from '../common/env';
 import { connectClient } from '../common/temporal';
+import { initBackend } from '../common/backend';
+import { sessionDir } from '../common/paths';
+import { sampleFromExport } from '../activities/cognate/engine/sample';
 import { TINY_COGNATE } from '../client/presets';
 import { startRun } from '../client/runs';
 import { createForgeWorker, type ForgeWorker, type ForgeWorkerSpec } from '../workers/run';
@@ -52,6 +55,21 @@ function summarise(pipeline: Pipeline, result: Record<string, unknown>): string[
   return models.map((m) => `  ${m.model}: ${m.finalStep} steps, training loss ${fmt(m.finalLoss)}, validation loss ${fmt(m.validationLoss)}`);
 }
 
+/** The demo's prompt: the start of a GSM8K-style problem, in the format the models were trained on. */
+const DEMO_PROMPT = 'Problem: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May.';
+
+/** One greedy sample per trained model, generated from its exported artifact (ACT and LTM as at inference). */
+function printSamples(dataDir: string, sessionId: string, result: Record<string, unknown>): void {
+  for (const m of result.models as { model: string }[]) {
+    try {
+      const s = sampleFromExport(path.join(sessionDir(dataDir, 'cognate', sessionId), m.model), DEMO_PROMPT, { maxNewTokens: 24 });
+      console.log(`  sample from ${m.model} (greedy, mean ACT depth ${s.meanDepth.toFixed(2)}): ${JSON.stringify(s.text)}`);
+    } catch (err) {
+      console.log(`  sample from ${m.model} failed: ${(err as Error).message}`);
+    }
+  }
+}
+
 export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
   // The SDK's INFO lines (bundles, worker states) drown the progress; FORGE_LOG_LEVEL=INFO brings them back.
   Runtime.install({ logger: new DefaultLogger((process.env.FORGE_LOG_LEVEL as LogLevel | undefined) ?? 'WARN') });
@@ -81,6 +99,7 @@ export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
     runs.push(run);
   }
   await watchRuns(runs.map((r) => ({ label: r.pipeline.padEnd(7), handle: r.handle })));
+  await initBackend(); // the samples below run in this process
 
   let failed = 0;
   for (const run of runs) {
@@ -88,6 +107,7 @@ export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
       const result = (await run.handle.result()) as Record<string, unknown> & { artifacts?: { files?: { path: string }[] } };
       console.log(`\n[forge] ${run.pipeline} run ${run.workflowId} completed (evaluated, trained vs random where it applies):`);
       for (const line of summarise(run.pipeline, result)) console.log(line);
+      if (run.pipeline === 'cognate') printSamples(env.dataDir, run.sessionId, result);
       console.log('  artifacts:');
       for (const f of result.artifacts?.files ?? []) console.log(`    ${f.path}`);
     } catch (err) {

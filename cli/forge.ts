@@ -8,6 +8,7 @@ import { startDevServer } from '../common/dev-server';
 import { InvalidInputError, parseOrThrow } from '../common/validation';
 import { connectClient } from '../common/temporal';
 import { loadEnv } from '../common/env';
+import { sessionDir } from '../common/paths';
 import { setupSearchAttributes } from '../client/setup';
 import { lastInput, listRuns, queryProgress, runHandle, startRun } from '../client/runs';
 import { pipelineInfo } from '../client/pipelines';
@@ -26,6 +27,8 @@ const HELP = `forge — Forge Pipelines CLI (Temporal at $TEMPORAL_ADDRESS, defa
   forge resume <agent|cognate> <sessionId>     start the session again with its last input; continues from checkpoints
   forge list   [agent|cognate] [--phase P] [--session S] [--query Q]
         recent runs with phase, step/episode, latest loss or success rate and backend (search attributes)
+  forge sample cognate <sessionId> <model> --prompt "..." [--max-tokens 40] [--temperature 0] [--top-k 0] [--seed 0]
+        generate from the exported model (ACT and the LTM as at inference); temperature 0 is greedy
   forge setup                                  register Forge's search attributes on the cluster (idempotent)
   forge validate <agent|cognate> [--input ...] [--config ...] [--set ...]   check input without starting
   forge server                                 run the embedded dev server (SQLite in .forge/) with its Web UI
@@ -85,6 +88,11 @@ async function main(argv: string[]): Promise<number> {
       set: { type: 'string', multiple: true },
       watch: { type: 'boolean' },
       phase: { type: 'string' },
+      prompt: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      seed: { type: 'string' },
       query: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -101,6 +109,32 @@ async function main(argv: string[]): Promise<number> {
     console.log(`Temporal dev server at ${server.address}, Web UI ${server.uiUrl}. Ctrl-C to stop.`);
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     await server.stop();
+    return 0;
+  }
+  if (command === 'sample') {
+    if (rest[0] !== 'cognate') throw new Error('sample works on Cognate models: forge sample cognate <sessionId> <model> --prompt "..."');
+    const [, sessionId, model] = rest;
+    if (!sessionId || !model) throw new Error('sample needs a sessionId and a model name');
+    if (values.prompt === undefined) throw new Error('sample needs --prompt "..."');
+    const num = (flag: string, raw: string | undefined, integer: boolean): number | undefined => {
+      if (raw === undefined) return undefined;
+      const n = Number(raw);
+      if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new Error(`--${flag} must be ${integer ? 'an integer' : 'a number'} (got "${raw}")`);
+      return n;
+    };
+    const dir = path.join(sessionDir(loadEnv().dataDir, 'cognate', sessionId), model);
+    if (!fs.existsSync(path.join(dir, 'manifest.json'))) throw new Error(`no exported model at ${dir} (has session "${sessionId}" completed, and is FORGE_DATA_DIR the workers'?)`);
+    const { initBackend } = await import('../common/backend');
+    const { sampleFromExport } = await import('../activities/cognate/engine/sample');
+    await initBackend();
+    const sample = sampleFromExport(dir, values.prompt, {
+      maxNewTokens: num('max-tokens', values['max-tokens'], true),
+      temperature: num('temperature', values.temperature, false),
+      topK: num('top-k', values['top-k'], true),
+      seed: num('seed', values.seed, true),
+    });
+    process.stdout.write(`${sample.prompt}${sample.text}\n`);
+    console.error(`[forge] ${sample.tokens.length} tokens, mean ACT depth ${sample.meanDepth.toFixed(2)} blocks${sample.stoppedAtEos ? ', stopped at end-of-text' : ''}`);
     return 0;
   }
   if (command === 'validate') {
