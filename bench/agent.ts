@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { backendInfo, initBackend } from '../common/backend';
+import { PIPELINE_BACKEND, backendInfo, initBackend } from '../common/backend';
 import { ACTION_COUNT, OBS_SIZE, createEnv, type EnvKind } from '../activities/agent/envs';
 import { runAgentForgeDirect } from '../activities/agent/direct';
 import { createPolicy } from '../activities/agent/policies';
@@ -67,7 +67,7 @@ function policySpeed(kind: EnvKind, batch: number, seconds = 4) {
 }
 
 async function main(): Promise<void> {
-  await initBackend();
+  await initBackend(undefined, PIPELINE_BACKEND.agent);
   const environments: Record<string, unknown> = {};
   for (const kind of KINDS) {
     environments[kind] = { raw: rawEnvSpeed(kind), withPolicy: policySpeed(kind, 16) };

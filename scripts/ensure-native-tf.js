@@ -276,7 +276,7 @@ async function buildVariant(variant) {
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     fs.copyFileSync(cached, dest);
     const result = check(variant.package);
-    if (result.ok) return { ...result, how: `reused the addon built earlier (${((Date.now() - started) / 1000).toFixed(0)} s)` };
+    if (result.ok) return { ...result, how: `reused the addon built earlier, ${((Date.now() - started) / 1000).toFixed(0)} s` };
     fs.rmSync(path.join(pkgDir(variant.package), 'lib'), { recursive: true, force: true });
   }
   log(`building ${variant.package} against ${variant.wheel.name}==${variant.wheel.version} with node-gyp (about 30 s)...`);
