@@ -1,6 +1,7 @@
 // Agent Forge throughput: raw environment speed, speed with the policy in the loop (batched forward),
 // and the wall time of the default run trained directly (no Temporal). Writes bench/results/agent.json.
-//   npm run bench:agent            (BENCH_SKIP_DEFAULT_RUN=1 to skip the multi-minute default run)
+//   npm run bench:agent            (BENCH_SKIP_DEFAULT_RUN=1 to skip the multi-minute default run;
+//                                   BENCH_AGENT_OUT=file writes the results there instead)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
   const out = { generatedAt: new Date().toISOString(), machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version }, backend: backendInfo(), environments, defaultRun };
-  const file = path.join(__dirname, 'results', 'agent.json');
+  const file = process.env.BENCH_AGENT_OUT || path.join(__dirname, 'results', 'agent.json');
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   console.log(JSON.stringify(out, null, 2));
