@@ -306,12 +306,19 @@ async function main() {
   const wantGpu = process.env.FORGE_TF_GPU === '1';
   const order = wantGpu ? [VARIANTS.gpu, VARIANTS.cpu] : [VARIANTS.cpu];
   // 1. Already working (the official download succeeded, or an earlier run of this script built it)?
-  // (A GPU worker whose CPU package works still gets the GPU one built.)
+  if (/\boptional\b/.test(process.env.npm_config_omit || '')) {
+    log('skipped: optional dependencies are omitted (--omit=optional); training uses WebAssembly.');
+    return;
+  }
+  // (A GPU worker whose CPU package works still gets the GPU one built. On a GPU worker the official
+  // tfjs-node-gpu, libtensorflow 2.9.1 for CUDA 11.2, is replaced too: with CUDA 12 it silently runs on the
+  // CPU, and the image is built where no GPU can tell.)
   const current = check(order[0].package);
-  if (current.ok) {
+  if (current.ok && (!order[0].cuda || current.tfVersion === order[0].wheel.version)) {
     log(`ready: ${describe(current)}.`);
     return;
   }
+  if (current.ok) log(`${describe(current)} works but is not the CUDA 12 build; replacing it.`);
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     warn(`no official build installed and the PyPI route covers Linux x86-64 only (this is ${process.platform}/${process.arch}); the WebAssembly backend will be used.`);
     return;
