@@ -1,10 +1,11 @@
 // Agent Forge throughput: raw environment speed, speed with the policy in the loop (batched forward),
 // and the wall time of the default run trained directly (no Temporal). Writes bench/results/agent.json.
-//   npm run bench:agent            (BENCH_SKIP_DEFAULT_RUN=1 to skip the multi-minute default run)
+//   npm run bench:agent            (BENCH_SKIP_DEFAULT_RUN=1 to skip the multi-minute default run;
+//                                   BENCH_AGENT_OUT=file writes the results there instead)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { backendInfo, initBackend } from '../common/backend';
+import { PIPELINE_BACKEND, backendInfo, initBackend } from '../common/backend';
 import { ACTION_COUNT, OBS_SIZE, createEnv, type EnvKind } from '../activities/agent/engine/envs';
 import { runAgentForgeDirect } from '../activities/agent/engine/run';
 import { createPolicy } from '../activities/agent/engine/policies';
@@ -67,7 +68,7 @@ function policySpeed(kind: EnvKind, batch: number, seconds = 4) {
 }
 
 async function main(): Promise<void> {
-  await initBackend();
+  await initBackend(undefined, PIPELINE_BACKEND.agent);
   const environments: Record<string, unknown> = {};
   for (const kind of KINDS) {
     environments[kind] = { raw: rawEnvSpeed(kind), withPolicy: policySpeed(kind, 16) };
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
   const out = { generatedAt: new Date().toISOString(), machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version }, backend: backendInfo(), environments, defaultRun };
-  const file = path.join(__dirname, 'results', 'agent.json');
+  const file = process.env.BENCH_AGENT_OUT || path.join(__dirname, 'results', 'agent.json');
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   console.log(JSON.stringify(out, null, 2));

@@ -1,9 +1,13 @@
-// TensorFlow.js backend selection shared by both pipelines:
-// tfjs-node-gpu (GPU workers) > tfjs-node > wasm. The pure-JS cpu backend is ~35x slower than wasm on
-// matmuls here, so it is only used when asked for by name (tests comparing gradients, tiny models).
+// TensorFlow.js backend selection shared by both pipelines. `auto` means the backend measured faster for
+// the pipeline asking (`prefer`): native TensorFlow (tfjs-node-gpu on GPU workers, else tfjs-node, which
+// `npm install` builds, see scripts/ensure-native-tf.js) when installed, else wasm; or wasm first. The
+// pure-JS cpu backend is ~35x slower than wasm on matmuls here, so it is only used when asked for by name
+// (tests comparing gradients, tiny models). FORGE_TF_BACKEND forces one for every pipeline.
 import * as tf from '@tensorflow/tfjs-core';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+/** What `auto` tries first. */
+export type BackendPreference = 'tensorflow' | 'wasm';
 
 export interface BackendInfo {
   /** tfjs backend name: "tensorflow", "wasm" or "cpu". */
@@ -13,6 +17,13 @@ export interface BackendInfo {
   /** npm package that provided the backend. */
   package: string;
 }
+
+/**
+ * The backend `auto` tries first per pipeline: the one that trained it faster, measured on the same machine
+ * in one session (README "Native TensorFlow"). Cognate's 24M-parameter model is matmul-bound, 3x faster on
+ * native than on wasm; Agent Forge's networks are tiny, so native TensorFlow's per-op overhead dominates.
+ */
+export const PIPELINE_BACKEND = { cognate: 'tensorflow', agent: 'wasm' } as const satisfies Record<string, BackendPreference>;
 
 let current: BackendInfo | undefined;
 
@@ -26,23 +37,37 @@ function tryRequire(name: string): boolean {
   }
 }
 
-/** Initialise once per process. FORGE_TF_BACKEND overrides the choice (auto|tensorflow|wasm|cpu). */
-export async function initBackend(choice: BackendChoice = (process.env.FORGE_TF_BACKEND as BackendChoice) || 'auto'): Promise<BackendInfo> {
+function nativeInfo(): BackendInfo | undefined {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    if (tryRequire(pkg)) return { backend: 'tensorflow', device: 'cpu (libtensorflow)', package: pkg };
+  }
+  return undefined;
+}
+
+/**
+ * Initialise once per process. `choice` defaults to FORGE_TF_BACKEND, else `auto`; `auto` takes `prefer`
+ * first (each pipeline's entry passes the backend measured faster for it, see README "Native TensorFlow").
+ */
+export async function initBackend(
+  choice: BackendChoice = (process.env.FORGE_TF_BACKEND as BackendChoice) || 'auto',
+  prefer: BackendPreference = 'tensorflow',
+): Promise<BackendInfo> {
   if (current && (choice === 'auto' || choice === current.backend)) return current;
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(choice)) {
     throw new Error(`FORGE_TF_BACKEND must be one of auto, tensorflow, wasm, cpu (got "${choice}")`);
   }
+  const wasm: BackendInfo = { backend: 'wasm', device: 'cpu (wasm simd)', package: '@tensorflow/tfjs-backend-wasm' };
   let info: BackendInfo | undefined;
-  if (choice === 'auto' || choice === 'tensorflow') {
-    if (tryRequire('@tensorflow/tfjs-node-gpu')) info = { backend: 'tensorflow', device: 'gpu (libtensorflow CUDA)', package: '@tensorflow/tfjs-node-gpu' };
-    else if (tryRequire('@tensorflow/tfjs-node')) info = { backend: 'tensorflow', device: 'cpu (libtensorflow)', package: '@tensorflow/tfjs-node' };
-    else if (choice === 'tensorflow') throw new Error('FORGE_TF_BACKEND=tensorflow but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed');
+  if (choice === 'tensorflow') {
+    info = nativeInfo();
+    if (!info) throw new Error('FORGE_TF_BACKEND=tensorflow but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node loads (run: node scripts/ensure-native-tf.js)');
+  } else if (choice === 'wasm' || (choice === 'auto' && prefer === 'wasm')) {
+    info = wasm;
+  } else if (choice === 'auto') {
+    info = nativeInfo() ?? wasm;
   }
-  if (!info && (choice === 'auto' || choice === 'wasm')) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- registers the backend only when chosen
-    require('@tensorflow/tfjs-backend-wasm');
-    info = { backend: 'wasm', device: 'cpu (wasm simd)', package: '@tensorflow/tfjs-backend-wasm' };
-  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- registers the backend only when chosen
+  if (info === wasm) require('@tensorflow/tfjs-backend-wasm');
   if (!info) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- registers the backend only when chosen
     require('@tensorflow/tfjs-backend-cpu');
@@ -50,6 +75,12 @@ export async function initBackend(choice: BackendChoice = (process.env.FORGE_TF_
   }
   if (!(await tf.setBackend(info.backend))) throw new Error(`tfjs backend "${info.backend}" failed to initialise`);
   await tf.ready();
+  if (info.backend === 'tensorflow') {
+    // tfjs-node-gpu runs on the CPU when TensorFlow finds no CUDA device: record what it actually uses.
+    const native = tf.backend() as unknown as { isUsingGpuDevice?: boolean; binding?: { TF_Version?: string } };
+    const version = native.binding?.TF_Version ? ` ${native.binding.TF_Version}` : '';
+    info.device = native.isUsingGpuDevice ? `gpu (libtensorflow${version} CUDA)` : `cpu (libtensorflow${version})`;
+  }
   current = info;
   return info;
 }

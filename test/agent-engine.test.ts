@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../common/backend';
+import { PIPELINE_BACKEND, initBackend } from '../common/backend';
 import { verifyManifest } from '../common/export/files';
 import { readSafetensors } from '../common/export/safetensors';
 import { tensorsEqual } from '../common/export/tensors';
@@ -24,7 +24,7 @@ jest.setTimeout(10 * 60_000);
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-engine-'));
 beforeAll(async () => {
-  await initBackend();
+  await initBackend(undefined, PIPELINE_BACKEND.agent); // the backend an Agent Forge worker trains on
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -1,6 +1,7 @@
 // GrokFast filter math against hand computations, and a few real steps of the paper's modular task.
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
+import { useTestBackend } from './helpers/backend';
 import { GrokFast, type GrokFastSettings } from '../activities/cognate/engine/grokfast';
 import { makeDecoder, modularMultiplicationData, runModularTask } from '../bench/grokfast';
 
@@ -98,8 +99,8 @@ describe('modular multiplication task (bench/grokfast.ts)', () => {
     }
   });
 
-  test('a few GrokFast-EMA steps of the local decoder run on wasm with finite losses near ln(99) and evaluations on schedule', async () => {
-    await initBackend('wasm');
+  test('a few GrokFast-EMA steps of the local decoder run on the backend under test with finite losses near ln(99) and evaluations on schedule', async () => {
+    await useTestBackend();
     const result = await runModularTask({ filter: 'ema', maxSteps: 6, evalEvery: 3, seed: 0, batchSize: 64 });
     expect(result.stepsRun).toBe(6);
     expect(result.history.map((h) => h.step)).toEqual([3, 6]);
@@ -114,7 +115,7 @@ describe('modular multiplication task (bench/grokfast.ts)', () => {
   });
 
   test('CognateModel also plugs into the task as a Decoder (--model cognate)', async () => {
-    await initBackend('wasm');
+    await useTestBackend();
     const model = makeDecoder('cognate', 0);
     const { logits } = model.forward(tf.tensor2d([[3, 98, 5, 97], [0, 98, 1, 97]], [2, 4], 'int32'), { training: false });
     expect(logits.shape).toEqual([2, 4, 99]);

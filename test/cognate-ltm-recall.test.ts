@@ -2,7 +2,7 @@
 // episodes with the memory on (trainer recipe: gradients, clipping, AdamW, then the LTM write), the fact
 // states landing in the bank, and a lookup by a stored key returning the value written for that fact.
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../common/backend';
+import { useTestBackend } from './helpers/backend';
 import {
   ASK,
   clearMemory,
@@ -29,7 +29,7 @@ import { makeOptimizer } from '../activities/cognate/engine/trainer';
 const task: RecallTask = { ...DEFAULT_TASK, factsPerEpisode: 8, inContextQueries: 4 };
 
 beforeAll(async () => {
-  await initBackend('wasm');
+  await useTestBackend();
 });
 
 describe('LTM recall benchmark', () => {

@@ -1,4 +1,4 @@
-// The Cognate model: size of the default config, config errors, gradients (wasm against finite
+// The Cognate model: size of the default config, config errors, gradients (the backend under test against finite
 // differences and the cpu backend), ACT, the long-term memory and the export round trip.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
+import { useTestBackend } from './helpers/backend';
 import { readSafetensors } from '../common/export/safetensors';
 import { embed } from '../activities/cognate/engine/embedding';
 import { addSame, applyRotary, attention, causalMask, crossEntropy, linear, reshape, rmsNorm, rotateHalfMatrix, select, swiglu } from '../activities/cognate/engine/layers';
@@ -63,7 +64,7 @@ function fillMemory(model: CognateModel, tokens: tf.Tensor2D, targets: tf.Tensor
 }
 
 beforeAll(async () => {
-  await initBackend('wasm');
+  await useTestBackend();
 });
 
 describe('config and size', () => {
@@ -116,7 +117,7 @@ describe('config and size', () => {
 });
 
 describe('gradients', () => {
-  test('embedding gradient on wasm (no UnsortedSegmentSum) matches finite differences and the cpu backend', async () => {
+  test('embedding gradient (no UnsortedSegmentSum on wasm) matches finite differences and the cpu backend', async () => {
     const vocab = 7;
     const dim = 3;
     const weightValues = Array.from({ length: vocab * dim }, (_, i) => Math.sin(i + 1));
@@ -140,7 +141,7 @@ describe('gradients', () => {
 
     await initBackend('cpu');
     const cpu = tf.tidy(() => tf.grad((w: tf.Tensor) => tf.gather(w, tf.tensor1d(ids, 'int32')).mul(tf.tensor2d(probeValues, [ids.length, dim])).sum())(tf.tensor2d(weightValues, [vocab, dim])).dataSync());
-    await initBackend('wasm');
+    await useTestBackend();
     expect(maxAbsDiff(analytic, cpu)).toBeLessThan(1e-6);
   });
 
@@ -183,35 +184,35 @@ describe('gradients', () => {
     }
   });
 
-  test('every parameter gradient of a tiny model (ACT + LTM) on wasm matches the cpu backend', async () => {
+  test('every parameter gradient of a tiny model (ACT + LTM) on the backend under test matches the cpu backend', async () => {
     const { tokens, targets } = tokenBatch(2, 6, 23);
-    const wasmModel = new CognateModel(TINY, 7);
-    fillMemory(wasmModel, tokens, targets);
-    const bank = wasmModel.memory!.state();
+    const testedModel = new CognateModel(TINY, 7);
+    fillMemory(testedModel, tokens, targets);
+    const bank = testedModel.memory!.state();
     expect(bank.fill).toBeGreaterThan(3);
-    const onWasm = gradients(wasmModel, tokens, targets);
-    wasmModel.dispose();
+    const onTested = gradients(testedModel, tokens, targets);
+    testedModel.dispose();
 
     await initBackend('cpu');
     const cpuModel = new CognateModel(TINY, 7);
     cpuModel.memory!.load(bank);
     const onCpu = gradients(cpuModel, tokens, targets);
     cpuModel.dispose();
-    await initBackend('wasm');
+    await useTestBackend();
 
-    expect([...onWasm.keys()]).toEqual(cpuModel.params.map((p) => p.name)); // every parameter got a gradient
+    expect([...onTested.keys()]).toEqual(cpuModel.params.map((p) => p.name)); // every parameter got a gradient
     let worst = { name: '', relErr: 0 };
-    for (const [name, g] of onWasm) {
+    for (const [name, g] of onTested) {
       const scale = Math.max(maxAbs(onCpu.get(name)!), 1e-6);
       const relErr = maxAbsDiff(g, onCpu.get(name)!) / scale;
       if (relErr > worst.relErr) worst = { name, relErr };
       expect(relErr).toBeLessThan(2e-3);
     }
-    console.log(`wasm vs cpu: ${onWasm.size} parameter gradients, worst relative error ${worst.relErr.toExponential(2)} (${worst.name})`);
+    console.log(`${tf.getBackend()} vs cpu: ${onTested.size} parameter gradients, worst relative error ${worst.relErr.toExponential(2)} (${worst.name})`);
     tf.dispose([tokens, targets]);
   });
 
-  test('tiny model gradients on wasm match central finite differences', () => {
+  test('tiny model gradients on the backend under test match central finite differences', () => {
     const { tokens, targets } = tokenBatch(1, 5, 23, 1);
     const model = new CognateModel({ ...TINY, memEnabled: false }, 11);
     const grads = gradients(model, tokens, targets);
@@ -476,7 +477,7 @@ describe('export', () => {
 
     // config.json: Hugging Face keys, and parameter_count equal to what the safetensors file holds
     const onDisk = JSON.parse(fs.readFileSync(path.join(artifact, 'config.json'), 'utf8')) as Record<string, unknown>;
-    expect(onDisk).toMatchObject({ architectures: ['CognateForCausalLM'], model_type: 'cognate', hidden_size: 16, num_hidden_layers: 3, name: 'cognate_tiny', backend: 'wasm' });
+    expect(onDisk).toMatchObject({ architectures: ['CognateForCausalLM'], model_type: 'cognate', hidden_size: 16, num_hidden_layers: 3, name: 'cognate_tiny', backend: tf.getBackend() });
     const safetensors = readSafetensors(path.join(artifact, 'model.safetensors')).tensors;
     expect(onDisk.parameter_count).toBe(safetensors.reduce((n, t) => n + t.data.length, 0));
     expect(config.parameter_count).toBe(model.parameterCount().total);

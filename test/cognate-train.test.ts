@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
+import { testBackendChoice, useTestBackend } from './helpers/backend';
 import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator } from '../common/optim';
 import { learningRateAt } from '../activities/cognate/engine/schedule';
 import { Rng } from '../common/rng';
@@ -285,7 +286,7 @@ describe('prepared dataset', () => {
   });
 });
 
-describe('trainer (tiny model, wasm backend)', () => {
+describe('trainer (tiny model, the backend under test)', () => {
   // Small enough for a couple of seconds per run, but every part is live: ACT, LTM reads and writes
   // (threshold 0 so the bank fills), gradient accumulation, clipping, GrokFast-EMA, warmup + cosine.
   const config = CognateConfigSchema.parse({
@@ -325,7 +326,7 @@ describe('trainer (tiny model, wasm backend)', () => {
   /** Train in this process; stops (like a cancelled activity) once `stopAfterStep` has been reported. */
   async function runTrainer(checkpointDir: string, stopAfterStep?: number): Promise<Run> {
     const events: TrainEvent[] = [];
-    const job: TrainJob = { config, seed: 11, datasetDir: dataDir, checkpointDir, modelName: 'tiny', backend: 'wasm', progressIntervalMs: 0 };
+    const job: TrainJob = { config, seed: 11, datasetDir: dataDir, checkpointDir, modelName: 'tiny', backend: testBackendChoice(), progressIntervalMs: 0 };
     const summary = await train(job, {
       emit: (e) => events.push(e),
       stopRequested: () => stopAfterStep !== undefined && events.some((e) => e.kind === 'step' && e.step >= stopAfterStep),
@@ -338,7 +339,7 @@ describe('trainer (tiny model, wasm backend)', () => {
   let straight: Run;
   let stoppedDir: string;
   test('a straight run trains: every step reported, loss falls, validation and checkpoints written', async () => {
-    await initBackend('wasm');
+    const underTest = await useTestBackend();
     const tensorsBefore = tf.memory().numTensors;
     straight = await runTrainer(freshDir('straight'));
     expect(tf.memory().numTensors).toBe(tensorsBefore); // nothing leaks per step (or at all)
@@ -352,7 +353,7 @@ describe('trainer (tiny model, wasm backend)', () => {
     expect(straight.summary.ltm?.writes).toBeGreaterThan(0);
     expect(straight.summary.lossCurve).toHaveLength(8);
     expect(straight.summary.tokensSeen).toBe(8 * 2 * 16 * 2);
-    expect(straight.summary.backend.backend).toBe('wasm');
+    expect(straight.summary.backend.backend).toBe(underTest.backend);
     expect(straight.events.filter((e) => e.kind === 'checkpoint').map((e) => e.step)).toEqual([2, 4, 6, 8]);
   });
 
@@ -392,13 +393,13 @@ describe('trainer (tiny model, wasm backend)', () => {
   test('a checkpoint of another architecture is refused, naming the field', async () => {
     const dir = freshDir('other-arch');
     fs.cpSync(stoppedDir, dir, { recursive: true });
-    const job: TrainJob = { config: { ...config, dFF: 48 }, seed: 11, datasetDir: dataDir, checkpointDir: dir, modelName: 'tiny', backend: 'wasm' };
+    const job: TrainJob = { config: { ...config, dFF: 48 }, seed: 11, datasetDir: dataDir, checkpointDir: dir, modelName: 'tiny', backend: testBackendChoice() };
     await expect(train(job, { emit: () => undefined, stopRequested: () => false })).rejects.toThrow(/dFF \(32 → 48\)/);
   });
 
   test('runs in a child process via runInChild; a stop request there writes a final checkpoint', async () => {
     const dir = freshDir('child');
-    const job: TrainJob = { config: { ...config, maxSteps: 200, saveSteps: 1000, evalSteps: 1000 }, seed: 11, datasetDir: dataDir, checkpointDir: dir, modelName: 'tiny', backend: 'wasm', progressIntervalMs: 0 };
+    const job: TrainJob = { config: { ...config, maxSteps: 200, saveSteps: 1000, evalSteps: 1000 }, seed: 11, datasetDir: dataDir, checkpointDir: dir, modelName: 'tiny', backend: testBackendChoice(), progressIntervalMs: 0 };
     const events: TrainEvent[] = [];
     const handle = runInChild<TrainJob, TrainEvent, TrainSummary>(path.join(__dirname, '../activities/cognate/engine/train.child.ts'), job, (e) => {
       events.push(e);

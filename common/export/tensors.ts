@@ -21,12 +21,12 @@ export function numel(shape: readonly number[]): number {
   return shape.reduce((n, d) => n * d, 1);
 }
 
+// By tag, not instanceof: arrays made by a native addon (tfjs-node's dataSync) belong to the main realm,
+// which is not the realm of the code checking them under a sandbox (jest, vm).
+const ARRAY_TAG = { float32: '[object Float32Array]', int32: '[object Int32Array]', int64: '[object BigInt64Array]' } as const;
+
 function arrayMatchesDtype(t: NamedTensor): boolean {
-  switch (t.dtype) {
-    case 'float32': return t.data instanceof Float32Array;
-    case 'int32': return t.data instanceof Int32Array;
-    case 'int64': return t.data instanceof BigInt64Array;
-  }
+  return Object.prototype.toString.call(t.data) === ARRAY_TAG[t.dtype];
 }
 
 /** Throws with the tensor's name on the first problem: empty/duplicate name, bad shape, dtype/array mismatch, wrong length. */

@@ -1,7 +1,7 @@
 // Compute process of the agent activities (started with common/child.ts runInChild): trains one agent
 // or the team, or writes the artifacts, so the worker's event loop stays free.
 import { serveChild } from '../../../common/child';
-import { initBackend } from '../../../common/backend';
+import { PIPELINE_BACKEND, initBackend } from '../../../common/backend';
 import { writeAgentArtifacts, type ArtifactFile, type ArtifactJob } from './artifacts';
 import { runTraining, type TrainEvent, type TrainJob, type TrainResult } from './train';
 
@@ -9,7 +9,7 @@ export type ChildJob = ({ kind: 'agent' | 'team' } & TrainJob) | ArtifactJob;
 export type ChildResult = TrainResult | { files: ArtifactFile[] };
 
 serveChild<ChildJob, TrainEvent, ChildResult>(async (job, ctx) => {
-  await initBackend();
+  await initBackend(undefined, PIPELINE_BACKEND.agent);
   if (job.kind === 'artifacts') return { files: writeAgentArtifacts(job) };
   return runTraining(job, ctx);
 });

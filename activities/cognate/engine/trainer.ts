@@ -3,7 +3,7 @@
 // AdamW → LTM write → events, validation, checkpoints → summary.
 // Same seed, same backend ⇒ same losses, also across a stop and resume (everything that evolves is checkpointed).
 import * as tf from '@tensorflow/tfjs-core';
-import { backendInfo, initBackend, type BackendChoice, type BackendInfo } from '../../../common/backend';
+import { PIPELINE_BACKEND, backendInfo, initBackend, type BackendChoice, type BackendInfo } from '../../../common/backend';
 import { NonRetryableError, type ChildContext } from '../../../common/child';
 import { MODEL_CONFIG_KEYS, type CognateConfig, type ModelConfig, type OptimConfig } from '../config';
 import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from './checkpoint';
@@ -190,7 +190,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     ctx.emit({ kind: 'warning', message });
   };
   if (config.seqLen > config.maxSeqLen) throw new NonRetryableError(`seqLen ${config.seqLen} exceeds maxSeqLen ${config.maxSeqLen}`);
-  const backend = await initBackend(job.backend);
+  const backend = await initBackend(job.backend, PIPELINE_BACKEND.cognate);
 
   // --- data -------------------------------------------------------------------------------------
   const dataset = openDataset(job.datasetDir, config.vocabSize);
