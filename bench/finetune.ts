@@ -30,10 +30,10 @@ export function scenarios(seed: number) {
     },
     {
       name: `task-specialization-s${seed}`,
-      what: 'delegation game: parent trained on the curriculum of both difficulty levels (skill_acquisition); child: the full level only (task_specialization)',
+      what: 'referential game: parent trained on the curriculum over both difficulty levels (2 candidates, then all) for 300 episodes (skill_acquisition); child: the full level only (task_specialization)',
       architecture: 'reactive_agent' as const,
-      role: 'coordinator',
-      parentConfig: cfg({ trainingMode: 'skill_acquisition', maxEpisodes: 400, seed }),
+      role: 'communication hub',
+      parentConfig: cfg({ trainingMode: 'skill_acquisition', maxEpisodes: 300, seed }),
       childConfig: cfg({ trainingMode: 'task_specialization', maxEpisodes: 1600, checkpointEvery: 32, seed: seed + 1000 }),
     },
   ];
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const results: (FineTuneComparison & { what: string; seed: number })[] = [];
   try {
     for (const seed of seeds) {
-      for (const s of scenarios(seed)) {
+      for (const s of scenarios(seed).filter((x) => !process.env.FINETUNE_ONLY || x.name.startsWith(process.env.FINETUNE_ONLY))) {
         const r = await compareFineTuning({ ...s, dataDir, evalEpisodes: 64 });
         results.push({ ...r, what: s.what, seed });
         console.log(`${s.name}: fine-tuned ${r.fineTuned.episodesToThreshold ?? '>budget'} episodes (${r.fineTuned.wallSeconds.toFixed(0)} s), scratch ${r.scratch.episodesToThreshold ?? '>budget'} (${r.scratch.wallSeconds.toFixed(0)} s); parent success ${r.parent.evaluation.successRate.toFixed(2)}`);

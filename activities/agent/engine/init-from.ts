@@ -129,7 +129,7 @@ export function agentParentMismatches(parent: InspectedAgentParent, agent: { id:
   const sizes = { hiddenSize: config.hiddenSize, numLayers: config.numLayers, numHeads: config.numHeads, maxContextLength: config.maxContextLength };
   const net = createPolicy(agent.architecture, sizes, new Rng(0), horizon);
   try {
-    if (net.contextLength !== parent.contextLength) out.push(`context window (parent ${parent.contextLength} steps, this run ${net.contextLength}: the episodes are shorter)`);
+    // The transformer's window may differ (sinusoidal positions cost no parameters): only shapes matter.
     const theirs = new Map(parent.parameters.map((p) => [p.name, p.shape]));
     for (const p of net.store.params) {
       const shape = theirs.get(p.name);
