@@ -30,10 +30,10 @@ export function scenarios(seed: number) {
     },
     {
       name: `task-specialization-s${seed}`,
-      what: 'referential game: parent trained on the curriculum over both difficulty levels (2 candidates, then all) for 300 episodes (skill_acquisition); child: the full level only (task_specialization)',
+      what: 'referential game: parent trained on the curriculum over both difficulty levels (2 candidates, then all) for 128 episodes (skill_acquisition); child: the full level only (task_specialization)',
       architecture: 'reactive_agent' as const,
       role: 'communication hub',
-      parentConfig: cfg({ trainingMode: 'skill_acquisition', maxEpisodes: 300, seed }),
+      parentConfig: cfg({ trainingMode: 'skill_acquisition', maxEpisodes: 128, seed }),
       childConfig: cfg({ trainingMode: 'task_specialization', maxEpisodes: 1600, checkpointEvery: 32, seed: seed + 1000 }),
     },
   ];
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       threshold: rs[0]?.fineTuned && scenarios(0).find((s) => s.name.startsWith(kind))!.childConfig.adaptationThreshold,
       fineTunedEpisodes: rs.map((r) => budget(r, r.fineTuned.episodesToThreshold)),
       scratchEpisodes: rs.map((r) => budget(r, r.scratch.episodesToThreshold)),
-      fineTunedFasterInAllSeeds: rs.every((r) => r.fineTuned.episodesToThreshold !== null && (r.scratch.episodesToThreshold === null || r.fineTuned.episodesToThreshold < r.scratch.episodesToThreshold)),
+      fineTunedFasterInAllSeeds: rs.length > 0 && rs.every((r) => r.fineTuned.episodesToThreshold !== null && (r.scratch.episodesToThreshold === null || r.fineTuned.episodesToThreshold < r.scratch.episodesToThreshold)),
     };
   });
   const out = {
