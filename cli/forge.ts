@@ -15,14 +15,17 @@ import { watchRuns } from './progress';
 const HELP = `forge — Forge Pipelines CLI (Temporal at $TEMPORAL_ADDRESS, default localhost:7233)
 
   forge start <agent|cognate> [--input run.yaml] [--config config.yaml] [--session ID] [--set key=value ...] [--watch]
+              [--init-from <session>/<agent|model> | --init-from <folder under FORGE_DATA_DIR>] [--init-optimizer-state]
         Validate and start a run. --input holds {sessionId, config, agents|models}; --config only the config;
-        --set overrides one config field (value parsed as JSON when it can be).
+        --set overrides one config field (value parsed as JSON when it can be). --init-from fine-tunes from an
+        earlier run's published agent or model (its sizes and tokenizer are reused unless set); agents can also
+        take the parent's Adam state (--init-optimizer-state).
   forge watch  <agent|cognate> <sessionId>     live progress bar until the run closes
   forge status <agent|cognate> <sessionId>     status and the progress query
   forge result <agent|cognate> <sessionId>     wait for the result and print it (artifacts included)
   forge cancel <agent|cognate> <sessionId>     cancel; training checkpoints and stops within seconds
   forge resume <agent|cognate> <sessionId>     start the session again with its last input; continues from checkpoints
-  forge list   [agent|cognate]                 recent runs
+  forge list   [agent|cognate]                 recent runs (a fine-tuning run shows its parent: <- session/unit)
   forge validate <agent|cognate> [--input ...] [--config ...] [--set ...]   check input without starting
   forge server                                 run the embedded dev server (SQLite in .forge/) with its Web UI
   forge up                                     dev server + workers + demo runs, then keep serving (npm start)
@@ -51,7 +54,18 @@ function parseValue(raw: string): unknown {
   }
 }
 
-function buildInput(values: { input?: string; config?: string; session?: string; set?: string[] }): Record<string, unknown> {
+/** `--init-from a/b` names a session and its agent or model; anything else is an artifact folder. */
+function initFromArg(pipeline: Pipeline, value: string, optimizerState: boolean | undefined): Record<string, unknown> {
+  const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\/([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(value);
+  const ref: Record<string, unknown> = m && !value.startsWith('.') ? { sessionId: m[1], [pipeline === 'agent' ? 'agent' : 'model']: m[2] } : { path: value };
+  if (optimizerState !== undefined) {
+    if (pipeline !== 'agent') throw new Error('--init-optimizer-state applies to agent runs only (a Cognate export holds no optimizer state)');
+    ref.optimizerState = optimizerState;
+  }
+  return ref;
+}
+
+function buildInput(values: { input?: string; config?: string; session?: string; set?: string[]; 'init-from'?: string; 'init-optimizer-state'?: boolean }, pipeline?: Pipeline): Record<string, unknown> {
   const input: Record<string, unknown> = values.input ? { ...(readStructured(values.input) as object) } : {};
   if (values.config) input.config = readStructured(values.config);
   if (values.session) input.sessionId = values.session;
@@ -62,6 +76,8 @@ function buildInput(values: { input?: string; config?: string; session?: string;
     const key = assignment.slice(0, eq).replace(/^config\./, '');
     input.config = { ...((input.config as object) ?? {}), [key]: parseValue(assignment.slice(eq + 1)) };
   }
+  if (values['init-from'] && pipeline) input.initFrom = initFromArg(pipeline, values['init-from'], values['init-optimizer-state']);
+  else if (values['init-optimizer-state']) throw new Error('--init-optimizer-state needs --init-from');
   return input;
 }
 
@@ -80,6 +96,8 @@ async function main(argv: string[]): Promise<number> {
       session: { type: 'string' },
       set: { type: 'string', multiple: true },
       watch: { type: 'boolean' },
+      'init-from': { type: 'string' },
+      'init-optimizer-state': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -99,7 +117,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'validate') {
     const pipeline = pipelineArg(rest[0]);
-    console.log(JSON.stringify(parseOrThrow(pipelineInfo(pipeline).schema, buildInput(values)), null, 2));
+    console.log(JSON.stringify(parseOrThrow(pipelineInfo(pipeline).schema, buildInput(values, pipeline)), null, 2));
     return 0;
   }
 
@@ -108,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'start': {
         const pipeline = pipelineArg(rest[0]);
-        const run = await startRun(client, pipeline, buildInput(values));
+        const run = await startRun(client, pipeline, buildInput(values, pipeline));
         console.log(JSON.stringify({ workflowId: run.workflowId, runId: run.runId, sessionId: run.sessionId }));
         if (values.watch) await watchRuns([{ label: pipeline, handle: run.handle }]);
         return 0;
@@ -150,7 +168,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'list': {
         const runs = await listRuns(client, rest[0] ? pipelineArg(rest[0]) : undefined);
-        for (const r of runs) console.log(`${r.status.padEnd(11)} ${r.type.padEnd(28)} ${r.workflowId}  ${r.startTime.toISOString()}`);
+        for (const r of runs) console.log(`${r.status.padEnd(11)} ${r.type.padEnd(28)} ${r.workflowId}  ${r.startTime.toISOString()}${r.initFrom ? `  <- ${r.initFrom}` : ''}`);
         return 0;
       }
       default:

@@ -58,6 +58,8 @@ export interface RunListing {
   status: string;
   startTime: Date;
   closeTime?: Date;
+  /** Lineage: the parent `<session>/<agent|model>` of a fine-tuning run (memo set by the workflow). */
+  initFrom?: string;
 }
 
 export async function listRuns(client: Client, pipeline?: Pipeline, limit = 50): Promise<RunListing[]> {
@@ -65,7 +67,8 @@ export async function listRuns(client: Client, pipeline?: Pipeline, limit = 50):
   const query = types.map((t) => `WorkflowType = '${t}'`).join(' OR ');
   const out: RunListing[] = [];
   for await (const wf of client.workflow.list({ query })) {
-    out.push({ workflowId: wf.workflowId, runId: wf.runId, type: wf.type, status: wf.status.name, startTime: wf.startTime, closeTime: wf.closeTime });
+    const initFrom = typeof wf.memo?.initFrom === 'string' ? wf.memo.initFrom : undefined;
+    out.push({ workflowId: wf.workflowId, runId: wf.runId, type: wf.type, status: wf.status.name, startTime: wf.startTime, closeTime: wf.closeTime, ...(initFrom ? { initFrom } : {}) });
     if (out.length >= limit) break;
   }
   return out;
