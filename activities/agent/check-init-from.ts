@@ -3,8 +3,10 @@
 // parent (as from_pretrained takes the config from the checkpoint), resolves the agents (one agent named
 // like the parent when the input lists none; agents without an architecture take the parent's), and
 // checks parameter by parameter that the parent's weights load into every agent. Refusals are
-// non-retryable and name what differs. Cheap (a few small networks): runs on the worker, no child process.
+// non-retryable and name what differs. Cheap (a few small networks, built on the pure-JS cpu backend and
+// disposed): runs on the worker, no child process.
 import { ApplicationFailure } from '@temporalio/common';
+import { backendInfo, initBackend } from '../../common/backend';
 import { FAILURE_TYPES } from '../../common/constants';
 import { formatZodError } from '../../common/validation';
 import { AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig, type AgentInitFrom, type AgentSpec } from './config';
@@ -68,10 +70,21 @@ export function checkAgentInitFrom(dataDir: string, input: CheckInitFromInput): 
   return { parent: parent.ref, config, agents, inherited };
 }
 
+function tfBackendReady(): boolean {
+  try {
+    backendInfo();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function createAgentInitFromActivities(deps: { dataDir: string }) {
   return {
     /** Check a fine-tuning run's parent before anything is written (see the file header). */
     async checkInitFrom(input: CheckInitFromInput): Promise<CheckedInitFrom> {
+      // The worker process trains nothing itself (children do), so it may have no tfjs backend yet; keep one it has.
+      await initBackend(tfBackendReady() ? undefined : 'cpu');
       return checkAgentInitFrom(deps.dataDir, input);
     },
   };
