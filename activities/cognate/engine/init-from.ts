@@ -103,6 +103,7 @@ export function cognateParentMismatches(parent: CognateParentRef, config: Cognat
  * export is still the one the run was checked against. Runs in the training child, on a fresh start only.
  */
 export function loadCognateParent(ref: CognateParentRef, model: CognateModel): void {
+  if (!fs.existsSync(path.join(ref.dir, MANIFEST_NAME))) throw new NonRetryableError(`parent ${ref.dir} is gone (no ${MANIFEST_NAME})`);
   const manifest = JSON.parse(fs.readFileSync(path.join(ref.dir, MANIFEST_NAME), 'utf8')) as Manifest;
   const now = manifest.files.find((f) => f.path === WEIGHTS_FILE)?.sha256;
   if (now !== ref.weightsSha256) throw new NonRetryableError(`parent ${ref.dir} changed since the run was checked (${WEIGHTS_FILE} sha256 ${now ?? 'missing'}, checked ${ref.weightsSha256})`);
