@@ -62,6 +62,8 @@ describe('checkInitFrom', () => {
     expect(r.agents).toEqual([{ id: 'talker', architecture: 'reactive_agent', role: 'communication hub' }]);
     expect(r.parent.sessionId).toBe(parentSession);
     expect(r.parent.weightsSha256).toMatch(/^[0-9a-f]{64}$/);
+    // The same parent named by its folder (relative to FORGE_DATA_DIR) is the same parent.
+    expect(check({ initFrom: { path: path.join('agent', parentSession, AGENT.id), optimizerState: false } }).parent).toEqual(r.parent);
   });
 
   test('refusals name what differs: hiddenSize, architecture; missing parent; damaged file; a path outside FORGE_DATA_DIR', () => {

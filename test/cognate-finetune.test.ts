@@ -15,7 +15,8 @@ import { startRun } from '../client/runs';
 import { sha256File } from '../common/export/files';
 import { train, type TrainEvent, type TrainJob } from '../activities/cognate/engine/trainer';
 import type { CognateParentRef } from '../activities/cognate/engine/init-from';
-import type { CognateConfig } from '../activities/cognate/config';
+import { CognateConfigSchema, type CognateConfig } from '../activities/cognate/config';
+import { checkCognateInitFrom } from '../activities/cognate/check-init-from';
 import { killAndWait, ROOT, sessionId, spawnWorker, testClient } from './helpers/temporal';
 
 jest.setTimeout(10 * 60_000);
@@ -73,6 +74,11 @@ test('a parent whose vocabSize or tokenizer differs is refused before anything i
   const tok = await refusal(b, { ...TRAINING_FIELDS, tokenizerPath: other });
   expect(tok.cause.type).toBe('InvalidParent');
   expect(tok.cause.message).toMatch(/tokenizer: config\.tokenizerPath .* is not the parent's tokenizer\.json/);
+
+  // The parent named by its folder passes the same check; a folder outside FORGE_DATA_DIR is refused.
+  const byPath = checkCognateInitFrom(dataDir(), { sessionId: 'x', initFrom: { path: parentDir() }, config: CognateConfigSchema.parse({ ...TRAINING_FIELDS }), explicitFields: Object.keys(TRAINING_FIELDS) });
+  expect(byPath.parent).toMatchObject({ sessionId: parentSession, model: 'm1' });
+  expect(() => checkCognateInitFrom(dataDir(), { sessionId: 'x', initFrom: { path: '/etc' }, config: CognateConfigSchema.parse({}), explicitFields: [] })).toThrow(/not under FORGE_DATA_DIR/);
 
   for (const [id, r] of [[a, vocab], [b, tok]] as const) {
     expect(r.activities).toBe(1); // checkInitFrom only: no dataset preparation, no training
