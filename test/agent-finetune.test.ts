@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import { AgentForgeConfigSchema, type AgentForgeConfig } from '../activities/agent/config';
+import { AgentForgeConfigSchema, type AgentForgeConfig, type AgentForgeProgress } from '../activities/agent/config';
 import { checkAgentInitFrom } from '../activities/agent/check-init-from';
 import { compareFineTuning } from '../activities/agent/engine/adaptation';
 import { readCheckpoint } from '../activities/agent/engine/checkpoint';
@@ -18,7 +18,8 @@ import { runAgentForgeDirect } from '../activities/agent/engine/run';
 import { agentJob, runTraining, type TrainJob } from '../activities/agent/engine/train';
 import { initBackend } from '../common/backend';
 import { scenarios } from '../bench/finetune';
-import { killAndWait, ROOT, sessionId, spawnWorker, testClient } from './helpers/temporal';
+import { startRun } from '../client/runs';
+import { killAndWait, ROOT, sessionId, spawnWorker, testClient, waitFor } from './helpers/temporal';
 
 jest.setTimeout(10 * 60_000);
 const run = promisify(execFile);
@@ -202,4 +203,29 @@ describe('workflow and CLI', () => {
     const listed = (await forge('list', 'agent')).stdout.split('\n').find((l) => l.includes(`agent-${id}`));
     expect(listed).toContain(`<- ${parentSession}/${AGENT.id}`);
   });
+});
+
+test('SIGKILL of the worker during a fine-tuning run, parent deleted: the retried activity resumes from the run\'s own checkpoint', async () => {
+  let worker = spawnWorker('agent');
+  const client = await testClient();
+  const id = sessionId('ft-crash');
+  const parentDir = path.join(dataDir(), 'agent', parentSession, AGENT.id);
+  const aside = `${parentDir}.crash-aside`;
+  try {
+    const started = await startRun(client, 'agent', { sessionId: id, config: { maxEpisodes: 1500, evalEpisodes: 8, checkpointEvery: 20, trainingMode: 'task_specialization', environmentTypes: ['interactive'] }, initFrom: { sessionId: parentSession, agent: AGENT.id } });
+    await waitFor('fine-tuning past episode 40', async () => ((await started.handle.query<AgentForgeProgress>('progress')).agents[AGENT.id]?.episode ?? 0) >= 45, 5 * 60_000);
+    await killAndWait(worker.proc, 'SIGKILL');
+    fs.renameSync(parentDir, aside);
+    worker = spawnWorker('agent');
+    const result = await started.handle.result();
+    expect(result.agents[0].resumedFromEpisode).toBeGreaterThan(0);
+    expect(result.agents[0].episodesRun).toBe(1500);
+    const stats = JSON.parse(fs.readFileSync(path.join(dataDir(), 'agent', id, AGENT.id, 'training_stats.json'), 'utf8'));
+    expect(stats.parent).toMatchObject({ sessionId: parentSession, agent: AGENT.id });
+    expect(stats.individual.resumes.length).toBeGreaterThan(0);
+  } finally {
+    if (fs.existsSync(aside)) fs.renameSync(aside, parentDir);
+    await killAndWait(worker.proc, 'SIGTERM');
+    await client.connection.close();
+  }
 });
