@@ -18,15 +18,19 @@ import { watchRuns } from './progress';
 const HELP = `forge — Forge Pipelines CLI (Temporal at $TEMPORAL_ADDRESS, default localhost:7233)
 
   forge start <agent|cognate> [--input run.yaml] [--config config.yaml] [--session ID] [--set key=value ...] [--watch]
+              [--init-from <session>/<agent|model> | --init-from <folder under FORGE_DATA_DIR>] [--init-optimizer-state]
         Validate and start a run. --input holds {sessionId, config, agents|models}; --config only the config;
-        --set overrides one config field (value parsed as JSON when it can be).
+        --set overrides one config field (value parsed as JSON when it can be). --init-from fine-tunes from an
+        earlier run's published agent or model (its sizes and tokenizer are reused unless set); agents can also
+        take the parent's Adam state (--init-optimizer-state).
   forge watch  <agent|cognate> <sessionId>     live progress bar until the run closes
   forge status <agent|cognate> <sessionId>     status and the progress query
   forge result <agent|cognate> <sessionId>     wait for the result and print it (artifacts included)
   forge cancel <agent|cognate> <sessionId>     cancel; training checkpoints and stops within seconds
   forge resume <agent|cognate> <sessionId>     start the session again with its last input; continues from checkpoints
   forge list   [agent|cognate] [--phase P] [--session S] [--query Q]
-        recent runs with phase, step/episode, latest loss or success rate and backend (search attributes)
+        recent runs with phase, step/episode, latest loss or success rate, backend and, for a fine-tuning
+        run, its parent (<- session/unit) (search attributes)
   forge sample cognate <sessionId> <model> --prompt "..." [--max-tokens 40] [--temperature 0] [--top-k 0] [--seed 0]
         generate from the exported model (ACT and the LTM as at inference); temperature 0 is greedy
   forge setup                                  register Forge's search attributes on the cluster (idempotent)
@@ -58,7 +62,18 @@ function parseValue(raw: string): unknown {
   }
 }
 
-function buildInput(values: { input?: string; config?: string; session?: string; set?: string[] }): Record<string, unknown> {
+/** `--init-from a/b` names a session and its agent or model; anything else is an artifact folder. */
+function initFromArg(pipeline: Pipeline, value: string, optimizerState: boolean | undefined): Record<string, unknown> {
+  const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\/([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(value);
+  const ref: Record<string, unknown> = m && !value.startsWith('.') ? { sessionId: m[1], [pipeline === 'agent' ? 'agent' : 'model']: m[2] } : { path: value };
+  if (optimizerState !== undefined) {
+    if (pipeline !== 'agent') throw new Error('--init-optimizer-state applies to agent runs only (a Cognate export holds no optimizer state)');
+    ref.optimizerState = optimizerState;
+  }
+  return ref;
+}
+
+function buildInput(values: { input?: string; config?: string; session?: string; set?: string[]; 'init-from'?: string; 'init-optimizer-state'?: boolean }, pipeline?: Pipeline): Record<string, unknown> {
   const input: Record<string, unknown> = values.input ? { ...(readStructured(values.input) as object) } : {};
   if (values.config) input.config = readStructured(values.config);
   if (values.session) input.sessionId = values.session;
@@ -69,6 +84,8 @@ function buildInput(values: { input?: string; config?: string; session?: string;
     const key = assignment.slice(0, eq).replace(/^config\./, '');
     input.config = { ...((input.config) ?? {}), [key]: parseValue(assignment.slice(eq + 1)) };
   }
+  if (values['init-from'] && pipeline) input.initFrom = initFromArg(pipeline, values['init-from'], values['init-optimizer-state']);
+  else if (values['init-optimizer-state']) throw new Error('--init-optimizer-state needs --init-from');
   return input;
 }
 
@@ -94,6 +111,8 @@ async function main(argv: string[]): Promise<number> {
       'top-k': { type: 'string' },
       seed: { type: 'string' },
       query: { type: 'string' },
+      'init-from': { type: 'string' },
+      'init-optimizer-state': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -139,7 +158,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'validate') {
     const pipeline = pipelineArg(rest[0]);
-    console.log(JSON.stringify(parseOrThrow(pipelineInfo(pipeline).schema, buildInput(values)), null, 2));
+    console.log(JSON.stringify(parseOrThrow(pipelineInfo(pipeline).schema, buildInput(values, pipeline)), null, 2));
     return 0;
   }
 
@@ -148,7 +167,7 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'start': {
         const pipeline = pipelineArg(rest[0]);
-        const run = await startRun(client, pipeline, buildInput(values));
+        const run = await startRun(client, pipeline, buildInput(values, pipeline));
         console.log(JSON.stringify({ workflowId: run.workflowId, runId: run.runId, sessionId: run.sessionId }));
         if (values.watch) await watchRuns([{ label: pipeline, handle: run.handle }]);
         return 0;
@@ -194,7 +213,7 @@ async function main(argv: string[]): Promise<number> {
           const metric = r.loss !== undefined ? `loss ${r.loss.toFixed(3)}` : r.successRate !== undefined ? `success ${r.successRate.toFixed(2)}` : '';
           const cols = [r.status.padEnd(10), r.workflowId.padEnd(36), (r.phase ?? '').padEnd(12), r.step !== undefined ? `step ${r.step}`.padEnd(11) : ''.padEnd(11), metric.padEnd(14), r.startTime.toISOString()];
           if (r.backend) cols.push(r.backend);
-          if (r.parent) cols.push(`from ${r.parent}`);
+          if (r.parent) cols.push(`<- ${r.parent}`);
           console.log(cols.join(' '));
         }
         return 0;

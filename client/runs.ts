@@ -71,6 +71,7 @@ export interface RunListing {
   loss?: number;
   successRate?: number;
   backend?: string;
+  /** Lineage: the parent `<session>/<agent|model>` (or folder) a fine-tuning run was initialised from. */
   parent?: string;
 }
 
@@ -109,7 +110,7 @@ export async function listRuns(client: Client, filter: ListFilter = {}, limit = 
       loss: sa.get(SA.loss),
       successRate: sa.get(SA.successRate),
       backend: sa.get(SA.backend),
-      parent: sa.get(SA.parent),
+      parent: sa.get(SA.parent) || (typeof wf.memo?.initFrom === 'string' ? wf.memo.initFrom : undefined),
     });
     if (out.length >= limit) break;
   }

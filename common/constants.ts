@@ -32,6 +32,8 @@ export const FAILURE_TYPES = {
   invalidConfig: 'InvalidConfig',
   /** Dataset files that are missing, malformed or inconsistent. */
   invalidDataset: 'InvalidDataset',
+  /** A fine-tuning parent (initFrom) that is missing, damaged or does not fit the run's architecture. */
+  invalidParent: 'InvalidParent',
 } as const;
 
 export const NON_RETRYABLE_TYPES: string[] = Object.values(FAILURE_TYPES);

@@ -11,6 +11,8 @@ import { superviseChild, throttledSignal } from '../../common/supervise';
 import { writeJsonAtomic } from '../../common/export/files';
 import { checkpointDir, sessionDir } from '../../common/paths';
 import { FAILURE_TYPES } from '../../common/constants';
+import { createAgentInitFromActivities } from './check-init-from';
+import type { AgentParentRef } from './engine/init-from';
 import { formatZodError } from '../../common/validation';
 import { AGENT_PROGRESS_SIGNAL, type AgentProgressUpdate } from './config';
 import { AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig, type AgentSpec } from './config';
@@ -161,6 +163,7 @@ export function createAgentActivities(deps: { client: Client; dataDir: string })
   const planFile = (sessionId: string): string => path.join(checkpointDir(dataDir, 'agent', sessionId, 'environments'), 'plan.json');
 
   return {
+    ...createAgentInitFromActivities(deps),
     /** Build, seed and step every environment the config asks for; write the plan (environments, assignments, team seating). */
     async prepareTrainingEnvironments(input: { sessionId: string; config: AgentForgeConfig; agents: AgentSpec[] }) {
       const config = parseConfig(input.config);
@@ -200,13 +203,13 @@ export function createAgentActivities(deps: { client: Client; dataDir: string })
     },
 
     /** Train one agent alone in its assigned environment (resumes from its last checkpoint on a retry). */
-    async trainAgents(input: { sessionId: string; config: AgentForgeConfig; agent: AgentSpec; planPath: string }): Promise<AgentTrainingSummary> {
+    async trainAgents(input: { sessionId: string; config: AgentForgeConfig; agent: AgentSpec; planPath: string; parent?: AgentParentRef }): Promise<AgentTrainingSummary> {
       const config = parseConfig(input.config);
       const plan = readPlan(input.planPath);
       const agent = resolveAgent(input.agent, config);
       let job: TrainJob;
       try {
-        job = agentJob({ config, plan, agent, checkpointDir: checkpointDir(dataDir, 'agent', input.sessionId, agent.id) });
+        job = agentJob({ config, plan, agent, checkpointDir: checkpointDir(dataDir, 'agent', input.sessionId, agent.id), parent: input.parent });
       } catch (e) {
         throw ApplicationFailure.nonRetryable((e as Error).message, FAILURE_TYPES.invalidConfig);
       }

@@ -70,6 +70,25 @@ export const AgentSpecSchema = z.strictObject({
   role: z.string().max(200).optional(),
 });
 
+/**
+ * Fine-tuning: start the run's agents from an earlier agent's published artifacts instead of random weights.
+ * Either the session and agent that produced them, or an artifact folder (relative to, and inside,
+ * FORGE_DATA_DIR). Checked before training (exists, manifest holds, architecture and shapes fit).
+ */
+export const AgentInitFromSchema = z.union([
+  z.strictObject({
+    sessionId: SafeName,
+    agent: SafeName,
+    /** Also load the parent's Adam moments and step (from the training checkpoint its artifacts came from). */
+    optimizerState: z.boolean().default(false),
+  }),
+  z.strictObject({
+    /** An agent artifact folder under FORGE_DATA_DIR (absolute, or relative to it). */
+    path: z.string().min(1).max(4096),
+    optimizerState: z.boolean().default(false),
+  }),
+]);
+
 /** The original service's three agents. */
 export const DEFAULT_AGENTS: AgentSpec[] = [
   { id: 'coordinator_agent', architecture: 'hierarchical_agent', role: 'coordinator' },
@@ -82,6 +101,8 @@ export const AgentForgeInputSchema = z
     sessionId: SafeName,
     config: AgentForgeConfigSchema.prefault({}),
     agents: z.array(AgentSpecSchema).min(1).optional(),
+    /** Start every agent of the run from this parent (see AgentInitFromSchema); omitted = random weights. */
+    initFrom: AgentInitFromSchema.optional(),
   })
   .superRefine((input, ctx) => {
     const agents = input.agents ?? DEFAULT_AGENTS;
@@ -105,6 +126,7 @@ export type AgentForgeConfig = z.output<typeof AgentForgeConfigSchema>;
 export type AgentSpec = z.output<typeof AgentSpecSchema>;
 export type AgentForgeInput = z.input<typeof AgentForgeInputSchema>;
 export type AgentForgeRequest = z.output<typeof AgentForgeInputSchema>;
+export type AgentInitFrom = z.output<typeof AgentInitFromSchema>;
 export type TrainingMode = (typeof TRAINING_MODES)[number];
 export type AgentArchitecture = (typeof AGENT_ARCHITECTURES)[number];
 

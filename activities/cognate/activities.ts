@@ -10,6 +10,8 @@ import { FAILURE_TYPES } from '../../common/constants';
 import { childModulePath } from '../../common/child';
 import { superviseChild, throttledSignal } from '../../common/supervise';
 import { MODEL_PROGRESS_SIGNAL, type ModelProgressUpdate } from './config';
+import { createCognateInitFromActivities } from './check-init-from';
+import type { CognateParentRef } from './engine/init-from';
 import type { CognateConfig, CognateModelSpec } from './config';
 import type { PrepareEvent, PrepareJob, PrepareResult } from './data';
 import type { TrainEvent, TrainJob, TrainSummary } from './engine/trainer';
@@ -27,6 +29,8 @@ export interface TrainedModel {
   validationLoss: number | null;
   resumedFromStep: number;
   stopped: boolean;
+  /** Fine-tuning runs: validation loss of the parent on this run's datasets before the first step (validationLoss is after). */
+  validationBefore?: number | null;
 }
 
 
@@ -34,6 +38,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
   const { client, dataDir } = deps;
 
   return {
+    ...createCognateInitFromActivities(deps),
     async prepareDatasets(input: { sessionId: string; config: CognateConfig }): Promise<PrepareResult> {
       try {
         assertWritableDir(dataDir, 'FORGE_DATA_DIR');
@@ -50,7 +55,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
       });
     },
 
-    async trainModels(input: { sessionId: string; config: CognateConfig; model: CognateModelSpec; datasetDir: string }): Promise<TrainedModel> {
+    async trainModels(input: { sessionId: string; config: CognateConfig; model: CognateModelSpec; datasetDir: string; initFrom?: CognateParentRef }): Promise<TrainedModel> {
       const { sessionId, config, model, datasetDir } = input;
       const ctx = Context.current();
       const ckptDir = checkpointDir(dataDir, 'cognate', sessionId, model.name);
@@ -84,7 +89,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         }
       };
 
-      const job: TrainJob = { config, seed, datasetDir, checkpointDir: ckptDir, modelName: model.name };
+      const job: TrainJob = { config, seed, datasetDir, checkpointDir: ckptDir, modelName: model.name, ...(input.initFrom ? { initFrom: input.initFrom } : {}) };
       const summary = await superviseChild<TrainJob, TrainEvent, TrainSummary>({
         modulePath: childModulePath(path.join(__dirname, 'engine'), 'train'),
         input: job,
@@ -107,6 +112,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         validationLoss: summary.validation?.loss ?? null,
         resumedFromStep,
         stopped: summary.stopped,
+        ...(summary.initFrom ? { validationBefore: summary.initFrom.validationBefore.loss } : {}),
       };
     },
 

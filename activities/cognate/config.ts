@@ -145,6 +145,20 @@ export const CognateModelSpecSchema = z.strictObject({
   focus: z.enum(MODEL_FOCUSES).optional(),
 });
 
+/**
+ * Continued pretraining / fine-tuning: start from an exported model (weights, LTM bank and tokenizer are
+ * reused) instead of random weights: the session and model that produced it, or an export folder (relative
+ * to, and inside, FORGE_DATA_DIR). The run's own datasetSources, learning-rate schedule and maxSteps apply;
+ * model fields the input leaves unset are taken from the parent. Checked before anything is written.
+ */
+export const CognateInitFromSchema = z.union([
+  z.strictObject({ sessionId: SafeName, model: SafeName }),
+  z.strictObject({
+    /** A Cognate export folder under FORGE_DATA_DIR (absolute, or relative to it). */
+    path: z.string().min(1).max(4096),
+  }),
+]);
+
 export const DEFAULT_MODELS: CognateModelSpec[] = [
   { name: 'cognate_foundation_1', seedOffset: 0, focus: 'reasoning' },
   { name: 'cognate_foundation_2', seedOffset: 1, focus: 'memory_integration' },
@@ -164,6 +178,8 @@ export const CognateInputSchema = z
     sessionId: SafeName,
     config: CognateConfigSchema.prefault({}),
     models: z.array(CognateModelSpecSchema).min(1).max(16).optional(),
+    /** Start every model from this exported parent (see CognateInitFromSchema); omitted = random weights. */
+    initFrom: CognateInitFromSchema.optional(),
   })
   .superRefine((input, ctx) => {
     checkModelConfig(input.config, ctx, ['config']);
@@ -183,6 +199,7 @@ export type CognateConfig = z.output<typeof CognateConfigSchema>;
 export type CognateModelSpec = z.output<typeof CognateModelSpecSchema>;
 export type CognateInput = z.input<typeof CognateInputSchema>;
 export type CognateRequest = z.output<typeof CognateInputSchema>;
+export type CognateInitFrom = z.output<typeof CognateInitFromSchema>;
 
 // ---- Progress messages between the training activities and the workflow ----
 

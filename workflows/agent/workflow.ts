@@ -1,6 +1,6 @@
 // agentForgeTrainingWorkflow: validate → environments → train each agent (parallel) → train the team →
 // artifacts. Deterministic and thin: all work happens in activities; progress arrives by signal.
-import { ApplicationFailure, isCancellation, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities, setCurrentDetails, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { createAgentActivities } from '../../activities/agent';
 import { formatZodError } from '../../common/validation';
 import { AgentForgeInputSchema, resolveAgents, type AgentForgeInput, type AgentForgeProgress } from '../../activities/agent/config';
@@ -10,7 +10,7 @@ import { agentProgressQuery, agentProgressSignal } from './messages';
 
 type Activities = ReturnType<typeof createAgentActivities>;
 
-const { prepareTrainingEnvironments, createAgentArtifacts } = proxyActivities<Activities>({
+const { checkInitFrom, prepareTrainingEnvironments, createAgentArtifacts } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
@@ -64,8 +64,9 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput) {
     throw ApplicationFailure.nonRetryable(state.message, FAILURE_TYPES.invalidInput);
   }
   const request = parsed.data;
-  const { sessionId, config } = request;
-  const agents = resolveAgents(request);
+  const { sessionId } = request;
+  let config = request.config;
+  let agents = resolveAgents(request);
 
   const enter = (phase: keyof typeof PHASE_START, message: string) => {
     state.phase = phase;
@@ -76,12 +77,21 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput) {
   };
 
   try {
+    // Fine-tuning: check the parent (and take its network sizes and architecture) before anything is written.
+    const initFrom = request.initFrom
+      ? await checkInitFrom({ initFrom: request.initFrom, config, agents: request.agents, explicitFields: Object.keys((input as { config?: object }).config ?? {}) })
+      : null;
+    if (initFrom) {
+      ({ config, agents } = initFrom);
+      upsertMemo({ initFrom: `${initFrom.parent.sessionId}/${initFrom.parent.agentId}` });
+    }
+
     enter('environments', `preparing ${config.environmentTypes.join(' and ')} environments`);
     const plan = await prepareTrainingEnvironments({ sessionId, config, agents });
 
     enter('training', `training ${agents.length} agents (${config.trainingMode})`);
     state.totalEpisodes = config.maxEpisodes;
-    const trainingSummaries = await Promise.all(agents.map((agent) => trainAgents({ sessionId, config, agent, planPath: plan.planPath })));
+    const trainingSummaries = await Promise.all(agents.map((agent) => trainAgents({ sessionId, config, agent, planPath: plan.planPath, parent: initFrom?.parent })));
 
     let coordination: Awaited<ReturnType<Activities['trainMultiAgentCoordination']>> | null = null;
     if (agents.length > 1) {
@@ -106,6 +116,7 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput) {
       workflowId: workflowInfo().workflowId,
       status: 'completed' as const,
       config,
+      initFrom: initFrom ? { ...initFrom.parent, inherited: initFrom.inherited } : null,
       environments: plan.environments,
       agents: trainingSummaries,
       coordination,

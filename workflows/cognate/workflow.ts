@@ -1,6 +1,6 @@
 // cognatePretrainingWorkflow: validate → prepare datasets → train each model (parallel across Cognate
 // workers) → artifacts. Deterministic and thin: all work happens in activities; progress arrives by signal.
-import { ApplicationFailure, isCancellation, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities, setCurrentDetails, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { createCognateActivities } from '../../activities/cognate';
 import { formatZodError } from '../../common/validation';
 import { CognateInputSchema, DEFAULT_MODELS, type CognateInput, type CognateProgress } from '../../activities/cognate/config';
@@ -10,7 +10,7 @@ import { cognateProgressQuery, modelProgressSignal } from './messages';
 
 type Activities = ReturnType<typeof createCognateActivities>;
 
-const { prepareDatasets, createModelArtifacts } = proxyActivities<Activities>({
+const { checkInitFrom, prepareDatasets, createModelArtifacts } = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '60 seconds',
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
@@ -57,9 +57,10 @@ export async function cognatePretrainingWorkflow(input: CognateInput) {
     state.message = `invalid input: ${formatZodError(parsed.error)}`;
     throw ApplicationFailure.nonRetryable(state.message, FAILURE_TYPES.invalidInput);
   }
-  const { sessionId, config } = parsed.data;
-  const models = parsed.data.models ?? DEFAULT_MODELS;
-  const modelCount = models.length;
+  const { sessionId } = parsed.data;
+  let config = parsed.data.config;
+  let models = parsed.data.models ?? DEFAULT_MODELS;
+  let modelCount = models.length;
   state.totalSteps = config.maxSteps;
 
   // Shown as the run's current details in the Web UI, also for runs started with the plain CLI.
@@ -70,12 +71,22 @@ export async function cognatePretrainingWorkflow(input: CognateInput) {
   };
 
   try {
+    // Continued pretraining / fine-tuning: check the parent (and take its model fields and tokenizer) before anything is written.
+    const initFrom = parsed.data.initFrom
+      ? await checkInitFrom({ sessionId, initFrom: parsed.data.initFrom, config, models: parsed.data.models, explicitFields: Object.keys((input as { config?: object }).config ?? {}) })
+      : null;
+    if (initFrom) {
+      ({ config, models } = initFrom);
+      modelCount = models.length;
+      upsertMemo({ initFrom: `${initFrom.parent.sessionId}/${initFrom.parent.model}` });
+    }
+
     enter('datasets', `preparing ${config.datasetSources.join(', ')} (${config.datasetMode})`);
     const dataset = await prepareDatasets({ sessionId, config });
 
     enter('training', `training ${modelCount} model(s) for ${config.maxSteps} steps`);
     state.progress = PHASE_START.training;
-    const trained = await Promise.all(models.map((model) => trainModels({ sessionId, config, model, datasetDir: dataset.datasetDir })));
+    const trained = await Promise.all(models.map((model) => trainModels({ sessionId, config, model, datasetDir: dataset.datasetDir, initFrom: initFrom?.parent })));
 
     enter('artifacts', 'exporting models');
     state.progress = PHASE_START.artifacts;
@@ -89,6 +100,7 @@ export async function cognatePretrainingWorkflow(input: CognateInput) {
       workflowId: workflowInfo().workflowId,
       status: 'completed' as const,
       config,
+      initFrom: initFrom ? { ...initFrom.parent, inherited: initFrom.inherited } : null,
       dataset,
       models: trained,
       artifacts,

@@ -166,6 +166,12 @@ function historyOf(checkpoint: string): Pick<CheckpointMeta['trainer'], 'history
   return { history: trainer.history, resumes: trainer.resumes, episode: trainer.episode, episodesToThreshold: trainer.episodesToThreshold };
 }
 
+/** The parent a fine-tuning run started from (recorded in its own training checkpoint), or null. */
+function parentOf(checkpoint: string) {
+  const p = readCheckpoint(checkpoint).meta.trainer.parent;
+  return p ? { sessionId: p.sessionId, agent: p.agentId, weightsSha256: p.weightsSha256, artifactDir: p.dir, optimizerState: p.optimizerState } : null;
+}
+
 /** Write and publish every agent's artifact set; returns the files (manifest included). */
 export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
   const files: ArtifactFile[] = [];
@@ -182,6 +188,7 @@ export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
         p.variable.assign(tf.tensor(t.data as Float32Array, t.shape));
       }
     });
+    const parent = parentOf(agent.trainingCheckpoint);
     const finalDir = path.join(job.sessionDir, agent.id);
     const meta = { agentId: agent.id, architecture: agent.architecture, sessionId: job.sessionId, format: 'forge-agent-weights/1' };
     const tensors = exportTensors(net);
@@ -210,6 +217,7 @@ export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
           environment: { settings: agent.environment, spec: env.spec, evaluatedVariant: agent.variant },
           team: agent.team ? { environment: agent.team.environment.id, slots: agent.team.slots, strategy: agent.team.environment.strategy } : null,
           weightsFrom: agent.weightsCheckpoint,
+          parent,
           config: job.config,
         },
         'behavior_policy.json': {
@@ -221,6 +229,7 @@ export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
         },
         'training_stats.json': {
           agentId: agent.id,
+          parent,
           individual: { environment: agent.environment.id, ...historyOf(agent.trainingCheckpoint), evaluation: agent.metrics, episodesToThreshold: agent.episodesToThreshold },
           team: agent.team ? { environment: agent.team.environment.id, ...historyOf(agent.team.checkpoint), evaluation: agent.team.metrics } : null,
         },

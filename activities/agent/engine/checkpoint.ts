@@ -42,6 +42,8 @@ export interface TrainerState {
   finished: boolean;
   history: HistoryEntry[];
   resumes: { fromEpisode: number; at: string }[];
+  /** Fine-tuning runs: the parent the weights started from (session, agent, artifact folder, sha256 of its weights). */
+  parent?: { sessionId: string; agentId: string; dir: string; weightsSha256: string; optimizerState: boolean };
 }
 
 export interface UnitMeta {

@@ -20,6 +20,7 @@ import type { AgentArchitecture, AgentForgeConfig, TrainingMode } from '../confi
 import { readCheckpoint, readLatestCheckpoint, restoreUnit, saveCheckpoint, type HistoryEntry, type TrainableUnit, type TrainerState } from './checkpoint';
 import { createEnv, envSettingsFromPlan, type EnvironmentPlan, type EnvSettings, type EnvVariant, type MultiAgentEnv } from './envs';
 import { ppoUpdate } from './learner';
+import { loadAgentParent, type AgentParentRef } from './init-from';
 import { createPolicy, disposePolicy, parameterCount, type NetworkSizes } from './policies';
 import { PPO_DEFAULTS, type PpoHyperparameters } from './rl';
 import { AdamW } from '../../../common/optim';
@@ -57,6 +58,13 @@ export interface TrainJob {
   checkpointDir: string;
   /** Override of the PPO constants (tests). */
   ppo?: Partial<PpoHyperparameters>;
+  /** Fine-tuning (kind "agent"): start the unit from this parent's weights (see init-from.ts); only on a fresh start. */
+  parent?: AgentParentRef;
+  /**
+   * behavior_adaptation: train in the changed environment from the first episode (the parent already learned
+   * the original task), and count episodesToThreshold from there. Set by agentJob for fine-tuning runs.
+   */
+  startShifted?: boolean;
 }
 
 export interface TrainProgress {
@@ -86,6 +94,8 @@ export interface TrainResult {
   wallSeconds: number;
   stopped: boolean;
   finalVariant: EnvVariant;
+  /** The parent a fine-tuning run started from. */
+  parent?: TrainerState['parent'];
 }
 
 export interface TrainContext {
@@ -158,6 +168,9 @@ function fingerprintOf(job: TrainJob): string {
     adaptationThreshold: c.adaptationThreshold,
     maxEpisodes: c.maxEpisodes,
     ppo: job.ppo ?? null,
+    // A fine-tuning run never resumes a fresh run's checkpoint (or another parent's), and vice versa.
+    ...(job.parent ? { parent: [job.parent.weightsSha256, job.parent.optimizerState] } : {}),
+    ...(job.startShifted ? { startShifted: true } : {}),
   };
   return crypto.createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16);
 }
@@ -216,12 +229,13 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     rng: new Rng(hashSeed(config.seed, job.kind === 'team' ? 0x7ea3 : 0xa6e7, ...Buffer.from(job.label))).state(),
     level: startVariant().level,
     levelStartEpisode: 0,
-    shifted: false,
-    shiftEpisode: null,
+    shifted: job.startShifted === true,
+    shiftEpisode: job.startShifted ? 0 : null,
     episodesToThreshold: null,
     finished: false,
     history: [],
     resumes: [],
+    ...(job.parent ? { parent: { sessionId: job.parent.sessionId, agentId: job.parent.agentId, dir: job.parent.dir, weightsSha256: job.parent.weightsSha256, optimizerState: job.parent.optimizerState } } : {}),
   });
 
   let state: TrainerState;
@@ -243,6 +257,8 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
       if (!u.initFrom) continue;
       restoreUnit(readCheckpoint(u.initFrom.checkpointPath), u.initFrom.unitId, units[i].net);
     }
+    // Only here, on a fresh start: a retry resumes from this run's own checkpoint above, never the parent.
+    if (job.parent) loadAgentParent(job.parent, units[0]);
   }
   const resumedFromEpisode = latest ? state.episode : 0;
   const rng = Rng.fromState(state.rng);
@@ -326,6 +342,7 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     wallSeconds: (Date.now() - started) / 1000,
     stopped,
     finalVariant,
+    ...(state.parent ? { parent: state.parent } : {}),
   };
   for (const u of units) {
     u.optimizer.dispose();
@@ -340,7 +357,7 @@ function latestSavedEpisode(checkpointPath: string): number {
 }
 
 /** One agent alone in its assigned environment, playing every slot. */
-export function agentJob(args: { config: AgentForgeConfig; plan: EnvironmentPlan; agent: { id: string; architecture: AgentArchitecture }; checkpointDir: string }): TrainJob {
+export function agentJob(args: { config: AgentForgeConfig; plan: EnvironmentPlan; agent: { id: string; architecture: AgentArchitecture }; checkpointDir: string; parent?: AgentParentRef }): TrainJob {
   const assignment = args.plan.assignments.find((a) => a.agentId === args.agent.id);
   if (!assignment) throw new NonRetryableError(`agent "${args.agent.id}" has no environment in the plan`);
   const env = envSettingsFromPlan(args.plan, assignment.environmentId);
@@ -351,6 +368,7 @@ export function agentJob(args: { config: AgentForgeConfig; plan: EnvironmentPlan
     env,
     units: [{ id: args.agent.id, architecture: args.agent.architecture, slots: Array.from({ length: env.numAgents }, (_, i) => i) }],
     checkpointDir: args.checkpointDir,
+    ...(args.parent ? { parent: args.parent, startShifted: args.config.trainingMode === 'behavior_adaptation' } : {}),
   };
 }
 

@@ -80,6 +80,10 @@ function trainingStats(summary: TrainSummary & { focus?: string; seed?: number }
     resumes,
     capabilities,
     datasets: { sources: config.datasetSources, mode: config.datasetMode },
+    // Fine-tuning runs: the parent, and validation on this run's datasets before its first step and after its last.
+    parent: summary.initFrom ? { sessionId: summary.initFrom.sessionId, model: summary.initFrom.model, weightsSha256: summary.initFrom.weightsSha256, tokenizerSha256: summary.initFrom.tokenizerSha256, exportDir: summary.initFrom.dir } : null,
+    validationBefore: summary.initFrom?.validationBefore ?? null,
+    validationAfter: summary.initFrom ? summary.validation : null,
   };
 }
 
@@ -103,7 +107,14 @@ export async function exportArtifacts(job: ExportJob): Promise<ExportResult> {
     const log = logText.trim() ? logText.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
     const manifest = JSON.parse(fs.readFileSync(path.join(job.datasetDir, 'manifest.json'), 'utf8')) as { tokenizer: string };
     const { manifest: published } = exportModel(model, job.outDir, {
-      config: { name_or_path: job.model, training_steps: summary.finalStep, final_loss: summary.finalLoss, checkpoint_step: ckpt.step, export_backend: backend },
+      config: {
+        name_or_path: job.model,
+        training_steps: summary.finalStep,
+        final_loss: summary.finalLoss,
+        checkpoint_step: ckpt.step,
+        export_backend: backend,
+        init_from: summary.initFrom ? { session_id: summary.initFrom.sessionId, model: summary.initFrom.model, weights_sha256: summary.initFrom.weightsSha256 } : null,
+      },
       files: {
         'tokenizer.json': fs.readFileSync(path.join(job.datasetDir, manifest.tokenizer)),
         'training_stats.json': trainingStats(summary, log, job.config),

@@ -9,6 +9,7 @@ import { MODEL_CONFIG_KEYS, type CognateConfig, type ModelConfig, type OptimConf
 import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from './checkpoint';
 import { openDataset, TrainSampler, validationBatches, type SamplerState, type TokenBatch } from './data';
 import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast';
+import { loadCognateParent, type CognateParentRef } from './init-from';
 import { crossEntropyPerRow } from './layers';
 import type { LtmState, LtmStats } from './ltm';
 import { CognateModel } from './model';
@@ -26,6 +27,19 @@ export interface TrainJob {
   backend?: BackendChoice;
   /** Least time between two step events (the last step is always reported). Default 1 s. */
   progressIntervalMs?: number;
+  /** Continued pretraining / fine-tuning: start from this exported parent (on a fresh start only; see init-from.ts). */
+  initFrom?: CognateParentRef;
+}
+
+/** The parent a fine-tuning run started from, and the validation loss of its weights on this run's held-out data. */
+export interface InitFromRecord {
+  sessionId: string;
+  model: string;
+  dir: string;
+  weightsSha256: string;
+  tokenizerSha256: string;
+  /** The parent, before any step of this run, on this run's validation windows (the chosen datasets). */
+  validationBefore: ValidationResult;
 }
 
 export type TrainEvent =
@@ -70,6 +84,8 @@ export interface TrainSummary {
   tokensPerSecond: number | null;
   checkpoint: { step: number; path: string } | null;
   seconds: number;
+  /** Fine-tuning runs: the parent and the validation loss before this run's first step. */
+  initFrom: InitFromRecord | null;
 }
 
 const MAX_CURVE_POINTS = 512;
@@ -87,6 +103,8 @@ export interface Progress {
   depthSum: number;
   depthCount: number;
   lastDepth: number | null;
+  /** Fine-tuning runs: the parent (checkpointed, so a resumed run still reports it and never reloads it). */
+  initFrom?: InitFromRecord;
 }
 
 export interface CheckpointState {
@@ -224,6 +242,13 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     resumedFromStep = step;
     lastCheckpoint = { step, path: saved.path };
     ctx.emit({ kind: 'resumed', fromStep: step, path: saved.path });
+  } else if (job.initFrom) {
+    // Only on a fresh start: a retry resumes from this run's own checkpoint above, never from the parent.
+    loadCognateParent(job.initFrom, model);
+    const before = evaluate(model, heldOut, 0);
+    const { sessionId, model: parentModel, dir, weightsSha256, tokenizerSha256 } = job.initFrom;
+    progress.initFrom = { sessionId, model: parentModel, dir, weightsSha256, tokenizerSha256, validationBefore: before };
+    ctx.emit({ kind: 'validation', ...before });
   }
 
   const save = (): void => {
@@ -343,6 +368,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     tokensPerSecond: trainSeconds > 0 ? trainTokens / trainSeconds : null,
     checkpoint: lastCheckpoint,
     seconds: (performance.now() - started) / 1000,
+    initFrom: progress.initFrom ?? null,
   };
   optimizer.dispose();
   grokfast.dispose();
@@ -415,6 +441,11 @@ function checkResumable(s: CheckpointState, job: TrainJob, modelConfig: ModelCon
     const fields = [...differing.map((k) => `${k} (${String(s.modelConfig[k])} → ${String(modelConfig[k])})`), ...(s.seed !== job.seed ? [`seed (${s.seed} → ${job.seed})`] : [])];
     throw new NonRetryableError(
       `checkpoints in ${job.checkpointDir} belong to a different run: ${fields.join(', ')} changed. Use a new sessionId or remove the checkpoints.`,
+    );
+  }
+  if ((s.progress.initFrom?.weightsSha256 ?? null) !== (job.initFrom?.weightsSha256 ?? null)) {
+    throw new NonRetryableError(
+      `checkpoints in ${job.checkpointDir} belong to a run ${s.progress.initFrom ? `fine-tuned from ${s.progress.initFrom.sessionId}/${s.progress.initFrom.model}` : 'trained from scratch'}, this run ${job.initFrom ? `starts from ${job.initFrom.sessionId}/${job.initFrom.model}` : 'starts from scratch'}. Use a new sessionId or remove the checkpoints.`,
     );
   }
   const changed = (Object.keys(job.config) as (keyof CognateConfig)[]).filter((k) => JSON.stringify(s.config[k]) !== JSON.stringify(job.config[k]));
