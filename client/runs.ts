@@ -35,9 +35,17 @@ export async function startRun(client: Client, pipeline: Pipeline, input: unknow
       { key: SA.pipeline, value: pipeline },
       { key: SA.session, value: request.sessionId },
       { key: SA.phase, value: 'validating' },
+      ...(parentOf(request) ? [{ key: SA.parent, value: parentOf(request) as string }] : []),
     ],
   });
   return { pipeline, sessionId: request.sessionId, workflowId, runId: handle.firstExecutionRunId, handle };
+}
+
+/** A fine-tuning run's parent as `<session>/<unit>` or its folder (the ForgeParent search attribute). */
+function parentOf(request: unknown): string | undefined {
+  const init = (request as { initFrom?: { sessionId?: string; agent?: string; model?: string; path?: string } }).initFrom;
+  if (!init) return undefined;
+  return init.path ?? `${init.sessionId}/${init.agent ?? init.model}`;
 }
 
 export function runHandle(client: Client, pipeline: Pipeline, sessionId: string): WorkflowHandle {
