@@ -8,11 +8,12 @@
 //   behavior_policy.json       what the greedy policy does: action distributions in representative situations
 //                              and action frequencies over seeded evaluation episodes, plus evaluation stats
 //   training_stats.json        per-update reward/success history, resumes, evaluations (agent and team phases)
+//   charts/*.svg, charts/*.png reward, success and coordination curves against a random policy (report.ts)
 //   manifest.json              sha256 and size of every file
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { publishDirectory, sha256File, stagingDirFor, writeJsonAtomic, writeManifest } from '../../common/export/files';
+import { atomicWriteFile, publishDirectory, sha256File, stagingDirFor, writeJsonAtomic, writeManifest } from '../../common/export/files';
 import { writeSafetensors } from '../../common/export/safetensors';
 import type { NamedTensor } from '../../common/export/tensors';
 import { writeTfjsWeights } from '../../common/export/tfjs';
@@ -169,7 +170,7 @@ function historyOf(checkpoint: string): Pick<CheckpointMeta['trainer'], 'history
 }
 
 /** Write and publish every agent's artifact set; returns the files (manifest included). */
-export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
+export function writeAgentArtifacts(job: ArtifactJob, extraFiles: Record<string, Record<string, string | Uint8Array>> = {}): ArtifactFile[] {
   const files: ArtifactFile[] = [];
   for (const agent of job.agents) {
     const env = createEnv(agent.environment);
@@ -225,10 +226,12 @@ export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
       individual: { environment: agent.environment.id, ...historyOf(agent.trainingCheckpoint), evaluation: agent.metrics, episodesToThreshold: agent.episodesToThreshold },
       team: agent.team ? { environment: agent.team.environment.id, ...historyOf(agent.team.checkpoint), evaluation: agent.team.metrics } : null,
     });
+    const extras = Object.entries(extraFiles[agent.id] ?? {});
+    for (const [rel, contents] of extras) atomicWriteFile(path.join(staging, rel), contents);
     writeManifest(staging, { agentId: agent.id, sessionId: job.sessionId, architecture: agent.architecture });
     publishDirectory(staging, finalDir);
     disposePolicy(net);
-    for (const rel of ['agent_weights.pt', 'agent_weights.safetensors', 'agent_config.json', 'behavior_policy.json', 'training_stats.json', 'tfjs/model.json', 'tfjs/weights.bin', 'manifest.json']) {
+    for (const rel of ['agent_weights.pt', 'agent_weights.safetensors', 'agent_config.json', 'behavior_policy.json', 'training_stats.json', 'tfjs/model.json', 'tfjs/weights.bin', ...extras.map(([rel]) => rel), 'manifest.json']) {
       const p = path.join(finalDir, rel);
       files.push({ agentId: agent.id, path: p, bytes: fs.statSync(p).size, sha256: sha256File(p) });
     }

@@ -70,7 +70,7 @@ export interface TrainProgress {
   resumedFromEpisode: number;
 }
 
-export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string };
+export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string; seconds?: number };
 
 export interface TrainResult {
   label: string;
@@ -246,8 +246,9 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
   const variantNow = (): EnvVariant => teamVariant ?? { level: state.level, shifted: state.shifted };
   const save = (): string => {
     state.rng = rng.state();
+    const saveStarted = performance.now();
     checkpointPath = saveCheckpoint(job.checkpointDir, { kind: job.kind, fingerprint, environmentId: job.env.id, trainer: state }, units);
-    ctx.emit({ type: 'checkpoint', episode: state.episode, path: checkpointPath });
+    ctx.emit({ type: 'checkpoint', episode: state.episode, path: checkpointPath, seconds: (performance.now() - saveStarted) / 1000 });
     return checkpointPath;
   };
 

@@ -6,12 +6,15 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { assertWritableDir, checkpointDir, sessionDir } from '../../common/paths';
+import { writeRunReport } from '../../common/report/html';
 import { superviseChild, throttledSignal } from '../../common/supervise';
 import { MODEL_PROGRESS_SIGNAL, type ModelProgressUpdate } from '../../workflows/cognate/messages';
 import type { CognateConfig, CognateModelSpec } from '../../workflows/cognate/schema';
 import type { PrepareEvent, PrepareJob, PrepareResult } from './data';
 import type { TrainEvent, TrainJob, TrainSummary } from './engine/trainer';
 import type { ExportJob, ExportResult } from './artifacts';
+import { cognateReportUnit } from './report';
+import { cognateTelemetry } from './telemetry';
 
 export interface TrainedModel {
   model: string;
@@ -60,9 +63,11 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
       const live: ModelProgressUpdate = { model: model.name, phase: 'training', step: 0, totalSteps: config.maxSteps, loss: null, learningRate: null, message: 'starting' };
       let checkpoint: string | null = null;
       let resumedFromStep = 0;
+      const telemetry = cognateTelemetry({ dataDir, sessionId, model: model.name, warn: (m) => ctx.log.warn(m) });
 
       const onEvent = (event: TrainEvent) => {
         fs.appendFileSync(logPath, `${JSON.stringify({ ...event, attempt: ctx.info.attempt, time: new Date().toISOString() })}\n`);
+        telemetry.onEvent(event);
         switch (event.kind) {
           case 'step':
             Object.assign(live, { step: event.step, loss: event.loss, learningRate: event.learningRate, tokensPerSecond: event.tokensPerSecond, message: `step ${event.step}/${config.maxSteps} loss ${event.loss.toFixed(4)}` });
@@ -89,7 +94,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         input: job,
         onEvent,
         details: () => ({ step: live.step, checkpoint }),
-      });
+      }).finally(() => telemetry.close());
       signal.send({ ...live, message: `finished at step ${summary.finalStep}` }, true);
       await signal.flush();
 
@@ -109,7 +114,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
       };
     },
 
-    async createModelArtifacts(input: { sessionId: string; config: CognateConfig; datasetDir: string; models: TrainedModel[] }): Promise<{ files: ExportResult['files'] }> {
+    async createModelArtifacts(input: { sessionId: string; config: CognateConfig; datasetDir: string; models: TrainedModel[] }): Promise<{ files: ExportResult['files']; report: string }> {
       const files: ExportResult['files'] = [];
       for (const m of input.models) {
         const job: ExportJob = {
@@ -129,7 +134,18 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         });
         files.push(...result.files);
       }
-      return { files };
+      // One page for the run: every model's curves and final metrics, and the config (forge report prints its path).
+      const dir = sessionDir(dataDir, 'cognate', input.sessionId);
+      const report = writeRunReport(dir, {
+        title: `Cognate pretraining — ${input.sessionId}`,
+        pipeline: 'cognate',
+        sessionId: input.sessionId,
+        units: input.models.map((m) => cognateReportUnit(path.join(dir, m.model))),
+        config: input.config,
+        notes: [`TensorBoard: tensorboard --logdir ${path.join(dir, 'tensorboard')}`],
+      });
+      files.push({ ...report, model: '(run report)' });
+      return { files, report: report.path };
     },
   };
 }
