@@ -5,6 +5,9 @@ import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import type { Pipeline } from '../common/constants';
 import { startDevServer } from '../common/dev-server';
+import { loadEnv } from '../common/env';
+import { sessionDir } from '../common/paths';
+import { REPORT_FILE } from '../common/report/html';
 import { InvalidInputError, parseOrThrow } from '../common/validation';
 import { connectClient } from '../common/temporal';
 import { lastInput, listRuns, queryProgress, runHandle, startRun } from '../client/runs';
@@ -23,6 +26,7 @@ const HELP = `forge — Forge Pipelines CLI (Temporal at $TEMPORAL_ADDRESS, defa
   forge cancel <agent|cognate> <sessionId>     cancel; training checkpoints and stops within seconds
   forge resume <agent|cognate> <sessionId>     start the session again with its last input; continues from checkpoints
   forge list   [agent|cognate]                 recent runs
+  forge report <agent|cognate> <sessionId>     where the run's report.html, curves and TensorBoard logs are (opens nothing)
   forge validate <agent|cognate> [--input ...] [--config ...] [--set ...]   check input without starting
   forge server                                 run the embedded dev server (SQLite in .forge/) with its Web UI
   forge up                                     dev server + workers + demo runs, then keep serving (npm start)
@@ -97,6 +101,10 @@ async function main(argv: string[]): Promise<number> {
     await server.stop();
     return 0;
   }
+  if (command === 'report') {
+    printReport(pipelineArg(rest[0]), requireSession(rest[1]));
+    return 0;
+  }
   if (command === 'validate') {
     const pipeline = pipelineArg(rest[0]);
     console.log(JSON.stringify(parseOrThrow(pipelineInfo(pipeline).schema, buildInput(values)), null, 2));
@@ -159,6 +167,23 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await client.connection.close();
   }
+}
+
+/** Paths only, from FORGE_DATA_DIR: works without a Temporal server, on any machine that shares the data dir. */
+function printReport(pipeline: Pipeline, sessionId: string): void {
+  const dir = sessionDir(loadEnv().dataDir, pipeline, sessionId);
+  const report = path.join(dir, REPORT_FILE);
+  if (!fs.existsSync(report)) {
+    const tb = path.join(dir, 'tensorboard');
+    const hint = fs.existsSync(tb) ? `; the run has TensorBoard logs so far: tensorboard --logdir ${tb}` : '';
+    throw new Error(`no report for ${pipeline} session "${sessionId}" at ${report} (it is written when the run's artifacts are)${hint}`);
+  }
+  console.log(report);
+  for (const unit of fs.readdirSync(dir, { withFileTypes: true })) {
+    const charts = path.join(dir, unit.name, 'charts');
+    if (unit.isDirectory() && fs.existsSync(charts)) console.log(`  ${unit.name}: ${charts}`);
+  }
+  if (fs.existsSync(path.join(dir, 'tensorboard'))) console.log(`  tensorboard --logdir ${path.join(dir, 'tensorboard')}`);
 }
 
 function requireSession(id: string | undefined): string {
