@@ -16,6 +16,7 @@
 // observation). The team phase seats the different agents in the slots of the team environment.
 import crypto from 'node:crypto';
 import { NonRetryableError } from '../../common/child';
+import { compactPairs, weightedMean } from '../../common/report/series';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AgentArchitecture, AgentForgeConfig, TrainingMode } from '../../workflows/agent/schema';
 import { readCheckpoint, readLatestCheckpoint, restoreUnit, saveCheckpoint, type HistoryEntry, type TrainableUnit, type TrainerState } from './checkpoint';
@@ -189,6 +190,17 @@ function advanceSchedule(state: TrainerState, mode: TrainingMode, config: AgentF
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
+/** Per-batch history kept in the trainer state (checkpointed): at most this many entries, however long the run. */
+const MAX_HISTORY = 2048;
+
+/** Two neighbouring history entries as one: batch-weighted means, the later one's position and schedule. */
+function mergeHistory(a: HistoryEntry, b: HistoryEntry): HistoryEntry {
+  const wa = a.batches ?? 1;
+  const wb = b.batches ?? 1;
+  const m = (k: 'reward' | 'successRate' | 'coordinationScore' | 'policyLoss' | 'valueLoss' | 'entropy') => weightedMean(a[k], wa, b[k], wb);
+  return { ...b, reward: m('reward'), successRate: m('successRate'), coordinationScore: m('coordinationScore'), policyLoss: m('policyLoss'), valueLoss: m('valueLoss'), entropy: m('entropy'), batches: wa + wb };
+}
+
 /** Train (or resume) the job's units; checkpoint every config.checkpointEvery episodes; evaluate at the end. */
 export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEXT): Promise<TrainResult> {
   const started = Date.now();
@@ -278,6 +290,7 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
       entropy: mean(stats.map((s) => s.entropy)),
     };
     state.history.push(entry);
+    compactPairs(state.history, MAX_HISTORY, mergeHistory);
     if (job.kind === 'agent') state.finished = advanceSchedule(state, mode, config, levels, successRate);
     else if (successRate >= config.adaptationThreshold && state.episodesToThreshold === null) state.episodesToThreshold = state.episode;
     ctx.emit({
