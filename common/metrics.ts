@@ -8,7 +8,7 @@
 // core's metrics (fetched from FORGE_TEMPORAL_METRICS_PORT, default FORGE_METRICS_PORT + 1, which can also be
 // scraped directly). Without it nothing listens and recording costs a map update.
 import http from 'node:http';
-import { Runtime } from '@temporalio/worker';
+import { Runtime, type RuntimeOptions } from '@temporalio/worker';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export const registry = new Registry();
@@ -83,15 +83,16 @@ function portFromEnv(name: string, fallback?: number): number | undefined {
 /**
  * When FORGE_METRICS_PORT is set: install the Temporal runtime with its Prometheus exporter (must happen
  * before the first worker or connection of this process) and serve the combined endpoint. Returns null when
- * the variable is unset. FORGE_METRICS_HOST (default 0.0.0.0) is the address both listen on.
+ * the variable is unset (the caller installs its runtime, if any, itself). FORGE_METRICS_HOST (default 0.0.0.0)
+ * is the address both listen on. `runtime` adds other runtime options (a logger).
  */
-export async function startWorkerMetrics(pipeline: string): Promise<MetricsEndpoint | null> {
+export async function startWorkerMetrics(pipeline: string, runtime: RuntimeOptions = {}): Promise<MetricsEndpoint | null> {
   const port = portFromEnv('FORGE_METRICS_PORT');
   if (port === undefined) return null;
   const corePort = portFromEnv('FORGE_TEMPORAL_METRICS_PORT', port + 1) as number;
   if (corePort === port) throw new Error(`FORGE_TEMPORAL_METRICS_PORT must differ from FORGE_METRICS_PORT (${port})`);
   const host = process.env.FORGE_METRICS_HOST || '0.0.0.0';
-  Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `${host}:${corePort}` }, globalTags: { forge_pipeline: pipeline } } } });
+  Runtime.install({ ...runtime, telemetryOptions: { ...runtime.telemetryOptions, metrics: { prometheus: { bindAddress: `${host}:${corePort}` }, globalTags: { forge_pipeline: pipeline } } } });
   const local = host === '0.0.0.0' ? '127.0.0.1' : host;
   const temporalUrl = `http://${local}:${corePort}/metrics`;
   const server = http.createServer((req, res) => {
