@@ -42,8 +42,14 @@ export type TrainingValues = Partial<Record<Exclude<keyof typeof metrics, 'check
 /** How long a finished unit's series stay scrapeable (so the last values reach Prometheus) before removal. */
 const KEEP_AFTER_CLOSE_MS = 5 * 60_000;
 
+/** Latest recorder per label set: a retry on this worker must not lose its series to the previous attempt's removal. */
+const generations = new Map<string, number>();
+
 /** Recorder for one unit (a model or an agent) of one session. */
 export function trainingMetrics(labels: Labels) {
+  const key = JSON.stringify(labels);
+  const generation = (generations.get(key) ?? 0) + 1;
+  generations.set(key, generation);
   return {
     set(values: TrainingValues): void {
       for (const [k, v] of Object.entries(values)) {
@@ -57,6 +63,8 @@ export function trainingMetrics(labels: Labels) {
     /** The unit's activity ended here (done, failed, or moved to another worker). */
     close(): void {
       setTimeout(() => {
+        if (generations.get(key) !== generation) return;
+        generations.delete(key);
         for (const m of Object.values(metrics)) m.remove(labels);
       }, KEEP_AFTER_CLOSE_MS).unref();
     },
