@@ -28,9 +28,9 @@ export function cognateCharts(model: string, summary: Pick<TrainSummary, 'lossCu
     loss: {
       title: `${model}: training and validation loss`,
       xTitle: 'optimizer step',
-      yTitle: 'loss (nats per token, incl. ACT ponder cost for training)',
+      yTitle: 'loss (nats per token)',
       series: [
-        { name: 'training loss (kept steps)', points: train },
+        { name: 'training loss incl. ACT ponder cost (kept steps)', points: train },
         { name: 'validation cross-entropy', points: validation, dashed: true },
       ],
     },
