@@ -8,6 +8,7 @@ import { startDevServer } from '../common/dev-server';
 import { loadEnv } from '../common/env';
 import { sessionDir } from '../common/paths';
 import { REPORT_FILE } from '../common/report/html';
+import { tensorboardDir } from '../common/tensorboard';
 import { InvalidInputError, parseOrThrow } from '../common/validation';
 import { connectClient } from '../common/temporal';
 import { lastInput, listRuns, queryProgress, runHandle, startRun } from '../client/runs';
@@ -171,10 +172,11 @@ async function main(argv: string[]): Promise<number> {
 
 /** Paths only, from FORGE_DATA_DIR: works without a Temporal server, on any machine that shares the data dir. */
 function printReport(pipeline: Pipeline, sessionId: string): void {
-  const dir = sessionDir(loadEnv().dataDir, pipeline, sessionId);
+  const { dataDir } = loadEnv();
+  const dir = sessionDir(dataDir, pipeline, sessionId);
   const report = path.join(dir, REPORT_FILE);
+  const tb = tensorboardDir(dataDir, pipeline, sessionId);
   if (!fs.existsSync(report)) {
-    const tb = path.join(dir, 'tensorboard');
     const hint = fs.existsSync(tb) ? `; the run has TensorBoard logs so far: tensorboard --logdir ${tb}` : '';
     throw new Error(`no report for ${pipeline} session "${sessionId}" at ${report} (it is written when the run's artifacts are)${hint}`);
   }
@@ -183,7 +185,7 @@ function printReport(pipeline: Pipeline, sessionId: string): void {
     const charts = path.join(dir, unit.name, 'charts');
     if (unit.isDirectory() && fs.existsSync(charts)) console.log(`  ${unit.name}: ${charts}`);
   }
-  if (fs.existsSync(path.join(dir, 'tensorboard'))) console.log(`  tensorboard --logdir ${path.join(dir, 'tensorboard')}`);
+  if (fs.existsSync(tb)) console.log(`  tensorboard --logdir ${tb}`);
 }
 
 function requireSession(id: string | undefined): string {

@@ -12,6 +12,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Pipeline } from './constants';
+import { assertSafeSegment } from './paths';
+
+/**
+ * $FORGE_DATA_DIR/tensorboard/<pipeline>/<sessionId>/<unit>: a tree of its own, written while training runs,
+ * so a session's artifact folder still appears only when its artifacts are published. `tensorboard --logdir`
+ * on the session folder compares its units; on $FORGE_DATA_DIR/tensorboard, every run ever trained.
+ */
+export function tensorboardDir(dataDir: string, pipeline: Pipeline, sessionId: string, unit?: string): string {
+  const session = path.join(dataDir, 'tensorboard', pipeline, assertSafeSegment(sessionId, 'sessionId'));
+  return unit === undefined ? session : path.join(session, assertSafeSegment(unit, 'name'));
+}
 
 // --- CRC-32C (Castagnoli, reflected polynomial 0x82f63b78) ------------------------------------------
 const CRC_TABLE = (() => {

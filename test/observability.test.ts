@@ -106,7 +106,7 @@ test('agent worker: metrics scraped during training, TensorBoard matches the tra
       expectChartsInManifest(dir, ['reward', 'success', 'coordination', 'team_reward', 'team_success', 'team_coordination']);
       // TensorBoard holds the same per-batch history the artifacts do, and the final evaluation beside random.
       const stats = JSON.parse(fs.readFileSync(path.join(dir, 'training_stats.json'), 'utf8'));
-      const scalars = readTensorBoard(path.join(sessionDir, 'tensorboard', a.id));
+      const scalars = readTensorBoard(path.join(dataDir(), 'tensorboard', 'agent', session, a.id));
       if (scalars) {
         const history = stats.individual.history as { episode: number; reward: number; successRate: number }[];
         expect(scalars['train/reward'].map(([s]) => s)).toEqual(history.map((h) => h.episode));
@@ -117,7 +117,7 @@ test('agent worker: metrics scraped during training, TensorBoard matches the tra
         expect(scalars['eval/success_rate_trained'][0][1]).toBeCloseTo(stats.individual.evaluation.trained.successRate, 5);
       }
     }
-    const team = readTensorBoard(path.join(sessionDir, 'tensorboard', 'team'));
+    const team = readTensorBoard(path.join(dataDir(), 'tensorboard', 'agent', session, 'team'));
     if (team) expect(team['train/coordination_score'].length).toBeGreaterThan(0);
 
     const report = fs.readFileSync(result.artifacts.report, 'utf8');
@@ -157,7 +157,7 @@ test('cognate worker: tokens/s, step and loss scraped during training; TensorBoa
     const modelDir = path.join(sessionDir, 'm1');
     expectChartsInManifest(modelDir, ['loss', 'validation_loss', 'learning_rate']);
     const log = fs.readFileSync(path.join(modelDir, 'training_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
-    const scalars = readTensorBoard(path.join(sessionDir, 'tensorboard', 'm1'));
+    const scalars = readTensorBoard(path.join(dataDir(), 'tensorboard', 'cognate', session, 'm1'));
     if (scalars) {
       for (const tag of ['train/loss', 'train/learning_rate', 'train/tokens_per_second', 'act/mean_depth', 'ltm/fill', 'validation/loss', 'checkpoint/seconds']) expect(Object.keys(scalars)).toContain(tag);
       const steps = log.filter((e) => e.kind === 'step');

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { downsample, movingAverage, renderChartFiles, type LineChart } from '../../common/report/charts';
 import { writeRunReport, type ReportUnit } from '../../common/report/html';
+import { tensorboardDir } from '../../common/tensorboard';
 import { writeAgentArtifacts, type ArtifactAgentInput, type ArtifactFile, type ArtifactJob } from './artifacts';
 import { readCheckpoint, type HistoryEntry } from './checkpoint';
 import type { EvalMetrics } from './train';
@@ -91,7 +92,8 @@ export async function writeAgentArtifactsWithReport(job: ArtifactJob): Promise<{
     config: job.config,
     notes: [
       'Curves: per-batch values of the ε-sampled training episodes; horizontal lines: the final greedy evaluation and a uniformly random policy on the same seeded episodes.',
-      `TensorBoard: tensorboard --logdir ${path.join(job.sessionDir, 'tensorboard')}`,
+      // sessionDir is <dataDir>/agent/<sessionId> (common/paths sessionDir).
+      `TensorBoard: tensorboard --logdir ${tensorboardDir(path.dirname(path.dirname(job.sessionDir)), 'agent', job.sessionId)}`,
     ],
   });
   files.push({ agentId: '(run report)', ...report });

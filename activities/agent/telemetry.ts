@@ -1,16 +1,10 @@
 // What one Agent Forge training attempt (an agent alone, or the team) reports besides its progress signal:
-// TensorBoard scalars under $FORGE_DATA_DIR/agent/<session>/tensorboard/<unit>/ (per training batch, and the
+// TensorBoard scalars under $FORGE_DATA_DIR/tensorboard/agent/<session>/<unit>/ (per training batch, and the
 // final greedy evaluation beside a uniformly random policy's on the same episodes) and the worker's
 // Prometheus metrics. A failure here is logged once and never fails training.
-import path from 'node:path';
 import { trainingMetrics } from '../../common/metrics';
-import { sessionDir } from '../../common/paths';
-import { TensorBoardWriter } from '../../common/tensorboard';
+import { TensorBoardWriter, tensorboardDir } from '../../common/tensorboard';
 import type { EvalMetrics, TrainEvent } from './train';
-
-export function tensorboardDir(dataDir: string, sessionId: string, unit: string): string {
-  return path.join(sessionDir(dataDir, 'agent', sessionId), 'tensorboard', unit);
-}
 
 export function agentTelemetry(args: { dataDir: string; sessionId: string; unit: string; warn(message: string): void }) {
   const metrics = trainingMetrics({ pipeline: 'agent', session: args.sessionId, unit: args.unit });
@@ -26,7 +20,7 @@ export function agentTelemetry(args: { dataDir: string; sessionId: string; unit:
       args.warn(`TensorBoard/metrics ${what} failed, no more summaries this attempt: ${(err as Error).message}`);
     }
   };
-  guard('start', () => (tb = new TensorBoardWriter(tensorboardDir(args.dataDir, args.sessionId, args.unit))));
+  guard('start', () => (tb = new TensorBoardWriter(tensorboardDir(args.dataDir, 'agent', args.sessionId, args.unit))));
   return {
     onEvent(event: TrainEvent): void {
       guard(event.type, () => {

@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { assertWritableDir, checkpointDir, sessionDir } from '../../common/paths';
 import { writeRunReport } from '../../common/report/html';
+import { tensorboardDir } from '../../common/tensorboard';
 import { superviseChild, throttledSignal } from '../../common/supervise';
 import { MODEL_PROGRESS_SIGNAL, type ModelProgressUpdate } from '../../workflows/cognate/messages';
 import type { CognateConfig, CognateModelSpec } from '../../workflows/cognate/schema';
@@ -142,7 +143,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         sessionId: input.sessionId,
         units: input.models.map((m) => cognateReportUnit(path.join(dir, m.model))),
         config: input.config,
-        notes: [`TensorBoard: tensorboard --logdir ${path.join(dir, 'tensorboard')}`],
+        notes: [`TensorBoard: tensorboard --logdir ${tensorboardDir(dataDir, 'cognate', input.sessionId)}`],
       });
       files.push({ ...report, model: '(run report)' });
       return { files, report: report.path };

@@ -1,15 +1,9 @@
 // What one Cognate training attempt reports besides its progress signal: TensorBoard scalars under
-// $FORGE_DATA_DIR/cognate/<session>/tensorboard/<model>/ and the worker's Prometheus metrics. Fed by the
+// $FORGE_DATA_DIR/tensorboard/cognate/<session>/<model>/ and the worker's Prometheus metrics. Fed by the
 // compute child's events in the activity process; a failure here is logged once and never fails training.
-import path from 'node:path';
 import { trainingMetrics } from '../../common/metrics';
-import { sessionDir } from '../../common/paths';
-import { TensorBoardWriter } from '../../common/tensorboard';
+import { TensorBoardWriter, tensorboardDir } from '../../common/tensorboard';
 import type { TrainEvent } from './engine/trainer';
-
-export function tensorboardDir(dataDir: string, sessionId: string, model: string): string {
-  return path.join(sessionDir(dataDir, 'cognate', sessionId), 'tensorboard', model);
-}
 
 export function cognateTelemetry(args: { dataDir: string; sessionId: string; model: string; warn(message: string): void }) {
   const metrics = trainingMetrics({ pipeline: 'cognate', session: args.sessionId, unit: args.model });
@@ -24,7 +18,7 @@ export function cognateTelemetry(args: { dataDir: string; sessionId: string; mod
       args.warn(`TensorBoard/metrics ${what} failed, no more summaries this attempt: ${(err as Error).message}`);
     }
   };
-  guard('start', () => (tb = new TensorBoardWriter(tensorboardDir(args.dataDir, args.sessionId, args.model))));
+  guard('start', () => (tb = new TensorBoardWriter(tensorboardDir(args.dataDir, 'cognate', args.sessionId, args.model))));
   return {
     onEvent(event: TrainEvent): void {
       guard(event.kind, () => {
