@@ -7,6 +7,7 @@ import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import type { Pipeline } from '../common/constants';
 import { startDevServer, type DevServer } from '../common/dev-server';
 import { loadEnv } from '../common/env';
+import { startWorkerMetrics } from '../common/metrics';
 import { connectClient } from '../common/temporal';
 import { initBackend } from '../common/backend';
 import { sessionDir } from '../common/paths';
@@ -72,7 +73,11 @@ function printSamples(dataDir: string, sessionId: string, result: Record<string,
 
 export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
   // The SDK's INFO lines (bundles, worker states) drown the progress; FORGE_LOG_LEVEL=INFO brings them back.
-  Runtime.install({ logger: new DefaultLogger((process.env.FORGE_LOG_LEVEL as LogLevel | undefined) ?? 'WARN') });
+  const logger = new DefaultLogger((process.env.FORGE_LOG_LEVEL as LogLevel | undefined) ?? 'WARN');
+  // Both workers run in this process: with FORGE_METRICS_PORT they share one metrics endpoint.
+  const metrics = await startWorkerMetrics('demo', { logger });
+  if (metrics) console.log(`[forge] metrics at ${metrics.url} (training + Temporal runtime)`);
+  else Runtime.install({ logger });
   const cwd = process.cwd();
   let server: DevServer | undefined;
   if (!process.env.TEMPORAL_ADDRESS) {
@@ -104,12 +109,13 @@ export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
   let failed = 0;
   for (const run of runs) {
     try {
-      const result = (await run.handle.result()) as Record<string, unknown> & { artifacts?: { files?: { path: string }[] } };
+      const result = (await run.handle.result()) as Record<string, unknown> & { artifacts?: { files?: { path: string }[]; report?: string } };
       console.log(`\n[forge] ${run.pipeline} run ${run.workflowId} completed (evaluated, trained vs random where it applies):`);
       for (const line of summarise(run.pipeline, result)) console.log(line);
       if (run.pipeline === 'cognate') printSamples(env.dataDir, run.sessionId, result);
       console.log('  artifacts:');
       for (const f of result.artifacts?.files ?? []) console.log(`    ${f.path}`);
+      if (result.artifacts?.report) console.log(`  report (curves, final metrics, config): ${result.artifacts.report}`);
     } catch (err) {
       failed++;
       console.error(`\n[forge] ${run.pipeline} run ${run.workflowId} failed: ${(err as Error).message}`);
@@ -126,6 +132,7 @@ export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
   }
   for (const w of workers) await w.close();
   await client.connection.close();
+  await metrics?.close();
   await server?.stop();
   return failed === 0 ? 0 : 1;
 }

@@ -5,10 +5,12 @@ import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import type { Pipeline } from '../common/constants';
 import { startDevServer } from '../common/dev-server';
-import { InvalidInputError, parseOrThrow } from '../common/validation';
-import { connectClient } from '../common/temporal';
 import { loadEnv } from '../common/env';
 import { sessionDir } from '../common/paths';
+import { REPORT_FILE } from '../common/report/html';
+import { tensorboardDir } from '../common/tensorboard';
+import { InvalidInputError, parseOrThrow } from '../common/validation';
+import { connectClient } from '../common/temporal';
 import { setupSearchAttributes } from '../client/setup';
 import { lastInput, listRuns, queryProgress, runHandle, startRun } from '../client/runs';
 import { pipelineInfo } from '../client/pipelines';
@@ -34,6 +36,7 @@ const HELP = `forge — Forge Pipelines CLI (Temporal at $TEMPORAL_ADDRESS, defa
   forge sample cognate <sessionId> <model> --prompt "..." [--max-tokens 40] [--temperature 0] [--top-k 0] [--seed 0]
         generate from the exported model (ACT and the LTM as at inference); temperature 0 is greedy
   forge setup                                  register Forge's search attributes on the cluster (idempotent)
+  forge report <agent|cognate> <sessionId>     where the run's report.html, curves and TensorBoard logs are (opens nothing)
   forge validate <agent|cognate> [--input ...] [--config ...] [--set ...]   check input without starting
   forge server                                 run the embedded dev server (SQLite in .forge/) with its Web UI
   forge up                                     dev server + workers + demo runs, then keep serving (npm start)
@@ -156,6 +159,10 @@ async function main(argv: string[]): Promise<number> {
     console.error(`[forge] ${sample.tokens.length} tokens, mean ACT depth ${sample.meanDepth.toFixed(2)} blocks${sample.stoppedAtEos ? ', stopped at end-of-text' : ''}`);
     return 0;
   }
+  if (command === 'report') {
+    printReport(pipelineArg(rest[0]), requireSession(rest[1]));
+    return 0;
+  }
   if (command === 'validate') {
     const pipeline = pipelineArg(rest[0]);
     console.log(JSON.stringify(parseOrThrow(pipelineInfo(pipeline).schema, buildInput(values, pipeline)), null, 2));
@@ -230,6 +237,24 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await client.connection.close();
   }
+}
+
+/** Paths only, from FORGE_DATA_DIR: works without a Temporal server, on any machine that shares the data dir. */
+function printReport(pipeline: Pipeline, sessionId: string): void {
+  const { dataDir } = loadEnv();
+  const dir = sessionDir(dataDir, pipeline, sessionId);
+  const report = path.join(dir, REPORT_FILE);
+  const tb = tensorboardDir(dataDir, pipeline, sessionId);
+  if (!fs.existsSync(report)) {
+    const hint = fs.existsSync(tb) ? `; the run has TensorBoard logs so far: tensorboard --logdir ${tb}` : '';
+    throw new Error(`no report for ${pipeline} session "${sessionId}" at ${report} (it is written when the run's artifacts are)${hint}`);
+  }
+  console.log(report);
+  for (const unit of fs.readdirSync(dir, { withFileTypes: true })) {
+    const charts = path.join(dir, unit.name, 'charts');
+    if (unit.isDirectory() && fs.existsSync(charts)) console.log(`  ${unit.name}: ${charts}`);
+  }
+  if (fs.existsSync(tb)) console.log(`  tensorboard --logdir ${tb}`);
 }
 
 function requireSession(id: string | undefined): string {

@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { TASK_QUEUES, type Pipeline } from '../common/constants';
 import { loadEnv, type ForgeEnv } from '../common/env';
+import { startWorkerMetrics } from '../common/metrics';
 import { connectClient, connectWorker } from '../common/temporal';
 
 export interface ForgeWorkerSpec {
@@ -53,6 +54,9 @@ export async function createForgeWorker(spec: ForgeWorkerSpec, overrides: Partia
 
 /** Run one worker until SIGINT/SIGTERM (the SDK installs the signal handlers). */
 export async function runWorkerMain(spec: ForgeWorkerSpec): Promise<void> {
+  // Before the worker: the Temporal runtime (and its Prometheus exporter) is installed once per process.
+  const metrics = await startWorkerMetrics(spec.pipeline);
+  if (metrics) console.log(`[forge] metrics at ${metrics.url} (training + Temporal runtime); Temporal runtime alone at ${metrics.temporalUrl}`);
   const forge = await createForgeWorker(spec);
   console.log(
     `[forge] ${spec.pipeline} worker polling task queue "${TASK_QUEUES[spec.pipeline]}" on ${forge.env.temporalAddress} ` +
@@ -62,6 +66,7 @@ export async function runWorkerMain(spec: ForgeWorkerSpec): Promise<void> {
     await forge.worker.run();
   } finally {
     await forge.close();
+    await metrics?.close();
   }
 }
 

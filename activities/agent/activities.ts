@@ -16,6 +16,7 @@ import type { AgentParentRef } from './engine/init-from';
 import { formatZodError } from '../../common/validation';
 import { AGENT_PROGRESS_SIGNAL, type AgentProgressUpdate } from './config';
 import { AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig, type AgentSpec } from './config';
+import { agentTelemetry } from './telemetry';
 import type { ArtifactAgentInput, ArtifactFile, ArtifactJob } from './engine/artifacts';
 import type { ChildJob, ChildResult } from './engine/train.child';
 import { ACTION_COUNT, OBS_SIZE, createEnv, envSettingsFromPlan, planEnvironments, type EnvironmentPlan } from './engine/envs';
@@ -119,15 +120,17 @@ function summarize(plan: EnvironmentPlan): EnvironmentSummary[] {
  * Cancellation (delivered through heartbeats) asks the child to checkpoint and stop, then rethrows.
  */
 async function runComputeActivity<R extends ChildResult>(
-  deps: { client: Client },
+  deps: { client: Client; dataDir: string },
   job: ChildJob,
-  progress: { unit: string; phase: AgentProgressUpdate['phase'] } | null,
+  progress: { unit: string; phase: AgentProgressUpdate['phase']; sessionId: string } | null,
 ): Promise<R> {
   const details = Context.current().info.heartbeatDetails as { episode?: number; checkpointPath?: string } | undefined;
   const beat = { episode: details?.episode ?? 0, checkpointPath: details?.checkpointPath ?? '' };
   const signal = progress ? throttledSignal<AgentProgressUpdate>(deps.client, AGENT_PROGRESS_SIGNAL, SIGNAL_MS) : null;
   let latest: AgentProgressUpdate | null = null;
+  const telemetry = progress ? agentTelemetry({ dataDir: deps.dataDir, sessionId: progress.sessionId, unit: progress.unit, warn: (m) => Context.current().log.warn(m) }) : null;
   const onEvent = (event: TrainEvent): void => {
+    telemetry?.onEvent(event);
     if (event.type === 'checkpoint') {
       beat.checkpointPath = event.path;
       beat.episode = event.episode;
@@ -152,8 +155,10 @@ async function runComputeActivity<R extends ChildResult>(
   try {
     const result = await superviseChild<ChildJob, TrainEvent, R>({ modulePath: CHILD_MODULE, input: job, onEvent, details: () => beat, heartbeatEveryMs: HEARTBEAT_MS });
     if (progress && latest) signal?.send({ ...(latest as AgentProgressUpdate), message: `${progress.unit}: training finished` }, true);
+    if ('metrics' in result && result.metrics) telemetry?.evaluation(result.episodesRun, result.metrics);
     return result;
   } finally {
+    telemetry?.close();
     await signal?.flush();
   }
 }
@@ -213,7 +218,7 @@ export function createAgentActivities(deps: { client: Client; dataDir: string })
       } catch (e) {
         throw ApplicationFailure.nonRetryable((e as Error).message, FAILURE_TYPES.invalidConfig);
       }
-      const r = await runComputeActivity<TrainResult>(deps, job, { unit: agent.id, phase: 'training' });
+      const r = await runComputeActivity<TrainResult>(deps, job, { unit: agent.id, phase: 'training', sessionId: input.sessionId });
       if (!r.metrics) throw new CancelledFailure('training stopped before completion');
       return {
         agentId: agent.id,
@@ -250,7 +255,7 @@ export function createAgentActivities(deps: { client: Client; dataDir: string })
       } catch (e) {
         throw ApplicationFailure.nonRetryable((e as Error).message, FAILURE_TYPES.invalidConfig);
       }
-      const r = await runComputeActivity<TrainResult>(deps, job, { unit: 'team', phase: 'coordination' });
+      const r = await runComputeActivity<TrainResult>(deps, job, { unit: 'team', phase: 'coordination', sessionId: input.sessionId });
       if (!r.metrics) throw new CancelledFailure('coordination training stopped before completion');
       return {
         unit: 'team',
@@ -275,7 +280,7 @@ export function createAgentActivities(deps: { client: Client; dataDir: string })
       agents: AgentSpec[];
       trainingSummaries: AgentTrainingSummary[];
       coordination: CoordinationSummary | null;
-    }): Promise<{ files: ArtifactFile[] }> {
+    }): Promise<{ files: ArtifactFile[]; report: string }> {
       const config = parseConfig(input.config);
       const planPath = planFile(input.sessionId);
       const plan = readPlan(planPath);
@@ -307,7 +312,7 @@ export function createAgentActivities(deps: { client: Client; dataDir: string })
         };
       });
       const job: ArtifactJob = { kind: 'artifacts', sessionId: input.sessionId, config, sessionDir: sessionDir(dataDir, 'agent', input.sessionId), agents };
-      return runComputeActivity<{ files: ArtifactFile[] }>(deps, job, null);
+      return runComputeActivity<{ files: ArtifactFile[]; report: string }>(deps, job, null);
     },
   };
 }

@@ -8,6 +8,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { assertWritableDir, checkpointDir, sessionDir } from '../../common/paths';
 import { FAILURE_TYPES } from '../../common/constants';
 import { childModulePath } from '../../common/child';
+import { writeRunReport } from '../../common/report/html';
+import { tensorboardDir } from '../../common/tensorboard';
 import { superviseChild, throttledSignal } from '../../common/supervise';
 import { MODEL_PROGRESS_SIGNAL, type ModelProgressUpdate } from './config';
 import { createCognateInitFromActivities } from './check-init-from';
@@ -16,6 +18,8 @@ import type { CognateConfig, CognateModelSpec } from './config';
 import type { PrepareEvent, PrepareJob, PrepareResult } from './data';
 import type { TrainEvent, TrainJob, TrainSummary } from './engine/trainer';
 import type { ExportJob, ExportResult } from './engine/artifacts';
+import { cognateReportUnit } from './engine/report';
+import { cognateTelemetry } from './telemetry';
 
 export interface TrainedModel {
   model: string;
@@ -66,9 +70,11 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
       const live: ModelProgressUpdate = { model: model.name, phase: 'training', step: 0, totalSteps: config.maxSteps, loss: null, learningRate: null, message: 'starting' };
       let checkpoint: string | null = null;
       let resumedFromStep = 0;
+      const telemetry = cognateTelemetry({ dataDir, sessionId, model: model.name, warn: (m) => ctx.log.warn(m) });
 
       const onEvent = (event: TrainEvent) => {
         fs.appendFileSync(logPath, `${JSON.stringify({ ...event, attempt: ctx.info.attempt, time: new Date().toISOString() })}\n`);
+        telemetry.onEvent(event);
         switch (event.kind) {
           case 'step':
             Object.assign(live, { step: event.step, loss: event.loss, learningRate: event.learningRate, tokensPerSecond: event.tokensPerSecond, message: `step ${event.step}/${config.maxSteps} loss ${event.loss.toFixed(4)}` });
@@ -95,7 +101,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         input: job,
         onEvent,
         details: () => ({ step: live.step, checkpoint }),
-      });
+      }).finally(() => telemetry.close());
       signal.send({ ...live, message: `finished at step ${summary.finalStep}` }, true);
       await signal.flush();
 
@@ -116,7 +122,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
       };
     },
 
-    async createModelArtifacts(input: { sessionId: string; config: CognateConfig; datasetDir: string; models: TrainedModel[] }): Promise<{ files: ExportResult['files'] }> {
+    async createModelArtifacts(input: { sessionId: string; config: CognateConfig; datasetDir: string; models: TrainedModel[] }): Promise<{ files: ExportResult['files']; report: string }> {
       const files: ExportResult['files'] = [];
       for (const m of input.models) {
         const job: ExportJob = {
@@ -136,7 +142,18 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         });
         files.push(...result.files);
       }
-      return { files };
+      // One page for the run: every model's curves and final metrics, and the config (forge report prints its path).
+      const dir = sessionDir(dataDir, 'cognate', input.sessionId);
+      const report = writeRunReport(dir, {
+        title: `Cognate pretraining — ${input.sessionId}`,
+        pipeline: 'cognate',
+        sessionId: input.sessionId,
+        units: input.models.map((m) => cognateReportUnit(path.join(dir, m.model))),
+        config: input.config,
+        notes: [`TensorBoard: tensorboard --logdir ${tensorboardDir(dataDir, 'cognate', input.sessionId)}`],
+      });
+      files.push({ ...report, model: '(run report)' });
+      return { files, report: report.path };
     },
   };
 }

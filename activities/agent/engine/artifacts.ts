@@ -8,6 +8,8 @@
 //   behavior_policy.json       what the greedy policy does: action distributions in representative situations
 //                              and action frequencies over seeded evaluation episodes, plus evaluation stats
 //   training_stats.json        per-update reward/success history, resumes, evaluations (agent and team phases)
+//   charts/*.svg, charts/*.png reward, success and coordination curves against a random policy (report.ts)
+//   charts/*.svg, charts/*.png reward, success and coordination curves against a random policy (report.ts)
 //   manifest.json              sha256 and size of every file
 import fs from 'node:fs';
 import path from 'node:path';
@@ -173,7 +175,7 @@ function parentOf(checkpoint: string) {
 }
 
 /** Write and publish every agent's artifact set; returns the files (manifest included). */
-export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
+export function writeAgentArtifacts(job: ArtifactJob, extraFiles: Record<string, Record<string, string | Uint8Array>> = {}): ArtifactFile[] {
   const files: ArtifactFile[] = [];
   for (const agent of job.agents) {
     const env = createEnv(agent.environment);
@@ -233,6 +235,7 @@ export function writeAgentArtifacts(job: ArtifactJob): ArtifactFile[] {
           individual: { environment: agent.environment.id, ...historyOf(agent.trainingCheckpoint), evaluation: agent.metrics, episodesToThreshold: agent.episodesToThreshold },
           team: agent.team ? { environment: agent.team.environment.id, ...historyOf(agent.team.checkpoint), evaluation: agent.team.metrics } : null,
         },
+        ...extraFiles[agent.id], // charts (engine/report.ts)
       },
       manifestExtra: { agentId: agent.id, sessionId: job.sessionId, architecture: agent.architecture },
     });

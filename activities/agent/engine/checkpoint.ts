@@ -27,6 +27,8 @@ export interface HistoryEntry {
   policyLoss: number;
   valueLoss: number;
   entropy: number;
+  /** Training batches this entry averages (absent: one). Long runs merge neighbouring entries to stay bounded. */
+  batches?: number;
 }
 
 export interface TrainerState {

@@ -2,7 +2,8 @@
 // Used by bench/agent.ts (and by the integrator to measure Temporal's overhead against the same work).
 import path from 'node:path';
 import type { AgentArchitecture, AgentForgeConfig } from '../config';
-import { writeAgentArtifacts, type ArtifactFile } from './artifacts';
+import type { ArtifactFile } from './artifacts';
+import { writeAgentArtifactsWithReport } from './report';
 import { createEnv, envSettingsFromPlan, planEnvironments, type EnvironmentPlan } from './envs';
 import { agentJob, evaluationVariant, runTraining, teamJob, type TrainResult } from './train';
 
@@ -38,7 +39,7 @@ export async function runAgentForgeDirect(args: {
     team = await runTraining(teamJob({ config, plan, agents, agentCheckpoints, checkpointDir: ckpt('team') }));
     args.log?.(`team in ${team.environmentId}: ${team.wallSeconds.toFixed(1)} s, trained ${JSON.stringify(team.metrics?.trained)}, random ${JSON.stringify(team.metrics?.random)}`);
   }
-  const files = writeAgentArtifacts({
+  const { files } = await writeAgentArtifactsWithReport({
     kind: 'artifacts',
     sessionId,
     config,

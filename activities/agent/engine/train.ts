@@ -17,6 +17,7 @@
 import crypto from 'node:crypto';
 import { NonRetryableError } from '../../../common/child';
 import type { AgentArchitecture, AgentForgeConfig, TrainingMode } from '../config';
+import { compactPairs, weightedMean } from '../../../common/report/series';
 import { readCheckpoint, readLatestCheckpoint, restoreUnit, saveCheckpoint, type HistoryEntry, type TrainableUnit, type TrainerState } from './checkpoint';
 import { createEnv, envSettingsFromPlan, type EnvironmentPlan, type EnvSettings, type EnvVariant, type MultiAgentEnv } from './envs';
 import { ppoUpdate } from './learner';
@@ -79,7 +80,7 @@ export interface TrainProgress {
   resumedFromEpisode: number;
 }
 
-export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string };
+export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string; seconds?: number };
 
 export interface TrainResult {
   label: string;
@@ -207,6 +208,17 @@ function advanceSchedule(state: TrainerState, mode: TrainingMode, config: AgentF
 /** Batch averages: an empty batch cannot happen (batchSize >= 1), so 0 only stands in for "no data". */
 const meanOf = (xs: number[]): number => mean(xs) ?? 0;
 
+/** Per-batch history kept in the trainer state (checkpointed): at most this many entries, however long the run. */
+const MAX_HISTORY = 2048;
+
+/** Two neighbouring history entries as one: batch-weighted means, the later one's position and schedule. */
+function mergeHistory(a: HistoryEntry, b: HistoryEntry): HistoryEntry {
+  const wa = a.batches ?? 1;
+  const wb = b.batches ?? 1;
+  const m = (k: 'reward' | 'successRate' | 'coordinationScore' | 'policyLoss' | 'valueLoss' | 'entropy') => weightedMean(a[k], wa, b[k], wb);
+  return { ...b, reward: m('reward'), successRate: m('successRate'), coordinationScore: m('coordinationScore'), policyLoss: m('policyLoss'), valueLoss: m('valueLoss'), entropy: m('entropy'), batches: wa + wb };
+}
+
 /** Train (or resume) the job's units; checkpoint every config.checkpointEvery episodes; evaluate at the end. */
 export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEXT): Promise<TrainResult> {
   const started = Date.now();
@@ -267,8 +279,9 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
   const variantNow = (): EnvVariant => teamVariant ?? { level: state.level, shifted: state.shifted };
   const save = (): string => {
     state.rng = rng.state();
+    const saveStarted = performance.now();
     checkpointPath = saveCheckpoint(job.checkpointDir, { kind: job.kind, fingerprint, environmentId: job.env.id, trainer: state }, units);
-    ctx.emit({ type: 'checkpoint', episode: state.episode, path: checkpointPath });
+    ctx.emit({ type: 'checkpoint', episode: state.episode, path: checkpointPath, seconds: (performance.now() - saveStarted) / 1000 });
     return checkpointPath;
   };
 
@@ -298,6 +311,7 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
       entropy: meanOf(stats.map((s) => s.entropy)),
     };
     state.history.push(entry);
+    compactPairs(state.history, MAX_HISTORY, mergeHistory);
     if (job.kind === 'agent') state.finished = advanceSchedule(state, mode, config, levels, successRate);
     else if (successRate >= config.adaptationThreshold && state.episodesToThreshold === null) state.episodesToThreshold = state.episode;
     ctx.emit({

@@ -1,5 +1,5 @@
 // createModelArtifacts' work: rebuild the model from its final checkpoint and publish the Hugging
-// Face-style artifact directory (weights in three formats, config, tokenizer, stats, log).
+// Face-style artifact directory (weights in three formats, config, tokenizer, stats, log, curves as SVG/PNG).
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,6 +11,7 @@ import { exportModel } from './export';
 import type { LtmState } from './ltm';
 import { CognateModel } from './model';
 import type { TrainSummary } from './trainer';
+import { cognateChartFiles } from './report';
 
 export interface ExportJob {
   model: string;
@@ -106,6 +107,7 @@ export async function exportArtifacts(job: ExportJob): Promise<ExportResult> {
     const logText = fs.existsSync(job.logPath) ? fs.readFileSync(job.logPath, 'utf8') : '';
     const log = logText.trim() ? logText.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
     const manifest = JSON.parse(fs.readFileSync(path.join(job.datasetDir, 'manifest.json'), 'utf8')) as { tokenizer: string };
+    const charts = await cognateChartFiles(job.model, summary, log);
     const { manifest: published } = exportModel(model, job.outDir, {
       config: {
         name_or_path: job.model,
@@ -119,6 +121,7 @@ export async function exportArtifacts(job: ExportJob): Promise<ExportResult> {
         'tokenizer.json': fs.readFileSync(path.join(job.datasetDir, manifest.tokenizer)),
         'training_stats.json': trainingStats(summary, log, job.config),
         'training_log.jsonl': logText,
+        ...charts,
       },
     });
     const manifestPath = path.join(job.outDir, MANIFEST_NAME);

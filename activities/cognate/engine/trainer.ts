@@ -45,7 +45,7 @@ export interface InitFromRecord {
 export type TrainEvent =
   | { kind: 'started'; model: string; totalSteps: number; parameters: number; backend: string; device: string }
   | { kind: 'resumed'; fromStep: number; path: string }
-  | { kind: 'step'; step: number; totalSteps: number; loss: number; ce: number; ponderCost: number; meanDepth: number; learningRate: number; tokensPerSecond: number; gradNorm: number }
+  | { kind: 'step'; step: number; totalSteps: number; loss: number; ce: number; ponderCost: number; meanDepth: number; learningRate: number; tokensPerSecond: number; gradNorm: number; ltmFill?: number }
   | ({ kind: 'validation' } & ValidationResult)
   | { kind: 'checkpoint'; step: number; path: string; bytes: number; seconds: number }
   | { kind: 'warning'; message: string };
@@ -67,7 +67,7 @@ export interface TrainSummary {
   stopped: boolean;
   parameters: { total: number; breakdown: Record<string, number> };
   /** Training loss at most MAX_CURVE_POINTS points (the stride doubles as training goes on). */
-  lossCurve: { step: number; loss: number }[];
+  lossCurve: CurvePoint[];
   finalLoss: number | null;
   validation: ValidationResult | null;
   validationHistory: ValidationResult[];
@@ -92,9 +92,16 @@ const MAX_CURVE_POINTS = 512;
 const MAX_VALIDATIONS_KEPT = 64;
 const CHECKPOINT_FORMAT = 'cognate-train/v1';
 
+/** One kept point of the training curve; learningRate is absent in checkpoints written before it was recorded. */
+export interface CurvePoint {
+  step: number;
+  loss: number;
+  learningRate?: number;
+}
+
 /** Everything about the run's history that the summary needs; checkpointed so a resumed summary is whole. */
 export interface Progress {
-  lossCurve: { step: number; loss: number }[];
+  lossCurve: CurvePoint[];
   curveStride: number;
   lastLoss: number | null;
   validations: ValidationResult[];
@@ -180,10 +187,10 @@ export function emptyProgress(): Progress {
 }
 
 /** Keeps every stride-th step; when full, drops every other point and doubles the stride. */
-function recordLoss(p: Progress, step: number, loss: number): void {
+function recordLoss(p: Progress, step: number, loss: number, learningRate: number): void {
   p.lastLoss = loss;
   if (step % p.curveStride !== 0) return;
-  p.lossCurve.push({ step, loss });
+  p.lossCurve.push({ step, loss, learningRate });
   if (p.lossCurve.length > MAX_CURVE_POINTS) {
     p.curveStride *= 2;
     p.lossCurve = p.lossCurve.filter((pt) => pt.step % p.curveStride === 0);
@@ -318,14 +325,16 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     progress.depthSum += totals.meanDepth;
     progress.depthCount++;
     progress.lastDepth = totals.meanDepth;
-    recordLoss(progress, step, totals.loss);
+    recordLoss(progress, step, totals.loss, learningRate);
     if (!Number.isFinite(totals.loss)) throw new NonRetryableError(`loss became ${totals.loss} at step ${step} (learning rate ${learningRate}); lower learningRate or enable maxGradNorm`);
 
     tokensSinceEmit += tokensPerStep;
     timeSinceEmit += seconds;
     const now = performance.now();
     if (now - lastEmit >= intervalMs || step === config.maxSteps) {
-      ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm });
+      const ltm = model.memory?.stats();
+      const ltmFill = ltm ? ltm.fill / ltm.capacity : undefined; // share of LTM slots in use
+      ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm, ltmFill });
       lastEmit = now;
       tokensSinceEmit = 0;
       timeSinceEmit = 0;
