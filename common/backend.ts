@@ -39,6 +39,8 @@ function tryRequire(name: string): boolean {
 }
 
 function nativeInfo(): BackendInfo | undefined {
+  // TensorFlow prints INFO lines (oneDNN, CPU features) at every process start; keep its warnings and errors.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     if (tryRequire(pkg)) return { backend: 'tensorflow', device: 'cpu (libtensorflow)', package: pkg };
   }
