@@ -1,8 +1,8 @@
 // Fetches one pinned wheel from PyPI into a cache folder: with pip when it is installed (it honours the
 // user's index, proxy and certificate settings, and its HTTP cache serves a repeated download), otherwise
 // with Node's https from the index's JSON simple API (PEP 691). Either way the file's sha256 is checked
-// against the pinned or the index-published digest before it is used. Only Linux x86-64 wheels are asked for: the C libraries inside
-// do not depend on the Python version, so one CPython tag (3.11) is pinned for every machine.
+// against the pinned or the index-published digest before it is used. Only Linux x86-64 wheels are asked
+// for: the C libraries inside do not depend on the Python version, so one CPython tag (3.11) is pinned.
 'use strict';
 const crypto = require('node:crypto');
 const fs = require('node:fs');
