@@ -79,8 +79,13 @@ async function main(): Promise<void> {
     const config = AgentForgeConfigSchema.parse({});
     const agents = DEFAULT_AGENTS.map((a) => ({ id: a.id, architecture: a.architecture ?? config.agentArchitecture, role: a.role }));
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-agent-'));
+    const cpuBefore = process.cpuUsage();
     const r = await runAgentForgeDirect({ sessionId: 'bench', config, agents, dataDir, log: (l) => console.log(l) });
+    const cpu = process.cpuUsage(cpuBefore);
     defaultRun = {
+      // CPU time of every thread of this process (native TensorFlow runs a thread pool, wasm one thread):
+      // on a busy or fully subscribed worker this, not the wall time, is what a run costs.
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
       note: 'default config, the 3 default agents trained one after another in this process (the workflow trains them in parallel), then the team, then artifacts; greedy evaluation on config.evalEpisodes seeded episodes',
       wallSeconds: r.wallSeconds,
       agents: r.agents.map((a) => ({ agentId: a.label, architecture: a.units[0].architecture, parameterCount: a.units[0].parameterCount, environmentId: a.environmentId, episodes: a.episodesRun, wallSeconds: a.wallSeconds, trained: a.metrics?.trained, random: a.metrics?.random, episodesToThreshold: a.episodesToThreshold })),

@@ -19,11 +19,13 @@ export interface BackendInfo {
 }
 
 /**
- * The backend `auto` tries first per pipeline: the one that trained it faster, measured on the same machine
- * in one session (README "Native TensorFlow"). Cognate's 24M-parameter model is matmul-bound, 3x faster on
- * native than on wasm; Agent Forge's networks are tiny, so native TensorFlow's per-op overhead dominates.
+ * The backend `auto` tries first per pipeline: the one that trains a whole run faster, measured on one
+ * machine in one invocation (README "Native TensorFlow"). Cognate's 24M-parameter model is matmul-bound:
+ * native ~3x wasm. Agent Forge's networks are tiny, and with the policy alone in the loop wasm can be
+ * ahead, but a whole default run (rollouts and PPO updates, bench/agent-backends.ts) took 0.58x the CPU
+ * time and 0.32x the wall time on native. Change an entry when a new measurement says otherwise.
  */
-export const PIPELINE_BACKEND = { cognate: 'tensorflow', agent: 'wasm' } as const satisfies Record<string, BackendPreference>;
+export const PIPELINE_BACKEND = { cognate: 'tensorflow', agent: 'tensorflow' } as const satisfies Record<string, BackendPreference>;
 
 let current: BackendInfo | undefined;
 
@@ -38,6 +40,8 @@ function tryRequire(name: string): boolean {
 }
 
 function nativeInfo(): BackendInfo | undefined {
+  // TensorFlow prints INFO lines (oneDNN, CPU features) at every process start; keep its warnings and errors.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     if (tryRequire(pkg)) return { backend: 'tensorflow', device: 'cpu (libtensorflow)', package: pkg };
   }

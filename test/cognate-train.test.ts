@@ -287,6 +287,9 @@ describe('prepared dataset', () => {
 });
 
 describe('trainer (tiny model, the backend under test)', () => {
+  beforeAll(async () => {
+    await useTestBackend();
+  });
   // Small enough for a couple of seconds per run, but every part is live: ACT, LTM reads and writes
   // (threshold 0 so the bank fills), gradient accumulation, clipping, GrokFast-EMA, warmup + cosine.
   const config = CognateConfigSchema.parse({

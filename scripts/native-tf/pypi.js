@@ -1,8 +1,8 @@
 // Fetches one pinned wheel from PyPI into a cache folder: with pip when it is installed (it honours the
 // user's index, proxy and certificate settings, and its HTTP cache serves a repeated download), otherwise
-// with Node's https from PyPI's JSON API. Either way the file's sha256 is checked against the pinned or the
-// index-published digest before it is used. Only Linux x86-64 wheels are asked for: the C libraries inside
-// do not depend on the Python version, so one CPython tag (3.11) is pinned for every machine.
+// with Node's https from the index's JSON simple API (PEP 691). Either way the file's sha256 is checked
+// against the pinned or the index-published digest before it is used. Only Linux x86-64 wheels are asked
+// for: the C libraries inside do not depend on the Python version, so one CPython tag (3.11) is pinned.
 'use strict';
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -63,12 +63,12 @@ function downloadWithPip(python, name, version, dir) {
   }
 }
 
-function get(url, redirects = 5) {
+function get(url, redirects = 5, headers = {}) {
   return new Promise((resolve, reject) => {
-    const req = https.get(url, { headers: { 'user-agent': 'forge-pipelines-install' }, timeout: 60000 }, (res) => {
+    const req = https.get(url, { headers: { 'user-agent': 'forge-pipelines-install', ...headers }, timeout: 60000 }, (res) => {
       if ([301, 302, 303, 307, 308].includes(res.statusCode) && res.headers.location && redirects > 0) {
         res.resume();
-        resolve(get(new URL(res.headers.location, url).toString(), redirects - 1));
+        resolve(get(new URL(res.headers.location, url).toString(), redirects - 1, headers));
       } else if (res.statusCode !== 200) {
         res.resume();
         reject(new Error(`GET ${url}: HTTP ${res.statusCode}`));
@@ -79,23 +79,28 @@ function get(url, redirects = 5) {
   });
 }
 
-/** Chooses the file pip would choose for our pinned Python tag and platforms, from PyPI's JSON API. */
+/**
+ * Chooses the file pip would choose for our pinned Python tag and platforms from the index's JSON simple API
+ * (PEP 691, what pip itself reads; PIP_INDEX_URL is honoured), and checks the sha256 the index publishes.
+ */
 async function downloadWithHttps(name, version, dir) {
-  const res = await get(`https://pypi.org/pypi/${encodeURIComponent(name)}/${encodeURIComponent(version)}/json`);
+  const index = (process.env.PIP_INDEX_URL || 'https://pypi.org/simple').replace(/\/+$/, '');
+  const project = name.toLowerCase().replace(/[-_.]+/g, '-');
+  const res = await get(`${index}/${project}/`, 5, { accept: 'application/vnd.pypi.simple.v1+json' });
   let body = '';
   for await (const chunk of res) body += chunk;
-  const files = JSON.parse(body).urls || [];
+  const files = (JSON.parse(body).files || []).filter((f) => f.filename.split('-')[1] === version);
   const tag = `cp${PYTHON_VERSION.replace('.', '')}`;
-  const fits = (f) => f.packagetype === 'bdist_wheel' && /x86_64\.whl$/.test(f.filename) && /manylinux/.test(f.filename);
-  const file = files.find((f) => fits(f) && f.filename.includes(`-${tag}-`)) || files.find((f) => fits(f) && /-py3-none-/.test(f.filename));
-  if (!file) throw new Error(`PyPI has no Linux x86-64 wheel of ${name}==${version} for ${tag}`);
+  const fits = (f) => /\.whl$/.test(f.filename) && /manylinux[^-]*x86_64\.whl$/.test(f.filename) && !f.yanked;
+  const file = files.find((f) => fits(f) && f.filename.includes(`-${tag}-${tag}-`)) || files.find((f) => fits(f) && /-py3-none-/.test(f.filename));
+  if (!file) throw new Error(`${index} has no Linux x86-64 wheel of ${name}==${version} for ${tag}`);
   const out = path.join(dir, file.filename);
   const part = `${out}.part`;
   const { pipeline } = require('node:stream/promises');
-  await pipeline(await get(file.url), fs.createWriteStream(part));
-  if (file.digests && file.digests.sha256 && sha256(part) !== file.digests.sha256) {
+  await pipeline(await get(new URL(file.url, `${index}/${project}/`).toString()), fs.createWriteStream(part));
+  if (file.hashes && file.hashes.sha256 && sha256(part) !== file.hashes.sha256) {
     fs.rmSync(part, { force: true });
-    throw new Error(`${file.filename}: sha256 differs from the one PyPI publishes`);
+    throw new Error(`${file.filename}: sha256 differs from the one the index publishes`);
   }
   fs.renameSync(part, out);
 }
