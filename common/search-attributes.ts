@@ -1,7 +1,7 @@
 // The typed search attributes every Forge run carries, so the Web UI and `temporal workflow list --query`
 // can find, filter and sort runs by pipeline, session, phase, progress and latest metric. Pure: the workflows
 // import this file (they upsert the changing ones, sparingly: each upsert is one history event).
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributeUpdatePair } from '@temporalio/common';
 
 export const SA = {
   /** "cognate" or "agent". */
@@ -45,3 +45,25 @@ export const SEARCH_ATTRIBUTES: SearchAttributeDefinition[] = Object.values(SA).
   type: k.type,
   cliType: CLI_TYPE[k.type],
 }));
+
+export interface ProgressAttributes {
+  phase?: string;
+  step?: number;
+  loss?: number | null;
+  successRate?: number | null;
+  backend?: string;
+}
+
+/**
+ * The update pairs for the attributes that change as a run moves (for `upsertSearchAttributes`); fields left
+ * undefined are not touched, and non-finite metrics are skipped (a Double attribute cannot hold NaN).
+ */
+export function progressAttributeUpdates(p: ProgressAttributes): SearchAttributeUpdatePair[] {
+  const out: SearchAttributeUpdatePair[] = [];
+  if (p.phase !== undefined) out.push({ key: SA.phase, value: p.phase });
+  if (p.step !== undefined && Number.isFinite(p.step)) out.push({ key: SA.step, value: Math.round(p.step) });
+  if (typeof p.loss === 'number' && Number.isFinite(p.loss)) out.push({ key: SA.loss, value: p.loss });
+  if (typeof p.successRate === 'number' && Number.isFinite(p.successRate)) out.push({ key: SA.successRate, value: p.successRate });
+  if (p.backend) out.push({ key: SA.backend, value: p.backend });
+  return out;
+}
