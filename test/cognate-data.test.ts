@@ -12,7 +12,7 @@ import { hubCachePath, hubFileUrl, resolveHubEndpoint } from '../activities/cogn
 import { FIXTURES_DIR, HUB_DATASETS } from '../activities/cognate/data/sources';
 import { formatGsm8k, formatHotpotQa, formatSvamp } from '../activities/cognate/data/records';
 import { loadTokenizer, saveTokenizer, trainByteLevelBpe } from '../activities/cognate/data/tokenizer';
-import { runInChild } from '../common/child';
+import { childModulePath, runInChild } from '../common/child';
 import type { PrepareResult } from '../activities/cognate/data/prepare';
 import { startHubServer, type HubServer } from './helpers/hub-server';
 
@@ -332,7 +332,7 @@ describe('process and stop handling', () => {
   test('runs in a child process through common/child', async () => {
     const events: string[] = [];
     const handle = runInChild<PrepareJob, { stage: string }, PrepareResult>(
-      path.join(__dirname, '../activities/cognate/data/child.ts'),
+      childModulePath(path.join(__dirname, '../activities/cognate/data'), 'prepare'),
       { config: config({ datasetMode: 'fixtures' }), dataDir: tempDir('child') },
       (e) => events.push(e.stage),
     );

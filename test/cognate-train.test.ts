@@ -13,7 +13,7 @@ import { Rng } from '../common/rng';
 import { CorruptCheckpointError, listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint } from '../activities/cognate/engine/checkpoint';
 import { DATASET_FORMAT, openDataset, TrainSampler, validationBatches } from '../activities/cognate/engine/data';
 import { train, type TrainEvent, type TrainJob, type TrainSummary } from '../activities/cognate/engine/trainer';
-import { runInChild } from '../common/child';
+import { childModulePath, runInChild } from '../common/child';
 import { CognateConfigSchema } from '../activities/cognate/config';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cognate-train-'));
@@ -404,7 +404,7 @@ describe('trainer (tiny model, the backend under test)', () => {
     const dir = freshDir('child');
     const job: TrainJob = { config: { ...config, maxSteps: 200, saveSteps: 1000, evalSteps: 1000 }, seed: 11, datasetDir: dataDir, checkpointDir: dir, modelName: 'tiny', backend: testBackendChoice(), progressIntervalMs: 0 };
     const events: TrainEvent[] = [];
-    const handle = runInChild<TrainJob, TrainEvent, TrainSummary>(path.join(__dirname, '../activities/cognate/engine/train.child.ts'), job, (e) => {
+    const handle = runInChild<TrainJob, TrainEvent, TrainSummary>(childModulePath(path.join(__dirname, '../activities/cognate/engine'), 'train'), job, (e) => {
       events.push(e);
       if (e.kind === 'step' && e.step === 3) handle.requestStop();
     });
