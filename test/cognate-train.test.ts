@@ -9,7 +9,7 @@ import { initBackend } from '../common/backend';
 import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator } from '../activities/cognate/engine/optim';
 import { learningRateAt } from '../activities/cognate/engine/schedule';
 import { SeededRng } from '../activities/cognate/engine/rng';
-import { CorruptCheckpointError, listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint } from '../activities/cognate/engine/checkpoint';
+import { CorruptCheckpointError, listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint } from '../common/checkpoint';
 import { DATASET_FORMAT, openDataset, TrainSampler, validationBatches } from '../activities/cognate/engine/data';
 import { train, type TrainEvent, type TrainJob, type TrainSummary } from '../activities/cognate/engine/trainer';
 import { runInChild } from '../common/child';

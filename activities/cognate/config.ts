@@ -80,6 +80,13 @@ export const CognateConfigSchema = z.strictObject({
   seqLen: z.number().int().min(8).default(512),
   /** Steps between checkpoints; a crash redoes at most this many. */
   saveSteps: z.number().int().positive().default(100),
+  /**
+   * Longest a training activity runs before it checkpoints and returns; the workflow then continues with a
+   * new one (and with continue-as-new when its history asks for it), so a run's history stays bounded.
+   */
+  trainingChunkSeconds: z.number().int().min(1).max(86_400).default(1800),
+  /** Least time between two progress signals of one model (the `progress` query is this current). */
+  progressIntervalSeconds: z.number().min(0.1).max(3600).default(5),
   /** Checkpoints kept per model. */
   keepCheckpoints: z.number().int().min(1).max(100).default(3),
   /** Steps between validation passes. */

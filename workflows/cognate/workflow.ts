@@ -1,7 +1,11 @@
 // cognatePretrainingWorkflow: validate → prepare datasets → train each model (parallel across Cognate
 // workers) → artifacts. Deterministic and thin: all work happens in activities; progress arrives by signal.
-import { ApplicationFailure, isCancellation, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { createCognateActivities } from '../../activities/cognate';
+// Training runs in chunks (trainModels trains one model for at most trainingChunkSeconds); the run continues
+// as new when its history budget is spent (workflows/shared/rollover.ts), carrying its state in `carried`.
+import { ApplicationFailure, continueAsNew, isCancellation, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { createCognateActivities, TrainedModel } from '../../activities/cognate';
+import type { PrepareResult } from '../../activities/cognate/data';
+import { PATCHES, RunBudget } from '../shared/rollover';
 import { formatZodError } from '../../common/validation';
 import { CognateInputSchema, DEFAULT_MODELS, type CognateInput, type CognateProgress } from '../../activities/cognate/config';
 import { FAILURE_TYPES, NON_RETRYABLE_TYPES } from '../../common/constants';
@@ -18,17 +22,33 @@ const { prepareDatasets, createModelArtifacts } = proxyActivities<Activities>({
 
 // A dead worker is noticed after heartbeatTimeout; the retry resumes from the newest good checkpoint.
 // WAIT_CANCELLATION_COMPLETED lets training write its final checkpoint before the run reports cancelled.
-const { trainModels } = proxyActivities<Activities>({
+const TRAINING_OPTIONS = {
   startToCloseTimeout: '7 days',
   heartbeatTimeout: '60 seconds',
   cancellationType: 'WAIT_CANCELLATION_COMPLETED',
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
-});
+} as const;
+const { trainModels } = proxyActivities<Activities>(TRAINING_OPTIONS);
+/** The same activity with a one-line summary the Web UI shows on the event, so chunks stand out from progress signals. */
+const trainModelsChunk = (summary: string) => proxyActivities<Activities>({ ...TRAINING_OPTIONS, summary }).trainModels;
+
+/** What a run hands to the next one at continue-as-new. */
+export interface CognateCarried {
+  state: CognateProgress;
+  dataset: PrepareResult;
+  /** The latest chunk's result per model. */
+  models: Record<string, TrainedModel>;
+  /** Step of the latest resume after a crash or restart, per model (0: none). */
+  resumedFromStep: Record<string, number>;
+  /** Runs before this one. */
+  runs: number;
+}
 
 const PHASE_START = { datasets: 0, training: 0.1, artifacts: 0.95 } as const;
 
-export async function cognatePretrainingWorkflow(input: CognateInput) {
-  const state: CognateProgress = {
+export async function cognatePretrainingWorkflow(input: CognateInput, carried?: CognateCarried) {
+  const budget = new RunBudget();
+  const state: CognateProgress = carried?.state ?? {
     progress: 0,
     message: 'validating input',
     step: 0,
@@ -40,6 +60,7 @@ export async function cognatePretrainingWorkflow(input: CognateInput) {
   };
   setHandler(cognateProgressQuery, () => state);
   setHandler(modelProgressSignal, (update) => {
+    budget.signals++;
     state.models[update.model] = update;
     if (state.phase !== 'training') return;
     const models = Object.values(state.models);
@@ -70,12 +91,59 @@ export async function cognatePretrainingWorkflow(input: CognateInput) {
   };
 
   try {
-    enter('datasets', `preparing ${config.datasetSources.join(', ')} (${config.datasetMode})`);
-    const dataset = await prepareDatasets({ sessionId, config });
+    let dataset: PrepareResult;
+    if (carried) {
+      dataset = carried.dataset;
+    } else {
+      enter('datasets', `preparing ${config.datasetSources.join(', ')} (${config.datasetMode})`);
+      dataset = await prepareDatasets({ sessionId, config });
+    }
 
-    enter('training', `training ${modelCount} model(s) for ${config.maxSteps} steps`);
-    state.progress = PHASE_START.training;
-    const trained = await Promise.all(models.map((model) => trainModels({ sessionId, config, model, datasetDir: dataset.datasetDir })));
+    let trained: TrainedModel[];
+    if (!patched(PATCHES.chunkedTraining)) {
+      // Histories recorded before chunked training: one activity per model for the whole training.
+      enter('training', `training ${modelCount} model(s) for ${config.maxSteps} steps`);
+      state.progress = PHASE_START.training;
+      trained = await Promise.all(models.map((model) => trainModels({ sessionId, config, model, datasetDir: dataset.datasetDir })));
+    } else {
+      if (carried) setCurrentDetails(`**Cognate pretraining** session ${sessionId} · phase **training** · continued (run ${carried.runs + 1})`);
+      else {
+        enter('training', `training ${modelCount} model(s) for ${config.maxSteps} steps`);
+        state.progress = PHASE_START.training;
+      }
+      const latest: Record<string, TrainedModel> = { ...carried?.models };
+      const resumedFromStep: Record<string, number> = { ...carried?.resumedFromStep };
+      const done = (name: string) => (latest[name]?.finalStep ?? 0) >= config.maxSteps;
+      budget.watch();
+      await Promise.all(
+        models.map(async (model) => {
+          // The first chunk of a continued run takes whatever checkpoint is newest as the continuation (a chunk
+          // cancelled for the roll-over wrote it); a fresh run expects none, so one found there is a resume.
+          let from: number | null = carried ? null : 0;
+          while (!done(model.name)) {
+            const chunk = await budget.chunk(() =>
+              trainModelsChunk(`${model.name}: from step ${from ?? latest[model.name]?.finalStep ?? 0} (≤ ${config.trainingChunkSeconds} s)`)({
+                sessionId,
+                config,
+                model,
+                datasetDir: dataset.datasetDir,
+                chunkSeconds: config.trainingChunkSeconds,
+                fromStep: from,
+                maxSignals: budget.signalShare(modelCount),
+              }),
+            );
+            if (!chunk) return;
+            from = chunk.finalStep;
+            latest[model.name] = chunk;
+            resumedFromStep[model.name] = Math.max(resumedFromStep[model.name] ?? 0, chunk.resumedFromStep);
+          }
+        }),
+      );
+      if (!models.every((m) => done(m.name))) {
+        return await continueAsNew<typeof cognatePretrainingWorkflow>(input, { state, dataset, models: latest, resumedFromStep, runs: (carried?.runs ?? 0) + 1 });
+      }
+      trained = models.map((m) => ({ ...latest[m.name], resumedFromStep: resumedFromStep[m.name] ?? 0 }));
+    }
 
     enter('artifacts', 'exporting models');
     state.progress = PHASE_START.artifacts;

@@ -56,6 +56,17 @@ export interface TrainJob {
   checkpointDir: string;
   /** Override of the PPO constants (tests). */
   ppo?: Partial<PpoHyperparameters>;
+  /**
+   * Train for at most this long, then checkpoint and return with complete=false (the workflow calls again
+   * and training continues from that checkpoint). Unset: train to the end.
+   */
+  chunkSeconds?: number;
+  /**
+   * Where the caller expects training to continue from (the previous chunk's last episode; null: from any
+   * checkpoint) and the activity attempt: loading a checkpoint elsewhere, or on a retry, is a resume
+   * (recorded); a planned continuation is not.
+   */
+  continuation?: { fromEpisode: number | null; attempt: number };
 }
 
 export interface TrainProgress {
@@ -70,7 +81,7 @@ export interface TrainProgress {
   resumedFromEpisode: number;
 }
 
-export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string };
+export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string } | { type: 'warning'; message: string };
 
 export interface TrainResult {
   label: string;
@@ -84,6 +95,8 @@ export interface TrainResult {
   episodesToThreshold: number | null;
   wallSeconds: number;
   stopped: boolean;
+  /** Training reached its end (metrics evaluated); false after a stop request or the end of a chunk. */
+  complete: boolean;
   finalVariant: EnvVariant;
 }
 
@@ -221,7 +234,11 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
 
   let state: TrainerState;
   let checkpointPath = '';
-  const latest = readLatestCheckpoint(job.checkpointDir);
+  const latest = readLatestCheckpoint(job.checkpointDir, (message) => {
+    console.warn(`[agent ${job.label}] ${message}`);
+    ctx.emit({ type: 'warning', message });
+  });
+  const continuing = latest !== null && job.continuation !== undefined && job.continuation.attempt === 1 && (job.continuation.fromEpisode === null || latest.meta.trainer.episode === job.continuation.fromEpisode);
   if (latest) {
     if (latest.meta.fingerprint !== fingerprint) {
       throw new NonRetryableError(
@@ -230,7 +247,7 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     }
     units.forEach((u) => restoreUnit(latest, u.meta.id, u.net, u.optimizer));
     state = latest.meta.trainer;
-    state.resumes.push({ fromEpisode: state.episode, at: new Date().toISOString() });
+    if (!continuing) state.resumes.push({ fromEpisode: state.episode, at: new Date().toISOString() });
     checkpointPath = latest.path;
   } else {
     state = fresh();
@@ -239,7 +256,8 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
       restoreUnit(readCheckpoint(u.initFrom.checkpointPath), u.initFrom.unitId, units[i].net);
     }
   }
-  const resumedFromEpisode = latest ? state.episode : 0;
+  const resumedFromEpisode = latest && !continuing ? state.episode : 0;
+  let savedEpisode = latest ? state.episode : -1;
   const rng = Rng.fromState(state.rng);
   const controllers: Controller[] = units.map((u) => ({ net: u.net, slots: u.meta.slots }));
   const shaping = modeShaping(mode);
@@ -247,14 +265,21 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
   const save = (): string => {
     state.rng = rng.state();
     checkpointPath = saveCheckpoint(job.checkpointDir, { kind: job.kind, fingerprint, environmentId: job.env.id, trainer: state }, units);
+    savedEpisode = state.episode;
     ctx.emit({ type: 'checkpoint', episode: state.episode, path: checkpointPath });
     return checkpointPath;
   };
 
   let stopped = false;
+  let chunkEnded = false;
+  const chunkDeadline = job.chunkSeconds !== undefined ? started + job.chunkSeconds * 1000 : Infinity;
   while (!state.finished && state.episode < config.maxEpisodes) {
     if (ctx.stopRequested()) {
       stopped = true;
+      break;
+    }
+    if (Date.now() >= chunkDeadline) {
+      chunkEnded = true;
       break;
     }
     const copies = Math.min(config.batchSize, config.maxEpisodes - state.episode);
@@ -297,12 +322,13 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     // Let the event loop run so a stop request (IPC message) can arrive between updates.
     await new Promise((resolve) => setImmediate(resolve));
   }
-  if (!stopped) state.finished = true;
-  if (state.episode !== latestSavedEpisode(checkpointPath) || state.finished) save();
+  const complete = !stopped && !chunkEnded;
+  if (complete) state.finished = true;
+  if (state.episode !== savedEpisode || complete) save();
 
   let metrics: TrainResult['metrics'] = null;
   const finalVariant = teamVariant ?? (job.kind === 'agent' ? evaluationVariant(probe, mode) : variantNow());
-  if (!stopped) {
+  if (complete) {
     const evalSeed = hashSeed(config.seed, 0xe1a1);
     metrics = {
       trained: evaluate(job.env, finalVariant, controllers, config.evalEpisodes, evalSeed),
@@ -320,6 +346,7 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     episodesToThreshold: state.episodesToThreshold,
     wallSeconds: (Date.now() - started) / 1000,
     stopped,
+    complete,
     finalVariant,
   };
   for (const u of units) {
@@ -328,11 +355,6 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
   }
   void tf;
   return result;
-}
-
-function latestSavedEpisode(checkpointPath: string): number {
-  const m = /ep-(\d{8})$/.exec(checkpointPath);
-  return m ? Number(m[1]) : -1;
 }
 
 /** One agent alone in its assigned environment, playing every slot. */

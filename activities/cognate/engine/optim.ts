@@ -1,7 +1,7 @@
 // AdamW (Loshchilov & Hutter 2019) written with tf ops so the moments are ours to checkpoint, plus the
 // gradient plumbing around it: accumulation over micro-batches and global-norm clipping.
 import * as tf from '@tensorflow/tfjs-core';
-import { fromTensorState, toTensorState, type TensorState } from './checkpoint';
+import { fromTensorState, toTensorState, type TensorState } from '../../../common/checkpoint';
 
 export interface NamedVariable {
   name: string;

@@ -2,11 +2,14 @@
 // open data → build model/optimizer/filter → resume → for each step: micro-batches → clip → GrokFast →
 // AdamW → LTM write → events, validation, checkpoints → summary.
 // Same seed, same backend ⇒ same losses, also across a stop and resume (everything that evolves is checkpointed).
+// A stop request is honoured at the next micro-batch boundary: the unfinished step is dropped (its data
+// position rewound) and the state after the last whole step is checkpointed, so a resume redoes at most
+// that one step. `chunkSeconds` ends a call after a time budget the same way, at a step boundary.
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice, type BackendInfo } from '../../../common/backend';
 import { NonRetryableError, type ChildContext } from '../../../common/child';
 import { ModelConfigSchema, type CognateConfig, type ModelConfig, type OptimConfig } from '../config';
-import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from './checkpoint';
+import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from '../../../common/checkpoint';
 import { openDataset, TrainSampler, validationBatches, type SamplerState, type TokenBatch } from './data';
 import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast';
 import { crossEntropyPerRow } from './layers';
@@ -26,12 +29,21 @@ export interface TrainJob {
   backend?: BackendChoice;
   /** Least time between two step events (the last step is always reported). Default 1 s. */
   progressIntervalMs?: number;
+  /** Train at most this long, then checkpoint and return (finalStep < maxSteps, stopped false). Unset: to the end. */
+  chunkSeconds?: number;
+  /**
+   * Where the caller expects training to continue (the previous chunk's last step; null: from any checkpoint)
+   * and the activity attempt: a checkpoint there on a first attempt is a planned continuation, anything else a resume.
+   */
+  continuation?: { fromStep: number | null; attempt: number };
 }
 
 export type TrainEvent =
   | { kind: 'started'; model: string; totalSteps: number; parameters: number; backend: string; device: string }
   | { kind: 'resumed'; fromStep: number; path: string }
-  | { kind: 'step'; step: number; totalSteps: number; loss: number; ce: number; ponderCost: number; meanDepth: number; learningRate: number; tokensPerSecond: number; gradNorm: number }
+  | { kind: 'continued'; fromStep: number; path: string }
+  | { kind: 'step'; step: number; totalSteps: number; loss: number; ce: number; ponderCost: number; meanDepth: number; learningRate: number; tokensPerSecond: number; gradNorm: number; microBatchSeconds: number }
+  | { kind: 'stopping'; step: number; abandonedMicroBatches: number }
   | ({ kind: 'validation' } & ValidationResult)
   | { kind: 'checkpoint'; step: number; path: string; bytes: number; seconds: number }
   | { kind: 'warning'; message: string };
@@ -219,11 +231,16 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     const s = saved.state;
     checkResumable(s, job, modelConfig, warn, backend);
     restoreTrainingState(s, { model, optimizer, grokfast, sampler, progress });
-    progress.resumes++;
     step = s.step;
-    resumedFromStep = step;
     lastCheckpoint = { step, path: saved.path };
-    ctx.emit({ kind: 'resumed', fromStep: step, path: saved.path });
+    const planned = job.continuation !== undefined && job.continuation.attempt === 1 && (job.continuation.fromStep === null || job.continuation.fromStep === step);
+    if (planned) {
+      ctx.emit({ kind: 'continued', fromStep: step, path: saved.path });
+    } else {
+      progress.resumes++;
+      resumedFromStep = step;
+      ctx.emit({ kind: 'resumed', fromStep: step, path: saved.path });
+    }
   }
 
   const save = (): void => {
@@ -250,6 +267,8 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   let trainSeconds = 0;
   let trainTokens = 0;
   let stopped = false;
+  let microBatchSeconds = 0;
+  const chunkDeadline = job.chunkSeconds !== undefined ? started + job.chunkSeconds * 1000 : Infinity;
   const varNames = model.params.map((p) => p.variable.name);
 
   while (step < config.maxSteps) {
@@ -259,17 +278,41 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     }
     const stepStarted = performance.now();
     const learningRate = learningRateAt(step, config, config.maxSteps);
+    // What a step's micro-batches change before the update: the data position and the LTM's read clock.
+    const canAbandon = config.gradientAccumulationSteps > 1;
+    const samplerAtStepStart = sampler.state();
+    const memoryAtStepStart = canAbandon && model.memory ? model.memory.state() : null;
 
     // Forward/backward over micro-batches; the step sees their mean gradient (one large batch).
     const accumulator = new GradientAccumulator();
     const memoryInputs: { hidden: tf.Tensor3D; tokenLosses: tf.Tensor2D }[] = [];
     const totals = { loss: 0, ce: 0, ponderCost: 0, meanDepth: 0 };
+    let abandoned = false;
     for (let micro = 0; micro < config.gradientAccumulationSteps; micro++) {
+      const microStarted = performance.now();
       const batch = sampler.nextBatch();
       const { grads, scalars } = microStep(model, batch, varNames, memoryInputs);
       accumulator.add(grads);
       tf.dispose(grads);
       for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += scalars[k] / config.gradientAccumulationSteps;
+      microBatchSeconds = (performance.now() - microStarted) / 1000;
+      if (micro < config.gradientAccumulationSteps - 1) {
+        await new Promise((resolve) => setImmediate(resolve)); // let a stop message in between micro-batches
+        if (ctx.stopRequested()) {
+          // Drop the unfinished step: nothing of it reached the weights, optimizer, filter or LTM yet.
+          tf.dispose(accumulator.takeMean());
+          for (const m of memoryInputs) tf.dispose([m.hidden, m.tokenLosses]);
+          sampler.load(samplerAtStepStart);
+          if (memoryAtStepStart && model.memory) model.memory.load(memoryAtStepStart);
+          ctx.emit({ kind: 'stopping', step, abandonedMicroBatches: micro + 1 });
+          abandoned = true;
+          break;
+        }
+      }
+    }
+    if (abandoned) {
+      stopped = true;
+      break;
     }
     const meanGrads = accumulator.takeMean();
     // Clip the raw gradient before GrokFast: a spike from one bad batch would otherwise live on in the EMA for ~1/(1-alpha) steps.
@@ -300,7 +343,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     timeSinceEmit += seconds;
     const now = performance.now();
     if (now - lastEmit >= intervalMs || step === config.maxSteps) {
-      ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm });
+      ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm, microBatchSeconds });
       lastEmit = now;
       tokensSinceEmit = 0;
       timeSinceEmit = 0;
@@ -309,9 +352,10 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     if (step % config.evalSteps === 0 || step === config.maxSteps) validate();
     if (step % config.saveSteps === 0 || step === config.maxSteps) save();
     await new Promise((resolve) => setImmediate(resolve)); // let a stop message in
+    if (performance.now() >= chunkDeadline && step < config.maxSteps) break; // the chunk's time is up
   }
 
-  if (stopped && lastCheckpoint?.step !== step) save();
+  if (lastCheckpoint?.step !== step) save(); // stopped, or the end of a chunk
   const lastValidation = progress.validations.at(-1) ?? null;
   const summary: TrainSummary = {
     modelName: job.modelName,
