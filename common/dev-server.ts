@@ -15,6 +15,8 @@ export interface DevServerOptions {
   namespace?: string;
   /** Where the server's own log goes. */
   logFile?: string;
+  /** Dynamic config overrides (`--dynamic-config-value KEY=VALUE`), e.g. lowered history limits in tests. */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 export interface DevServer {
@@ -75,6 +77,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     '--ui-port', String(uiPort),
     '--namespace', opts.namespace ?? 'default',
     '--log-level', 'warn',
+    ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
   ];
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const child = spawn(temporalBinary(), args, { stdio: ['ignore', out, out] });

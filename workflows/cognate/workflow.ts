@@ -20,11 +20,12 @@ const { prepareDatasets, createModelArtifacts } = proxyActivities<Activities>({
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
 
-// A dead worker is noticed after heartbeatTimeout; the retry resumes from the newest good checkpoint.
+// A dead worker is noticed after heartbeatTimeout (heartbeats come from the worker's event loop every 2 s,
+// whatever the step time: compute runs in a child process); the retry resumes from the newest good checkpoint.
 // WAIT_CANCELLATION_COMPLETED lets training write its final checkpoint before the run reports cancelled.
 const TRAINING_OPTIONS = {
   startToCloseTimeout: '7 days',
-  heartbeatTimeout: '60 seconds',
+  heartbeatTimeout: '30 seconds',
   cancellationType: 'WAIT_CANCELLATION_COMPLETED',
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 } as const;

@@ -1,0 +1,174 @@
+// Runs of any length against a dev server whose history limits are lowered far below a run's needs: training
+// in chunks with continue-as-new keeps every run's history under the limits, while the `progress` query
+// answers throughout and the final result and artifacts are whole. The Cognate run is also the SIGKILL drill:
+// its worker is killed at seeded random moments, several times, and the losses still equal an uninterrupted
+// run's; the agent run's worker is killed once mid-training and training resumes from a checkpoint.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { freePort, startDevServer, type DevServer } from '../common/dev-server';
+import { startRun } from '../client/runs';
+import { TINY_COGNATE } from '../client/presets';
+import type { CognateProgress } from '../activities/cognate/config';
+import type { AgentForgeProgress } from '../activities/agent/config';
+import { SeededRng } from '../activities/cognate/engine/rng';
+import { train, type TrainEvent } from '../activities/cognate/engine/trainer';
+import { CognateConfigSchema } from '../activities/cognate/config';
+import { killAndWait, spawnWorker, waitFor } from './helpers/temporal';
+
+jest.setTimeout(20 * 60_000);
+
+// A run that goes past 150 events or 40 signals is terminated (the defaults are 51,200 and 10,000); the
+// server suggests continue-as-new at 60 events. A single-run design needs several times that (asserted below).
+const LIMITS = { 'limit.historyCount.error': 150, 'limit.historyCount.suggestContinueAsNew': 60, 'history.maximumSignalsPerExecution': 40 };
+
+let server: DevServer;
+let client: Client;
+let root: string;
+const env = () => ({ TEMPORAL_ADDRESS: server.address, FORGE_DATA_DIR: path.join(root, 'data'), FORGE_TF_BACKEND: 'wasm' });
+
+beforeAll(async () => {
+  root = fs.mkdtempSync(path.join(process.env.FORGE_TEST_ROOT!, 'limits-'));
+  server = await startDevServer({ dbFile: path.join(root, 'temporal.db'), port: await freePort(), uiPort: await freePort(), logFile: path.join(root, 'temporal.log'), dynamicConfig: LIMITS });
+  client = new Client({ connection: await Connection.connect({ address: server.address }) });
+});
+afterAll(async () => {
+  await client?.connection.close();
+  await server?.stop();
+});
+
+/** Every run of the workflow id (the continue-as-new chain), oldest first, with its history. */
+async function chain(workflowId: string) {
+  const runs: { runId: string; status: string; events: number; signals: number; history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> }[] = [];
+  for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+    const history = await client.workflow.getHandle(workflowId, wf.runId).fetchHistory();
+    const events = history.events ?? [];
+    runs.push({ runId: wf.runId, status: wf.status.name, events: events.length, signals: events.filter((e) => e.workflowExecutionSignaledEventAttributes).length, history });
+  }
+  return runs.reverse();
+}
+
+/** Poll the progress query until `done`; every answer is recorded, every failure counted. */
+function pollProgress<P>(handle: WorkflowHandle, intervalMs = 500) {
+  const answers: P[] = [];
+  let failures = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        answers.push(await handle.query<P>('progress'));
+      } catch {
+        failures++;
+      }
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  })();
+  return { answers, failures: () => failures, stop: async () => ((stopped = true), await loop) };
+}
+
+function trainingLog(session: string, model: string): Record<string, unknown>[] {
+  const file = path.join(root, 'data', 'checkpoints', 'cognate', session, model, 'training_log.jsonl');
+  return fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+test('Cognate: chunks + continue-as-new finish under lowered limits; query answers throughout; SIGKILLs at seeded random moments; losses equal an uninterrupted run', async () => {
+  const config = { ...TINY_COGNATE, maxSteps: 90, saveSteps: 5, evalSteps: 30, seed: 3, trainingChunkSeconds: 4, progressIntervalSeconds: 0.5 };
+  const session = `limits-cog-${Date.now().toString(36)}`;
+  let worker = spawnWorker('cognate', env());
+  const started = await startRun(client, 'cognate', { sessionId: session, config, models: [{ name: 'm1' }] });
+  const poll = pollProgress<CognateProgress>(started.handle);
+  const rng = new SeededRng(20261129);
+  const kills: number[] = [];
+  try {
+    await waitFor('training to start', async () => ((await started.handle.query<CognateProgress>('progress')).models.m1?.step ?? 0) > 0, 10 * 60_000, 300);
+    // Three kills, each at a seeded random moment 2–8 s after training has visibly moved on.
+    for (let k = 0; k < 3; k++) {
+      const before = (await started.handle.query<CognateProgress>('progress')).models.m1?.step ?? 0;
+      await waitFor('training to advance', async () => ((await started.handle.query<CognateProgress>('progress')).models.m1?.step ?? 0) > before, 5 * 60_000, 300);
+      await new Promise((r) => setTimeout(r, 2000 + rng.int(6000)));
+      if ((await started.handle.query<CognateProgress>('progress')).phase !== 'training') break;
+      await killAndWait(worker.proc, 'SIGKILL');
+      kills.push((await started.handle.query<CognateProgress>('progress')).models.m1?.step ?? 0);
+      worker = spawnWorker('cognate', env());
+    }
+    const result = await started.handle.result();
+    await poll.stop();
+
+    expect(kills.length).toBeGreaterThanOrEqual(2);
+    expect(result.status).toBe('completed');
+    expect(result.models[0].finalStep).toBe(config.maxSteps);
+    for (const f of result.artifacts.files) expect(fs.existsSync(f.path)).toBe(true);
+    expect(result.artifacts.files.map((f: { path: string }) => path.basename(f.path))).toContain('model.safetensors');
+
+    // The query answered throughout, with today's fields, and never went backwards.
+    expect(poll.failures()).toBe(0);
+    expect(poll.answers.length).toBeGreaterThan(20);
+    const fields = Object.keys(poll.answers[0]).sort();
+    expect(fields).toEqual(['learningRate', 'loss', 'message', 'models', 'phase', 'progress', 'step', 'totalSteps']);
+    for (const a of poll.answers) expect(Object.keys(a).sort()).toEqual(fields);
+    const steps = poll.answers.filter((a) => a.phase === 'training').map((a) => a.models.m1?.step ?? 0);
+    expect(Math.max(...steps)).toBeGreaterThan(0);
+
+    // Several runs, each under the limits; together more than one run could have held.
+    const runs = await chain(started.workflowId);
+    expect(runs.length).toBeGreaterThanOrEqual(3);
+    for (const r of runs.slice(0, -1)) expect(r.status).toBe('CONTINUED_AS_NEW');
+    for (const r of runs) expect(r.events).toBeLessThan(LIMITS['limit.historyCount.error']);
+    expect(runs.reduce((n, r) => n + r.events, 0)).toBeGreaterThan(LIMITS['limit.historyCount.error']);
+    // Every run's history replays against today's workflow code.
+    for (const r of runs) await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/cognate') }, r.history, started.workflowId);
+
+    // The resumes after the kills were recorded, and every step's loss equals an uninterrupted run's.
+    const log = trainingLog(session, 'm1');
+    expect(log.filter((e) => e.kind === 'resumed').length).toBeGreaterThanOrEqual(1);
+    const reference = new Map<number, number>();
+    const refConfig = CognateConfigSchema.parse(config);
+    await train(
+      { config: refConfig, seed: refConfig.seed, datasetDir: result.dataset.datasetDir, checkpointDir: path.join(root, 'ref-ckpt'), modelName: 'm1', backend: 'wasm', progressIntervalMs: 0 },
+      { emit: (e: TrainEvent) => e.kind === 'step' && reference.set(e.step, e.loss), stopRequested: () => false },
+    );
+    const logged = log.filter((e) => e.kind === 'step');
+    expect(logged.length).toBeGreaterThan(10);
+    for (const e of logged) expect(e.loss).toBe(reference.get(e.step as number));
+    expect(result.models[0].finalLoss).toBe(reference.get(config.maxSteps));
+  } finally {
+    await poll.stop();
+    await killAndWait(worker.proc, 'SIGTERM');
+  }
+});
+
+test('Agent Forge: chunks + continue-as-new finish under lowered limits; the query answers throughout; a SIGKILL resumes from a checkpoint', async () => {
+  const config = { maxEpisodes: 480, batchSize: 8, hiddenSize: 32, numLayers: 2, evalEpisodes: 16, checkpointEvery: 16, trainingChunkSeconds: 3, progressIntervalSeconds: 0.5 };
+  const session = `limits-agent-${Date.now().toString(36)}`;
+  let worker = spawnWorker('agent', env());
+  const started = await startRun(client, 'agent', { sessionId: session, config, agents: [{ id: 'a1', architecture: 'reactive_agent' }, { id: 'a2', architecture: 'reactive_agent' }] });
+  const poll = pollProgress<AgentForgeProgress>(started.handle);
+  try {
+    await waitFor('agents past their first checkpoint', async () => Math.min(...['a1', 'a2'].map((id) => (poll.answers.at(-1)?.agents[id]?.episode ?? 0))) >= 48, 10 * 60_000, 300);
+    await killAndWait(worker.proc, 'SIGKILL');
+    worker = spawnWorker('agent', env());
+    const result = await started.handle.result();
+    await poll.stop();
+
+    expect(result.status).toBe('completed');
+    expect(result.agents.map((a: { episodesRun: number }) => a.episodesRun)).toEqual([480, 480]);
+    expect(Math.max(...result.agents.map((a: { resumedFromEpisode: number }) => a.resumedFromEpisode))).toBeGreaterThan(0);
+    expect(result.coordination.episodesRun).toBe(480);
+    for (const f of result.artifacts.files) expect(fs.statSync(f.path).size).toBe(f.bytes);
+
+    expect(poll.failures()).toBe(0);
+    const fields = ['agents', 'coordinationScore', 'episode', 'message', 'phase', 'progress', 'reward', 'successRate', 'totalEpisodes'];
+    for (const a of poll.answers) expect(Object.keys(a).sort()).toEqual(fields);
+    expect(poll.answers.some((a) => a.phase === 'coordination')).toBe(true);
+
+    const runs = await chain(started.workflowId);
+    expect(runs.length).toBeGreaterThanOrEqual(3);
+    for (const r of runs) expect(r.events).toBeLessThan(LIMITS['limit.historyCount.error']);
+    expect(runs.reduce((n, r) => n + r.events, 0)).toBeGreaterThan(LIMITS['limit.historyCount.error']);
+    for (const r of runs) await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/agent') }, r.history, started.workflowId);
+  } finally {
+    await poll.stop();
+    await killAndWait(worker.proc, 'SIGTERM');
+  }
+});
