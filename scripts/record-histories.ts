@@ -1,9 +1,11 @@
-// Records the histories of short real runs of both workflows as JSON (the format `temporal workflow show
-// -o json` writes), for the replay tests in test/replay.test.ts. Run it from a checkout of the release
+// Records the histories of short real runs of both workflows, for the replay tests in test/replay.test.ts:
+// <pipeline>-<commit>.binpb (the History protobuf, what the replay reads) and .json (the format `temporal
+// workflow show -o json` writes, for reading). Run it from a checkout of the release
 // whose workflow code the histories must represent (the previous release), before changing workflow code:
 //   npx tsx scripts/record-histories.ts <outDir>
 // It starts its own dev server and workers on free ports, in a throw-away directory.
 import { execFileSync } from 'node:child_process';
+import { temporal } from '@temporalio/proto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,9 +38,10 @@ async function main(): Promise<void> {
     for (const r of runs) {
       await r.handle.result();
       const json = execFileSync(temporalBinary(), ['workflow', 'show', '--workflow-id', r.workflowId, '--output', 'json', '--address', server.address], { maxBuffer: 64 << 20 });
-      const file = path.join(outDir, `${r.pipeline}-${commit}.json`);
-      fs.writeFileSync(file, json);
-      console.log(`recorded ${r.workflowId} → ${file}`);
+      const file = path.join(outDir, `${r.pipeline}-${commit}`);
+      fs.writeFileSync(`${file}.json`, json);
+      fs.writeFileSync(`${file}.binpb`, temporal.api.history.v1.History.encode(await r.handle.fetchHistory()).finish());
+      console.log(`recorded ${r.workflowId} → ${file}.binpb, .json`);
     }
   } finally {
     for (const w of workers) w.worker.shutdown();
