@@ -161,6 +161,27 @@ describe('a full data disk mid-checkpoint (a real 1 MiB tmpfs)', () => {
   });
 });
 
+describe('a write failing half-way (ENOSPC injected at the write layer; runs everywhere, also without root)', () => {
+  test('the error names ENOSPC; the temp file is removed; the previous checkpoint stays the newest and loads', () => {
+    const dir = path.join(tmp, 'injected');
+    saveCheckpoint(dir, 1, { w: new Float32Array(1000).fill(1) }, 3);
+    const realWrite = fs.writeSync;
+    let calls = 0;
+    const spy = jest.spyOn(fs, 'writeSync').mockImplementation(((...args: Parameters<typeof fs.writeSync>) => {
+      if (++calls === 3) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+      return (realWrite as (...a: unknown[]) => number)(...args);
+    }) as typeof fs.writeSync);
+    try {
+      expect(() => saveCheckpoint(dir, 2, { w: new Float32Array(1000).fill(2) }, 3)).toThrow(/ENOSPC.*nothing was published, the previous checkpoint step-00000001\.ckpt is intact/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(calls).toBeGreaterThanOrEqual(3);
+    expect(fs.readdirSync(dir)).toEqual(['step-00000001.ckpt']);
+    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([1]);
+  });
+});
+
 describe('stop during a slow optimizer step', () => {
   // 24 micro-batches per optimizer step: a step is many times one micro-batch, like the default config's
   // 4 × 2 × 512 tokens on a slow backend. A stop must not wait for the step to end.
