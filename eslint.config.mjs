@@ -37,7 +37,7 @@ export default tseslint.config(
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must stay deterministic: no Node built-ins.' })),
           patterns: [
             { regex: '^(\\.\\./)+activities/(agent|cognate)(/(activities|index))?$', allowTypeImports: true, message: 'Workflows import only activity *types*.' },
-            { regex: '^(\\.\\./)+activities/.+/engine/', message: 'Workflows never import engine code.' },
+            { regex: '^(\\.\\./)+activities/.+/engine/', allowTypeImports: true, message: 'Workflows import only types from engine code.' },
           ],
         },
       ],

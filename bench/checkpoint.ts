@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend } from '../common/backend';
 import { loadEnv } from '../common/env';
-import { readCheckpoint, saveCheckpoint } from '../activities/cognate/engine/checkpoint';
+import { readCheckpoint, saveCheckpoint } from '../common/checkpoint';
 import { TrainSampler } from '../activities/cognate/engine/data';
 import { CognateModel } from '../activities/cognate/engine/model';
 import { globalNorm } from '../common/optim';

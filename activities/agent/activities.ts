@@ -1,86 +1,67 @@
-// Agent Forge activities. Heavy work runs in a child process (child.ts); the activity heartbeats
-// { episode, checkpointPath }, forwards progress to the workflow as a rate-limited signal, asks the child
-// to checkpoint and stop on cancellation, and resumes from the last checkpoint on a retry.
-import fs from 'node:fs';
+// Agent Forge activities: Temporal wiring only. The pipeline's steps are engine functions
+// (engine/pipeline.ts, also run without Temporal by engine/run.ts); compute runs in a child process under
+// the shared supervision layer (common/supervise.ts: heartbeats, throttled progress signals within a
+// budget, cancellation that checkpoints). Engine errors marked NonRetryableError become non-retryable
+// InvalidConfig failures. Each training activity trains ONE unit (an agent, or the team) for at most
+// `chunkSeconds`, checkpoints and returns; the workflow calls it again until training is complete.
 import path from 'node:path';
-import { CancelledFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { childModulePath } from '../../common/child';
-import { superviseChild, throttledSignal } from '../../common/supervise';
+import { childModulePath, NonRetryableError } from '../../common/child';
+import { superviseCompute } from '../../common/supervise';
 import { writeJsonAtomic } from '../../common/export/files';
-import { checkpointDir, sessionDir } from '../../common/paths';
 import { FAILURE_TYPES } from '../../common/constants';
+import { formatZodError } from '../../common/validation';
 import { createAgentInitFromActivities } from './check-init-from';
 import type { AgentParentRef } from './engine/init-from';
-import { formatZodError } from '../../common/validation';
-import { AGENT_PROGRESS_SIGNAL, type AgentProgressUpdate } from './config';
-import { AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig, type AgentSpec } from './config';
 import { agentTelemetry } from './telemetry';
-import type { ArtifactAgentInput, ArtifactFile, ArtifactJob } from './engine/artifacts';
+import { AGENT_PROGRESS_SIGNAL, AgentForgeConfigSchema, type AgentForgeConfig, type AgentProgressUpdate, type AgentSpec } from './config';
+import type { ArtifactFile } from './engine/artifacts';
 import type { ChildJob, ChildResult } from './engine/train.child';
-import { ACTION_COUNT, OBS_SIZE, createEnv, envSettingsFromPlan, planEnvironments, type EnvironmentPlan } from './engine/envs';
-import { Rng, hashSeed } from '../../common/rng';
-import { agentJob, evaluationVariant, teamJob, type EvalMetrics, type TrainEvent, type TrainJob, type TrainResult } from './engine/train';
+import type { TrainEvent, TrainJob, TrainResult } from './engine/train';
+import {
+  agentTrainingJob,
+  agentTrainingSummary,
+  artifactJob,
+  coordinationSummary,
+  planFile,
+  prepareEnvironments,
+  readPlan,
+  resolveAgent,
+  teamTrainingJob,
+  trainingChunk,
+  type AgentTrainingSummary,
+  type CoordinationSummary,
+  type PreparedEnvironments,
+  type TrainingChunk,
+} from './engine/pipeline';
 
-export { runTraining, agentJob, teamJob, evaluate, NULL_CONTEXT } from './engine/train';
-export type { EvalMetrics, TrainJob, TrainResult, TrainEvent, TrainContext } from './engine/train';
-export { planEnvironments, createEnv } from './engine/envs';
-export type { EnvironmentPlan } from './engine/envs';
-export { writeAgentArtifacts } from './engine/artifacts';
-export { createPolicy, parameterCount } from './engine/policies';
+export type { AgentTrainingSummary, CoordinationSummary, EnvironmentSummary, ResolvedAgent, TrainingChunk } from './engine/pipeline';
 
 const CHILD_MODULE = childModulePath(path.join(__dirname, 'engine'), 'train');
 const HEARTBEAT_MS = 2000;
-const SIGNAL_MS = 2000;
 
-export interface ResolvedAgent {
-  id: string;
-  architecture: AgentArchitecture;
-  role?: string;
+/** How one call of a training activity trains: its time budget, where it continues from, its signal share. */
+export interface ChunkInput {
+  /** Train at most this long, then checkpoint and return a TrainingChunk. Unset: train to the end. */
+  chunkSeconds?: number;
+  /**
+   * Episode the previous chunk ended at (a checkpoint elsewhere, or a retry, counts as a resume); null: any
+   * checkpoint is the planned continuation (first chunk after continue-as-new); unset: every checkpoint is a resume.
+   */
+  fromEpisode?: number | null;
+  /** Most progress signals this call may send (its share of the workflow run's budget). */
+  maxSignals?: number;
 }
 
-export interface EnvironmentSummary {
-  id: string;
-  type: 'simulation' | 'interactive';
-  name: string;
-  description: string;
-  observationSize: number;
-  actionCount: number;
-  numAgents: number;
-  successCriterion: string;
-  coordinationScoreDefinition: string;
-}
-
-export interface AgentTrainingSummary {
-  agentId: string;
-  architecture: AgentArchitecture;
-  parameterCount: number;
-  environmentId: string;
-  episodesRun: number;
-  resumedFromEpisode: number;
-  checkpointPath: string;
-  metrics: { trained: EvalMetrics; random: EvalMetrics };
-  episodesToThreshold: number | null;
-  wallSeconds: number;
-}
-
-export interface CoordinationSummary {
-  unit: 'team';
-  environmentId: string;
-  coordinationStrategy: AgentForgeConfig['coordinationStrategy'];
-  /** Environment slots each agent played. */
-  slots: Record<string, number[]>;
-  episodesRun: number;
-  resumedFromEpisode: number;
-  checkpointPath: string;
-  /** Where each agent's weights after coordination are (the team checkpoint holds all of them). */
-  agentCheckpoints: Record<string, string>;
-  /** Team evaluation (greedy) and the uniformly random team on the same seeded episodes. */
-  trained: EvalMetrics;
-  random: EvalMetrics;
-  episodesToThreshold: number | null;
-  wallSeconds: number;
+function engineCall<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof NonRetryableError) throw ApplicationFailure.nonRetryable(e.message, FAILURE_TYPES.invalidConfig);
+    throw e;
+  }
 }
 
 function parseConfig(config: unknown): AgentForgeConfig {
@@ -89,188 +70,84 @@ function parseConfig(config: unknown): AgentForgeConfig {
   return parsed.data;
 }
 
-function readPlan(planPath: string): EnvironmentPlan {
+/** Train `job` (one unit) in the child under the shared supervision layer. */
+async function superviseTraining(deps: { client: Client; dataDir: string }, sessionId: string, job: TrainJob, phase: AgentProgressUpdate['phase'], config: AgentForgeConfig, chunk: ChunkInput): Promise<TrainResult> {
+  const { client } = deps;
+  const ctx = Context.current();
+  // TensorBoard scalars and Prometheus series from the same events (activities/agent/telemetry.ts).
+  const telemetry = agentTelemetry({ dataDir: deps.dataDir, sessionId, unit: job.label, warn: (m) => ctx.log.warn(m) });
+  const prior = ctx.info.heartbeatDetails as { episode?: number; checkpointPath?: string } | undefined;
+  const details = { episode: prior?.episode ?? chunk.fromEpisode ?? 0, checkpointPath: prior?.checkpointPath ?? '' };
+  const update: AgentProgressUpdate = { unit: job.label, phase, episode: details.episode, totalEpisodes: config.maxEpisodes, reward: 0, successRate: 0, coordinationScore: 0, message: `${job.label}: starting`, resumedFromEpisode: 0 };
+  const input: ChildJob = { ...job, chunkSeconds: chunk.chunkSeconds, continuation: chunk.fromEpisode !== undefined ? { fromEpisode: chunk.fromEpisode, attempt: ctx.info.attempt } : undefined };
+  const result = superviseCompute<ChildJob, TrainEvent, ChildResult, AgentProgressUpdate>({
+    client,
+    modulePath: CHILD_MODULE,
+    input,
+    details,
+    heartbeatEveryMs: HEARTBEAT_MS,
+    progress: { signalName: AGENT_PROGRESS_SIGNAL, update, intervalMs: config.progressIntervalSeconds * 1000, maxSignals: chunk.maxSignals, final: (r) => `${job.label}: ${(r as TrainResult).complete ? 'training finished' : `checkpointed at episode ${(r as TrainResult).episodesRun}`}` },
+    onEvent: (event) => {
+      telemetry.onEvent(event);
+      if (event.type === 'checkpoint') {
+        details.checkpointPath = event.path;
+        details.episode = event.episode;
+        return;
+      }
+      if (event.type === 'warning') {
+        ctx.log.warn(event.message);
+        return;
+      }
+      const p = event.progress;
+      details.episode = p.episode;
+      Object.assign(update, { episode: p.episode, totalEpisodes: p.totalEpisodes, reward: p.reward, successRate: p.successRate, coordinationScore: p.coordinationScore, message: p.message, resumedFromEpisode: p.resumedFromEpisode });
+      return 'signal';
+    },
+  }) as Promise<TrainResult>;
   try {
-    return JSON.parse(fs.readFileSync(planPath, 'utf8')) as EnvironmentPlan;
-  } catch (e) {
-    throw ApplicationFailure.nonRetryable(`environment plan ${planPath} cannot be read: ${(e as Error).message}`, FAILURE_TYPES.invalidConfig);
-  }
-}
-
-function resolveAgent(agent: AgentSpec, config: AgentForgeConfig): ResolvedAgent {
-  return { id: agent.id, architecture: agent.architecture ?? config.agentArchitecture, role: agent.role };
-}
-
-function summarize(plan: EnvironmentPlan): EnvironmentSummary[] {
-  return plan.environments.map(({ spec }) => ({
-    id: spec.id,
-    type: spec.type,
-    name: spec.name,
-    description: spec.description,
-    observationSize: spec.observationSize,
-    actionCount: spec.actionCount,
-    numAgents: spec.numAgents,
-    successCriterion: spec.successCriterion,
-    coordinationScoreDefinition: spec.coordinationScoreDefinition,
-  }));
-}
-
-/**
- * Run a compute job in the child with heartbeats, progress signals and cooperative cancellation.
- * Cancellation (delivered through heartbeats) asks the child to checkpoint and stop, then rethrows.
- */
-async function runComputeActivity<R extends ChildResult>(
-  deps: { client: Client; dataDir: string },
-  job: ChildJob,
-  progress: { unit: string; phase: AgentProgressUpdate['phase']; sessionId: string } | null,
-): Promise<R> {
-  const details = Context.current().info.heartbeatDetails as { episode?: number; checkpointPath?: string } | undefined;
-  const beat = { episode: details?.episode ?? 0, checkpointPath: details?.checkpointPath ?? '' };
-  const signal = progress ? throttledSignal<AgentProgressUpdate>(deps.client, AGENT_PROGRESS_SIGNAL, SIGNAL_MS) : null;
-  let latest: AgentProgressUpdate | null = null;
-  const telemetry = progress ? agentTelemetry({ dataDir: deps.dataDir, sessionId: progress.sessionId, unit: progress.unit, warn: (m) => Context.current().log.warn(m) }) : null;
-  const onEvent = (event: TrainEvent): void => {
-    telemetry?.onEvent(event);
-    if (event.type === 'checkpoint') {
-      beat.checkpointPath = event.path;
-      beat.episode = event.episode;
-      return;
-    }
-    const p = event.progress;
-    beat.episode = p.episode;
-    if (!progress || !signal) return;
-    latest = {
-      unit: progress.unit,
-      phase: progress.phase,
-      episode: p.episode,
-      totalEpisodes: p.totalEpisodes,
-      reward: p.reward,
-      successRate: p.successRate,
-      coordinationScore: p.coordinationScore,
-      message: p.message,
-      resumedFromEpisode: p.resumedFromEpisode,
-    };
-    signal.send(latest);
-  };
-  try {
-    const result = await superviseChild<ChildJob, TrainEvent, R>({ modulePath: CHILD_MODULE, input: job, onEvent, details: () => beat, heartbeatEveryMs: HEARTBEAT_MS });
-    if (progress && latest) signal?.send({ ...(latest as AgentProgressUpdate), message: `${progress.unit}: training finished` }, true);
-    if ('metrics' in result && result.metrics) telemetry?.evaluation(result.episodesRun, result.metrics);
-    return result;
+    const r = await result;
+    if (r.complete && r.metrics) telemetry.evaluation(r.episodesRun, r.metrics);
+    return r;
   } finally {
-    telemetry?.close();
-    await signal?.flush();
+    telemetry.close();
   }
 }
 
 export function createAgentActivities(deps: { client: Client; dataDir: string }) {
-  const { dataDir } = deps;
-  const planFile = (sessionId: string): string => path.join(checkpointDir(dataDir, 'agent', sessionId, 'environments'), 'plan.json');
+  const { client, dataDir } = deps;
 
   return {
     ...createAgentInitFromActivities(deps),
-    /** Build, seed and step every environment the config asks for; write the plan (environments, assignments, team seating). */
-    async prepareTrainingEnvironments(input: { sessionId: string; config: AgentForgeConfig; agents: AgentSpec[] }) {
+    /** Build, seed and smoke-test every environment the config asks for; write the plan (environments, assignments, team seating). */
+    async prepareTrainingEnvironments(input: { sessionId: string; config: AgentForgeConfig; agents: AgentSpec[] }): Promise<PreparedEnvironments> {
       const config = parseConfig(input.config);
       const agents = input.agents.map((a) => resolveAgent(a, config));
-      let plan: EnvironmentPlan;
-      try {
-        plan = planEnvironments(config, agents);
-      } catch (e) {
-        throw ApplicationFailure.nonRetryable((e as Error).message, FAILURE_TYPES.invalidConfig);
-      }
-      // Every environment must step: a few seeded random episodes, checking observations and masks.
-      const smoke: Record<string, { episodes: number; meanReturn: number }> = {};
-      for (const { settings } of plan.environments) {
-        const env = createEnv(settings);
-        const rng = new Rng(hashSeed(config.seed, 0x5e7));
-        const obs = new Float32Array(OBS_SIZE);
-        const mask = new Float32Array(ACTION_COUNT);
-        let total = 0;
-        for (let e = 0; e < 4; e++) {
-          env.reset(rng);
-          for (let t = 0; t < env.spec.horizon; t++) {
-            const actions = Array.from({ length: settings.numAgents }, (_, i) => {
-              env.observe(i, obs, 0);
-              env.actionMask(i, mask, 0);
-              if (!obs.every(Number.isFinite) || !mask.some((m) => m > 0)) throw ApplicationFailure.nonRetryable(`environment ${settings.id} produced an invalid observation or no valid action`, FAILURE_TYPES.invalidConfig);
-              return rng.categorical(mask);
-            });
-            total += env.step(actions).reward;
-          }
-          env.outcome();
-        }
-        smoke[settings.id] = { episodes: 4, meanReturn: total / 4 };
-      }
-      const planPath = planFile(input.sessionId);
-      writeJsonAtomic(planPath, { ...plan, smokeTest: smoke, createdAt: new Date().toISOString() });
-      return { planPath, environments: summarize(plan), assignments: plan.assignments, teamEnvironmentId: plan.teamEnvironmentId };
+      const { plan: _plan, ...prepared } = engineCall(() => prepareEnvironments({ dataDir, sessionId: input.sessionId, config, agents, write: writeJsonAtomic }));
+      return prepared;
     },
 
-    /** Train one agent alone in its assigned environment (resumes from its last checkpoint on a retry). */
-    async trainAgents(input: { sessionId: string; config: AgentForgeConfig; agent: AgentSpec; planPath: string; parent?: AgentParentRef }): Promise<AgentTrainingSummary> {
+    /** Train ONE agent alone in its assigned environment, for at most chunkSeconds (resumes from its last checkpoint). */
+    async trainAgents(input: { sessionId: string; config: AgentForgeConfig; agent: AgentSpec; planPath: string; parent?: AgentParentRef } & ChunkInput): Promise<AgentTrainingSummary | TrainingChunk> {
       const config = parseConfig(input.config);
-      const plan = readPlan(input.planPath);
       const agent = resolveAgent(input.agent, config);
-      let job: TrainJob;
-      try {
-        job = agentJob({ config, plan, agent, checkpointDir: checkpointDir(dataDir, 'agent', input.sessionId, agent.id), parent: input.parent });
-      } catch (e) {
-        throw ApplicationFailure.nonRetryable((e as Error).message, FAILURE_TYPES.invalidConfig);
-      }
-      const r = await runComputeActivity<TrainResult>(deps, job, { unit: agent.id, phase: 'training', sessionId: input.sessionId });
-      if (!r.metrics) throw new CancelledFailure('training stopped before completion');
-      return {
-        agentId: agent.id,
-        architecture: agent.architecture,
-        parameterCount: r.units[0].parameterCount,
-        environmentId: r.environmentId,
-        episodesRun: r.episodesRun,
-        resumedFromEpisode: r.resumedFromEpisode,
-        checkpointPath: r.checkpointPath,
-        metrics: r.metrics,
-        episodesToThreshold: r.episodesToThreshold,
-        wallSeconds: r.wallSeconds,
-      };
+      const job = engineCall(() => agentTrainingJob({ dataDir, sessionId: input.sessionId, config, plan: readPlan(input.planPath), agent, parent: input.parent }));
+      const r = await superviseTraining(deps, input.sessionId, job, 'training', config, input);
+      return r.complete ? agentTrainingSummary(agent, r) : trainingChunk(r);
     },
 
-    /** Train the agents together in the team environment, each starting from its own checkpoint. */
+    /** Train the team together in the team environment (ONE unit), each agent starting from its own checkpoint. */
     async trainMultiAgentCoordination(input: {
       sessionId: string;
       config: AgentForgeConfig;
       agents: AgentSpec[];
       planPath: string;
       agentCheckpoints: Record<string, string>;
-    }): Promise<CoordinationSummary> {
+    } & ChunkInput): Promise<CoordinationSummary | TrainingChunk> {
       const config = parseConfig(input.config);
-      const plan = readPlan(input.planPath);
       const agents = input.agents.map((a) => resolveAgent(a, config));
-      for (const a of agents) {
-        const p = input.agentCheckpoints[a.id];
-        if (!p || !fs.existsSync(path.join(p, 'state.json'))) throw ApplicationFailure.nonRetryable(`no checkpoint for agent "${a.id}" (got ${p ?? 'nothing'})`, FAILURE_TYPES.invalidConfig);
-      }
-      let job: TrainJob;
-      try {
-        job = teamJob({ config, plan, agents, agentCheckpoints: input.agentCheckpoints, checkpointDir: checkpointDir(dataDir, 'agent', input.sessionId, 'team') });
-      } catch (e) {
-        throw ApplicationFailure.nonRetryable((e as Error).message, FAILURE_TYPES.invalidConfig);
-      }
-      const r = await runComputeActivity<TrainResult>(deps, job, { unit: 'team', phase: 'coordination', sessionId: input.sessionId });
-      if (!r.metrics) throw new CancelledFailure('coordination training stopped before completion');
-      return {
-        unit: 'team',
-        environmentId: r.environmentId,
-        coordinationStrategy: config.coordinationStrategy,
-        slots: Object.fromEntries(job.units.map((u) => [u.id, u.slots])),
-        episodesRun: r.episodesRun,
-        resumedFromEpisode: r.resumedFromEpisode,
-        checkpointPath: r.checkpointPath,
-        agentCheckpoints: Object.fromEntries(agents.map((a) => [a.id, r.checkpointPath])),
-        trained: r.metrics.trained,
-        random: r.metrics.random,
-        episodesToThreshold: r.episodesToThreshold,
-        wallSeconds: r.wallSeconds,
-      };
+      const job = engineCall(() => teamTrainingJob({ dataDir, sessionId: input.sessionId, config, plan: readPlan(input.planPath), agents, agentCheckpoints: input.agentCheckpoints }));
+      const r = await superviseTraining(deps, input.sessionId, job, 'coordination', config, input);
+      return r.complete ? coordinationSummary(config, job, agents, r) : trainingChunk(r);
     },
 
     /** Export every agent (weights in three formats, config, behaviour, stats, manifest), published atomically. */
@@ -282,37 +159,11 @@ export function createAgentActivities(deps: { client: Client; dataDir: string })
       coordination: CoordinationSummary | null;
     }): Promise<{ files: ArtifactFile[]; report: string }> {
       const config = parseConfig(input.config);
-      const planPath = planFile(input.sessionId);
-      const plan = readPlan(planPath);
-      const agents: ArtifactAgentInput[] = input.agents.map((spec) => {
-        const a = resolveAgent(spec, config);
-        const summary = input.trainingSummaries.find((s) => s.agentId === a.id);
-        if (!summary) throw ApplicationFailure.nonRetryable(`no training summary for agent "${a.id}"`, FAILURE_TYPES.invalidConfig);
-        const environment = envSettingsFromPlan(plan, summary.environmentId);
-        const team = input.coordination
-          ? {
-              checkpoint: input.coordination.checkpointPath,
-              environment: envSettingsFromPlan(plan, input.coordination.environmentId),
-              variant: evaluationVariant(createEnv(envSettingsFromPlan(plan, input.coordination.environmentId)), config.trainingMode),
-              slots: input.coordination.slots[a.id] ?? [],
-              metrics: { trained: input.coordination.trained, random: input.coordination.random },
-            }
-          : undefined;
-        return {
-          id: a.id,
-          architecture: a.architecture,
-          role: a.role,
-          weightsCheckpoint: input.coordination?.agentCheckpoints[a.id] ?? summary.checkpointPath,
-          trainingCheckpoint: summary.checkpointPath,
-          environment,
-          variant: evaluationVariant(createEnv(environment), config.trainingMode),
-          metrics: summary.metrics,
-          episodesToThreshold: summary.episodesToThreshold,
-          team,
-        };
-      });
-      const job: ArtifactJob = { kind: 'artifacts', sessionId: input.sessionId, config, sessionDir: sessionDir(dataDir, 'agent', input.sessionId), agents };
-      return runComputeActivity<{ files: ArtifactFile[]; report: string }>(deps, job, null);
+      const agents = input.agents.map((a) => resolveAgent(a, config));
+      const job = engineCall(() =>
+        artifactJob({ dataDir, sessionId: input.sessionId, config, plan: readPlan(planFile(dataDir, input.sessionId)), agents, trainingSummaries: input.trainingSummaries, coordination: input.coordination }),
+      );
+      return superviseCompute<ChildJob, TrainEvent, ChildResult, { message: string }>({ client, modulePath: CHILD_MODULE, input: job, details: { artifacts: input.sessionId }, progress: null, onEvent: () => undefined }) as Promise<{ files: ArtifactFile[]; report: string }>;
     },
   };
 }

@@ -56,6 +56,13 @@ const AgentForgeConfigFields = z.strictObject({
   evalEpisodes: z.number().int().min(1).max(10_000).default(100),
   /** Episodes between checkpoints. */
   checkpointEvery: z.number().int().min(1).default(50),
+  /**
+   * Longest a training activity runs before it checkpoints and returns; the workflow then continues with a
+   * new one (and with continue-as-new when its history asks for it), so a run's history stays bounded.
+   */
+  trainingChunkSeconds: z.number().int().min(1).max(86_400).default(600),
+  /** Least time between two progress signals of one training unit (the `progress` query is this current). */
+  progressIntervalSeconds: z.number().min(0.1).max(3600).default(5),
 });
 
 /** numHeads' default derives from hiddenSize, so {"hiddenSize": 100} alone is valid (4 heads). */

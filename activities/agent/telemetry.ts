@@ -29,6 +29,7 @@ export function agentTelemetry(args: { dataDir: string; sessionId: string; unit:
           tb?.scalars(event.episode, { 'checkpoint/seconds': event.seconds });
           return;
         }
+        if (event.type === 'warning') return;
         const p = event.progress;
         // The first batch after a resume: an earlier attempt's batches past the checkpoint are superseded.
         if (!restarted && p.resumedFromEpisode > 0) tb?.restartAt(p.resumedFromEpisode + 1);

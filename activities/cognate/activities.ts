@@ -1,5 +1,7 @@
-// Cognate pretraining activities. Each one supervises a compute child process (common/child.ts) so the
-// worker's event loop stays free for heartbeats, queries and cancellation.
+// Cognate pretraining activities: Temporal wiring of the engine. Each one supervises a compute child process
+// through the shared layer (common/supervise.ts) so the worker's event loop stays free for heartbeats,
+// queries and cancellation. trainModels trains ONE model for at most `chunkSeconds`, checkpoints and
+// returns; the workflow calls it again until the model reached maxSteps.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
@@ -10,7 +12,8 @@ import { FAILURE_TYPES } from '../../common/constants';
 import { childModulePath } from '../../common/child';
 import { writeRunReport } from '../../common/report/html';
 import { tensorboardDir } from '../../common/tensorboard';
-import { superviseChild, throttledSignal } from '../../common/supervise';
+import { writeJsonAtomic } from '../../common/export/files';
+import { graceFollowingMeasurements, superviseChild, superviseCompute } from '../../common/supervise';
 import { MODEL_PROGRESS_SIGNAL, type ModelProgressUpdate } from './config';
 import { createCognateInitFromActivities } from './check-init-from';
 import type { CognateParentRef } from './engine/init-from';
@@ -35,6 +38,8 @@ export interface TrainedModel {
   stopped: boolean;
   /** Fine-tuning runs: validation loss of the parent on this run's datasets before the first step (validationLoss is after). */
   validationBefore?: number | null;
+  /** The tfjs backend and device that trained this chunk, e.g. "tensorflow cpu (libtensorflow)". */
+  backend?: string;
 }
 
 
@@ -59,54 +64,93 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
       });
     },
 
-    async trainModels(input: { sessionId: string; config: CognateConfig; model: CognateModelSpec; datasetDir: string; initFrom?: CognateParentRef }): Promise<TrainedModel> {
+    /** Train ONE model: from its newest checkpoint, for at most chunkSeconds (unset: to maxSteps). */
+    async trainModels(input: {
+      sessionId: string;
+      config: CognateConfig;
+      model: CognateModelSpec;
+      datasetDir: string;
+      /** Fine-tuning: the checked parent (checkInitFrom); loaded on a fresh start only. */
+      initFrom?: CognateParentRef;
+      /** Train at most this long, then checkpoint and return (finalStep < maxSteps). */
+      chunkSeconds?: number;
+      /**
+       * Step the previous chunk ended at: a checkpoint elsewhere, or a retry, counts as a resume. null: any
+       * checkpoint is the planned continuation (the first chunk after continue-as-new). Unset: every checkpoint is a resume.
+       */
+      fromStep?: number | null;
+      /** Most progress signals this call may send (its share of the workflow run's budget). */
+      maxSignals?: number;
+    }): Promise<TrainedModel> {
       const { sessionId, config, model, datasetDir } = input;
       const ctx = Context.current();
       const ckptDir = checkpointDir(dataDir, 'cognate', sessionId, model.name);
       fs.mkdirSync(ckptDir, { recursive: true });
       const logPath = path.join(ckptDir, 'training_log.jsonl');
       const seed = config.seed + (model.seedOffset ?? 0);
-      const signal = throttledSignal<ModelProgressUpdate>(client, MODEL_PROGRESS_SIGNAL, 2000);
-      const live: ModelProgressUpdate = { model: model.name, phase: 'training', step: 0, totalSteps: config.maxSteps, loss: null, learningRate: null, message: 'starting' };
-      let checkpoint: string | null = null;
+      const prior = ctx.info.heartbeatDetails as { step?: number; checkpoint?: string | null } | undefined;
+      const live: ModelProgressUpdate = { model: model.name, phase: 'training', step: prior?.step ?? input.fromStep ?? 0, totalSteps: config.maxSteps, loss: null, learningRate: null, message: 'starting' };
+      const details: { step: number; checkpoint: string | null } = { step: live.step, checkpoint: prior?.checkpoint ?? null };
+      const measured = { microBatchSeconds: null as number | null, checkpointSeconds: null as number | null };
       let resumedFromStep = 0;
+      let backend: string | undefined;
       const telemetry = cognateTelemetry({ dataDir, sessionId, model: model.name, warn: (m) => ctx.log.warn(m) });
 
-      const onEvent = (event: TrainEvent) => {
-        fs.appendFileSync(logPath, `${JSON.stringify({ ...event, attempt: ctx.info.attempt, time: new Date().toISOString() })}\n`);
-        telemetry.onEvent(event);
-        switch (event.kind) {
-          case 'step':
-            Object.assign(live, { step: event.step, loss: event.loss, learningRate: event.learningRate, tokensPerSecond: event.tokensPerSecond, message: `step ${event.step}/${config.maxSteps} loss ${event.loss.toFixed(4)}` });
-            signal.send({ ...live });
-            break;
-          case 'validation':
-            Object.assign(live, { valLoss: event.loss, message: `validation at step ${event.step}: loss ${event.loss.toFixed(4)}, ppl ${event.perplexity.toFixed(1)}` });
-            signal.send({ ...live }, true);
-            break;
-          case 'checkpoint':
-            checkpoint = event.path;
-            break;
-          case 'resumed':
-            resumedFromStep = event.fromStep;
-            Object.assign(live, { step: event.fromStep, resumedFromStep: event.fromStep, message: `resumed from step ${event.fromStep} (attempt ${ctx.info.attempt})` });
-            signal.send({ ...live }, true);
-            break;
-        }
+      const job: TrainJob = {
+        config,
+        seed,
+        datasetDir,
+        checkpointDir: ckptDir,
+        modelName: model.name,
+        chunkSeconds: input.chunkSeconds,
+        continuation: input.fromStep !== undefined ? { fromStep: input.fromStep, attempt: ctx.info.attempt } : undefined,
+        ...(input.initFrom ? { initFrom: input.initFrom } : {}),
       };
-
-      const job: TrainJob = { config, seed, datasetDir, checkpointDir: ckptDir, modelName: model.name, ...(input.initFrom ? { initFrom: input.initFrom } : {}) };
-      const summary = await superviseChild<TrainJob, TrainEvent, TrainSummary>({
+      const summary = await superviseCompute<TrainJob, TrainEvent, TrainSummary, ModelProgressUpdate>({
+        client,
         modulePath: childModulePath(path.join(__dirname, 'engine'), 'train'),
         input: job,
-        onEvent,
-        details: () => ({ step: live.step, checkpoint }),
+        details,
+        // A stop waits for the current micro-batch and the checkpoint write: give it what they measured.
+        stopGraceMs: () => graceFollowingMeasurements(measured.microBatchSeconds, measured.checkpointSeconds),
+        progress: { signalName: MODEL_PROGRESS_SIGNAL, update: live, intervalMs: config.progressIntervalSeconds * 1000, maxSignals: input.maxSignals, final: (s) => (s.finalStep >= config.maxSteps ? `finished at step ${s.finalStep}` : `checkpointed at step ${s.finalStep}`) },
+        onEvent: (event) => {
+          fs.appendFileSync(logPath, `${JSON.stringify({ ...event, attempt: ctx.info.attempt, time: new Date().toISOString() })}\n`);
+          telemetry.onEvent(event);
+          switch (event.kind) {
+            case 'step':
+              details.step = event.step;
+              measured.microBatchSeconds = Math.max(measured.microBatchSeconds ?? 0, event.microBatchSeconds);
+              Object.assign(live, { step: event.step, loss: event.loss, learningRate: event.learningRate, tokensPerSecond: event.tokensPerSecond, message: `step ${event.step}/${config.maxSteps} loss ${event.loss.toFixed(4)}` });
+              return 'signal';
+            case 'validation':
+              Object.assign(live, { valLoss: event.loss, message: `validation at step ${event.step}: loss ${event.loss.toFixed(4)}, ppl ${event.perplexity.toFixed(1)}` });
+              return 'now';
+            case 'checkpoint':
+              details.checkpoint = event.path;
+              measured.checkpointSeconds = event.seconds;
+              return;
+            case 'continued':
+              details.step = event.fromStep;
+              Object.assign(live, { step: event.fromStep, message: `continuing from step ${event.fromStep}` });
+              return;
+            case 'started':
+              backend = `${event.backend} ${event.device}`;
+              return;
+            case 'resumed':
+              resumedFromStep = event.fromStep;
+              details.step = event.fromStep;
+              Object.assign(live, { step: event.fromStep, resumedFromStep: event.fromStep, message: `resumed from step ${event.fromStep} (attempt ${ctx.info.attempt})` });
+              return 'now';
+            case 'warning':
+              ctx.log.warn(event.message);
+              return;
+          }
+        },
       }).finally(() => telemetry.close());
-      signal.send({ ...live, message: `finished at step ${summary.finalStep}` }, true);
-      await signal.flush();
 
       const summaryPath = path.join(ckptDir, 'summary.json');
-      fs.writeFileSync(summaryPath, JSON.stringify({ ...summary, model: model.name, focus: model.focus, seed }, null, 2));
+      writeJsonAtomic(summaryPath, { ...summary, model: model.name, focus: model.focus, seed });
       return {
         model: model.name,
         focus: model.focus,
@@ -118,6 +162,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         validationLoss: summary.validation?.loss ?? null,
         resumedFromStep,
         stopped: summary.stopped,
+        backend,
         ...(summary.initFrom ? { validationBefore: summary.initFrom.validationBefore.loss } : {}),
       };
     },

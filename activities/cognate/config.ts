@@ -107,6 +107,16 @@ const CognateConfigFields = z.strictObject({
   seqLen: z.number().int().min(8).optional(),
   /** Steps between checkpoints; a crash redoes at most this many. */
   saveSteps: z.number().int().positive().default(100),
+  /**
+   * Longest a training activity runs before it checkpoints and returns; the workflow then continues with a
+   * new one (and with continue-as-new when its history asks for it), so a run's history stays bounded.
+   */
+  trainingChunkSeconds: z.number().int().min(1).max(86_400).default(1800),
+  /**
+   * Least time between two progress signals of one model (the `progress` query is this current). Each signal
+   * costs ~4 history events, so it also sets how often a run continues as new (README "Runs of any length").
+   */
+  progressIntervalSeconds: z.number().min(0.1).max(3600).default(10),
   /** Checkpoints kept per model. */
   keepCheckpoints: z.number().int().min(1).max(100).default(3),
   /** Steps between validation passes. */

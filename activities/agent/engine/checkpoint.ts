@@ -1,19 +1,17 @@
-// Training checkpoints: one directory per checkpoint, published atomically (staging dir + rename), then
-// a LATEST pointer file replaced atomically. Holds every unit's weights and Adam moments (safetensors),
-// and the trainer state (episode counter, RNG state, curriculum/shift state, history) as JSON.
+// Agent training checkpoints, on the shared mechanism (common/checkpoint.ts: one checksummed file per
+// checkpoint, atomic rename + fsync, a corrupt newest one skipped with a warning for the previous one,
+// stale temp files and old staging folders cleaned). A checkpoint holds every unit's weights and Adam
+// moments and the trainer state (episode counter, RNG state, curriculum/shift state, history).
 import fs from 'node:fs';
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { atomicWriteFile, publishDirectory, stagingDirFor, writeJsonAtomic } from '../../../common/export/files';
-import { readSafetensors, writeSafetensors } from '../../../common/export/safetensors';
+import { listCheckpoints, loadLatestCheckpoint, readCheckpoint as readCheckpointFile, saveCheckpoint as saveCheckpointFile } from '../../../common/checkpoint';
 import type { NamedTensor } from '../../../common/export/tensors';
 import type { AgentArchitecture } from '../config';
 import type { PolicyNetwork } from './policies';
 import type { AdamW } from '../../../common/optim';
 import type { RngState } from '../../../common/rng';
 
-export const CHECKPOINT_FORMAT = 'forge-agent-checkpoint/1';
-const LATEST = 'LATEST';
+export const CHECKPOINT_FORMAT = 'forge-agent-checkpoint/2';
 const KEEP = 2;
 
 export interface HistoryEntry {
@@ -89,25 +87,22 @@ export function unitTensors(unit: { meta: { id: string }; net: PolicyNetwork; op
   return out;
 }
 
-/** Write a checkpoint for `trainer.episode`; returns its directory. Older checkpoints beyond KEEP are removed. */
+/** What the checkpoint file stores: the metadata and the tensors as plain arrays. */
+interface StoredState {
+  meta: CheckpointMeta;
+  tensors: { name: string; shape: number[]; data: Float32Array }[];
+}
+
+/** Write a checkpoint for `trainer.episode`; returns its file. Older checkpoints beyond KEEP are removed. */
 export function saveCheckpoint(dir: string, meta: Omit<CheckpointMeta, 'format' | 'units' | 'savedAt'>, units: TrainableUnit[]): string {
-  fs.mkdirSync(dir, { recursive: true });
-  const name = `ep-${String(meta.trainer.episode).padStart(8, '0')}`;
-  const finalDir = path.join(dir, name);
-  const staging = stagingDirFor(finalDir);
   const full: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     ...meta,
     units: units.map((u) => ({ ...u.meta, adamStep: u.optimizer.step })),
     savedAt: new Date().toISOString(),
   };
-  writeSafetensors(path.join(staging, 'tensors.safetensors'), units.flatMap((u) => unitTensors(u)), { format: CHECKPOINT_FORMAT });
-  writeJsonAtomic(path.join(staging, 'state.json'), full);
-  publishDirectory(staging, finalDir);
-  atomicWriteFile(path.join(dir, LATEST), name + '\n');
-  const old = fs.readdirSync(dir).filter((f) => /^ep-\d{8}$/.test(f)).sort();
-  for (const f of old.slice(0, Math.max(0, old.length - KEEP))) if (f !== name) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
-  return finalDir;
+  const tensors = units.flatMap((u) => unitTensors(u)).map((t) => ({ name: t.name, shape: t.shape, data: t.data as Float32Array }));
+  return saveCheckpointFile(dir, meta.trainer.episode, { meta: full, tensors } satisfies StoredState, KEEP).path;
 }
 
 export interface LoadedCheckpoint {
@@ -116,18 +111,25 @@ export interface LoadedCheckpoint {
   tensors: Map<string, NamedTensor>;
 }
 
-export function readCheckpoint(checkpointPath: string): LoadedCheckpoint {
-  const meta = JSON.parse(fs.readFileSync(path.join(checkpointPath, 'state.json'), 'utf8')) as CheckpointMeta;
-  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${checkpointPath} is not a ${CHECKPOINT_FORMAT} checkpoint`);
-  const { tensors } = readSafetensors(path.join(checkpointPath, 'tensors.safetensors'));
-  return { path: checkpointPath, meta, tensors: new Map(tensors.map((t) => [t.name, t])) };
+function loaded(file: string, state: StoredState): LoadedCheckpoint {
+  if (state?.meta?.format !== CHECKPOINT_FORMAT) throw new Error(`${file} is not a ${CHECKPOINT_FORMAT} checkpoint`);
+  return { path: file, meta: state.meta, tensors: new Map(state.tensors.map((t) => [t.name, { name: t.name, shape: t.shape, dtype: 'float32' as const, data: t.data }])) };
 }
 
-/** The checkpoint LATEST points to, or null when `dir` holds none. */
-export function readLatestCheckpoint(dir: string): LoadedCheckpoint | null {
-  const pointer = path.join(dir, LATEST);
-  if (!fs.existsSync(pointer)) return null;
-  return readCheckpoint(path.join(dir, fs.readFileSync(pointer, 'utf8').trim()));
+/** Read and verify one checkpoint file (throws CorruptCheckpointError when it does not verify). */
+export function readCheckpoint(checkpointPath: string): LoadedCheckpoint {
+  return loaded(checkpointPath, readCheckpointFile<StoredState>(checkpointPath).state);
+}
+
+/** The newest checkpoint in `dir` that verifies (a corrupt newer one is set aside with `warn`), or null. */
+export function readLatestCheckpoint(dir: string, warn: (message: string) => void = (m) => console.warn(m)): LoadedCheckpoint | null {
+  const found = loadLatestCheckpoint<StoredState>(dir, warn);
+  return found ? loaded(found.path, found.state) : null;
+}
+
+/** The episode of the newest checkpoint file in `dir` (without reading it), or -1. */
+export function newestCheckpointEpisode(dir: string): number {
+  return fs.existsSync(dir) ? (listCheckpoints(dir)[0]?.step ?? -1) : -1;
 }
 
 /** Load unit `unitId`'s weights (and Adam state, when an optimizer is given) from a checkpoint. */

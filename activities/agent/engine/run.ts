@@ -1,11 +1,12 @@
-// The whole Agent Forge run without Temporal: plan, train every agent, train the team, export artifacts.
-// Used by bench/agent.ts (and by the integrator to measure Temporal's overhead against the same work).
-import path from 'node:path';
+// The whole Agent Forge run without Temporal: the same pipeline steps the activities run (engine/pipeline.ts),
+// in-process. Used by bench/agent.ts and bench/pipeline-overhead.ts to measure the work against the workflow.
 import type { AgentArchitecture, AgentForgeConfig } from '../config';
+import { writeJsonAtomic } from '../../../common/export/files';
 import type { ArtifactFile } from './artifacts';
 import { writeAgentArtifactsWithReport } from './report';
-import { createEnv, envSettingsFromPlan, planEnvironments, type EnvironmentPlan } from './envs';
-import { agentJob, evaluationVariant, runTraining, teamJob, type TrainResult } from './train';
+import type { EnvironmentPlan } from './envs';
+import { agentTrainingJob, agentTrainingSummary, artifactJob, coordinationSummary, prepareEnvironments, teamTrainingJob, type AgentTrainingSummary, type CoordinationSummary } from './pipeline';
+import { runTraining, type TrainResult } from './train';
 
 export interface DirectRunResult {
   plan: EnvironmentPlan;
@@ -25,51 +26,24 @@ export async function runAgentForgeDirect(args: {
 }): Promise<DirectRunResult> {
   const started = Date.now();
   const { config, agents, dataDir, sessionId } = args;
-  const ckpt = (unit: string): string => path.join(dataDir, 'checkpoints', 'agent', sessionId, unit);
-  const plan = planEnvironments(config, agents);
+  const { plan } = prepareEnvironments({ dataDir, sessionId, config, agents, write: writeJsonAtomic });
   const results: TrainResult[] = [];
+  const summaries: AgentTrainingSummary[] = [];
   for (const agent of agents) {
-    const r = await runTraining(agentJob({ config, plan, agent, checkpointDir: ckpt(agent.id) }));
+    const r = await runTraining(agentTrainingJob({ dataDir, sessionId, config, plan, agent }));
     args.log?.(`${agent.id} (${agent.architecture}) in ${r.environmentId}: ${r.wallSeconds.toFixed(1)} s, trained ${JSON.stringify(r.metrics?.trained)}, random ${JSON.stringify(r.metrics?.random)}`);
     results.push(r);
+    summaries.push(agentTrainingSummary(agent, r));
   }
   let team: TrainResult | null = null;
+  let coordination: CoordinationSummary | null = null;
   if (agents.length > 1) {
-    const agentCheckpoints = Object.fromEntries(results.map((r) => [r.label, r.checkpointPath]));
-    team = await runTraining(teamJob({ config, plan, agents, agentCheckpoints, checkpointDir: ckpt('team') }));
+    const agentCheckpoints = Object.fromEntries(summaries.map((s) => [s.agentId, s.checkpointPath]));
+    const job = teamTrainingJob({ dataDir, sessionId, config, plan, agents, agentCheckpoints });
+    team = await runTraining(job);
+    coordination = coordinationSummary(config, job, agents, team);
     args.log?.(`team in ${team.environmentId}: ${team.wallSeconds.toFixed(1)} s, trained ${JSON.stringify(team.metrics?.trained)}, random ${JSON.stringify(team.metrics?.random)}`);
   }
-  const { files } = await writeAgentArtifactsWithReport({
-    kind: 'artifacts',
-    sessionId,
-    config,
-    sessionDir: path.join(dataDir, 'agent', sessionId),
-    agents: agents.map((a, i) => {
-      const r = results[i];
-      const environment = envSettingsFromPlan(plan, r.environmentId);
-      const teamEnv = team ? envSettingsFromPlan(plan, team.environmentId) : null;
-      return {
-        id: a.id,
-        architecture: a.architecture,
-        role: a.role,
-        weightsCheckpoint: team?.checkpointPath ?? r.checkpointPath,
-        trainingCheckpoint: r.checkpointPath,
-        environment,
-        variant: r.finalVariant,
-        metrics: r.metrics!,
-        episodesToThreshold: r.episodesToThreshold,
-        team:
-          team && teamEnv
-            ? {
-                checkpoint: team.checkpointPath,
-                environment: teamEnv,
-                variant: evaluationVariant(createEnv(teamEnv), config.trainingMode),
-                slots: team.units.length ? (teamJob({ config, plan, agents, agentCheckpoints: {}, checkpointDir: '' }).units.find((u) => u.id === a.id)?.slots ?? []) : [],
-                metrics: team.metrics!,
-              }
-            : undefined,
-      };
-    }),
-  });
+  const { files } = await writeAgentArtifactsWithReport(artifactJob({ dataDir, sessionId, config, plan, agents, trainingSummaries: summaries, coordination }));
   return { plan, agents: results, team, files, wallSeconds: (Date.now() - started) / 1000 };
 }

@@ -26,6 +26,7 @@ import { createPolicy, disposePolicy, parameterCount, type NetworkSizes } from '
 import { PPO_DEFAULTS, type PpoHyperparameters } from './rl';
 import { AdamW } from '../../../common/optim';
 import { mean } from '../../../common/stats';
+import { backendInfo } from '../../../common/backend';
 import { Rng, hashSeed } from '../../../common/rng';
 import { rollout, type Controller, type RewardShaping } from './rollout';
 
@@ -66,6 +67,17 @@ export interface TrainJob {
    * the original task), and count episodesToThreshold from there. Set by agentJob for fine-tuning runs.
    */
   startShifted?: boolean;
+  /**
+   * Train for at most this long, then checkpoint and return with complete=false (the workflow calls again
+   * and training continues from that checkpoint). Unset: train to the end.
+   */
+  chunkSeconds?: number;
+  /**
+   * Where the caller expects training to continue from (the previous chunk's last episode; null: from any
+   * checkpoint) and the activity attempt: loading a checkpoint elsewhere, or on a retry, is a resume
+   * (recorded); a planned continuation is not.
+   */
+  continuation?: { fromEpisode: number | null; attempt: number };
 }
 
 export interface TrainProgress {
@@ -80,7 +92,7 @@ export interface TrainProgress {
   resumedFromEpisode: number;
 }
 
-export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string; seconds?: number };
+export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string; seconds?: number } | { type: 'warning'; message: string };
 
 export interface TrainResult {
   label: string;
@@ -94,6 +106,10 @@ export interface TrainResult {
   episodesToThreshold: number | null;
   wallSeconds: number;
   stopped: boolean;
+  /** Training reached its end (metrics evaluated); false after a stop request or the end of a chunk. */
+  complete: boolean;
+  /** The tfjs backend and device this ran on (undefined where no backend was initialised through common/backend). */
+  backend?: string;
   finalVariant: EnvVariant;
   /** The parent a fine-tuning run started from. */
   parent?: TrainerState['parent'];
@@ -252,7 +268,11 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
 
   let state: TrainerState;
   let checkpointPath = '';
-  const latest = readLatestCheckpoint(job.checkpointDir);
+  const latest = readLatestCheckpoint(job.checkpointDir, (message) => {
+    console.warn(`[agent ${job.label}] ${message}`);
+    ctx.emit({ type: 'warning', message });
+  });
+  const continuing = latest !== null && job.continuation !== undefined && job.continuation.attempt === 1 && (job.continuation.fromEpisode === null || latest.meta.trainer.episode === job.continuation.fromEpisode);
   if (latest) {
     if (latest.meta.fingerprint !== fingerprint) {
       throw new NonRetryableError(
@@ -261,7 +281,7 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     }
     units.forEach((u) => restoreUnit(latest, u.meta.id, u.net, u.optimizer));
     state = latest.meta.trainer;
-    state.resumes.push({ fromEpisode: state.episode, at: new Date().toISOString() });
+    if (!continuing) state.resumes.push({ fromEpisode: state.episode, at: new Date().toISOString() });
     checkpointPath = latest.path;
   } else {
     state = fresh();
@@ -272,7 +292,8 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     // Only here, on a fresh start: a retry resumes from this run's own checkpoint above, never the parent.
     if (job.parent) loadAgentParent(job.parent, units[0]);
   }
-  const resumedFromEpisode = latest ? state.episode : 0;
+  const resumedFromEpisode = latest && !continuing ? state.episode : 0;
+  let savedEpisode = latest ? state.episode : -1;
   const rng = Rng.fromState(state.rng);
   const controllers: Controller[] = units.map((u) => ({ net: u.net, slots: u.meta.slots }));
   const shaping = modeShaping(mode);
@@ -281,14 +302,21 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     state.rng = rng.state();
     const saveStarted = performance.now();
     checkpointPath = saveCheckpoint(job.checkpointDir, { kind: job.kind, fingerprint, environmentId: job.env.id, trainer: state }, units);
+    savedEpisode = state.episode;
     ctx.emit({ type: 'checkpoint', episode: state.episode, path: checkpointPath, seconds: (performance.now() - saveStarted) / 1000 });
     return checkpointPath;
   };
 
   let stopped = false;
+  let chunkEnded = false;
+  const chunkDeadline = job.chunkSeconds !== undefined ? started + job.chunkSeconds * 1000 : Infinity;
   while (!state.finished && state.episode < config.maxEpisodes) {
     if (ctx.stopRequested()) {
       stopped = true;
+      break;
+    }
+    if (Date.now() >= chunkDeadline) {
+      chunkEnded = true;
       break;
     }
     const copies = Math.min(config.batchSize, config.maxEpisodes - state.episode);
@@ -332,12 +360,13 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     // Let the event loop run so a stop request (IPC message) can arrive between updates.
     await new Promise((resolve) => setImmediate(resolve));
   }
-  if (!stopped) state.finished = true;
-  if (state.episode !== latestSavedEpisode(checkpointPath) || state.finished) save();
+  const complete = !stopped && !chunkEnded;
+  if (complete) state.finished = true;
+  if (state.episode !== savedEpisode || complete) save();
 
   let metrics: TrainResult['metrics'] = null;
   const finalVariant = teamVariant ?? (job.kind === 'agent' ? evaluationVariant(probe, mode) : variantNow());
-  if (!stopped) {
+  if (complete) {
     const evalSeed = hashSeed(config.seed, 0xe1a1);
     metrics = {
       trained: evaluate(job.env, finalVariant, controllers, config.evalEpisodes, evalSeed),
@@ -355,6 +384,8 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     episodesToThreshold: state.episodesToThreshold,
     wallSeconds: (Date.now() - started) / 1000,
     stopped,
+    complete,
+    backend: currentBackend(),
     finalVariant,
     ...(state.parent ? { parent: state.parent } : {}),
   };
@@ -365,9 +396,13 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
   return result;
 }
 
-function latestSavedEpisode(checkpointPath: string): number {
-  const m = /ep-(\d{8})$/.exec(checkpointPath);
-  return m ? Number(m[1]) : -1;
+function currentBackend(): string | undefined {
+  try {
+    const b = backendInfo();
+    return `${b.backend} ${b.device}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** One agent alone in its assigned environment, playing every slot. */

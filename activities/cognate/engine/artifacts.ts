@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../common/backend';
 import { MANIFEST_NAME, sha256File, type ManifestFile } from '../../../common/export/files';
 import type { CognateConfig, ModelConfig } from '../config';
-import { loadLatestCheckpoint, type TensorState } from './checkpoint';
+import { loadLatestCheckpoint, type TensorState } from '../../../common/checkpoint';
 import { exportModel } from './export';
 import type { LtmState } from './ltm';
 import { CognateModel } from './model';

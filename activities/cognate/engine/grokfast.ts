@@ -5,7 +5,7 @@
 //   MA:  g <- g + lamb * mean(last `window` gradients), applied only once the window is full.
 // Runs between computing (and clipping) gradients and the optimizer step.
 import * as tf from '@tensorflow/tfjs-core';
-import { fromTensorState, toTensorState, type TensorState } from './checkpoint';
+import { fromTensorState, toTensorState, type TensorState } from '../../../common/checkpoint';
 
 export type GrokFastMode = 'ema' | 'ma' | 'off';
 

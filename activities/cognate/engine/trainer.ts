@@ -2,11 +2,14 @@
 // open data → build model/optimizer/filter → resume → for each step: micro-batches → clip → GrokFast →
 // AdamW → LTM write → events, validation, checkpoints → summary.
 // Same seed, same backend ⇒ same losses, also across a stop and resume (everything that evolves is checkpointed).
+// A stop request is honoured at the next micro-batch boundary: the unfinished step is dropped (its data
+// position rewound) and the state after the last whole step is checkpointed, so a resume redoes at most
+// that one step. `chunkSeconds` ends a call after a time budget the same way, at a step boundary.
 import * as tf from '@tensorflow/tfjs-core';
 import { PIPELINE_BACKEND, backendInfo, initBackend, type BackendChoice, type BackendInfo } from '../../../common/backend';
 import { NonRetryableError, type ChildContext } from '../../../common/child';
 import { MODEL_CONFIG_KEYS, type CognateConfig, type ModelConfig, type OptimConfig } from '../config';
-import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from './checkpoint';
+import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from '../../../common/checkpoint';
 import { openDataset, TrainSampler, validationBatches, type SamplerState, type TokenBatch } from './data';
 import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast';
 import { loadCognateParent, type CognateParentRef } from './init-from';
@@ -29,6 +32,13 @@ export interface TrainJob {
   progressIntervalMs?: number;
   /** Continued pretraining / fine-tuning: start from this exported parent (on a fresh start only; see init-from.ts). */
   initFrom?: CognateParentRef;
+  /** Train at most this long, then checkpoint and return (finalStep < maxSteps, stopped false). Unset: to the end. */
+  chunkSeconds?: number;
+  /**
+   * Where the caller expects training to continue (the previous chunk's last step; null: from any checkpoint)
+   * and the activity attempt: a checkpoint there on a first attempt is a planned continuation, anything else a resume.
+   */
+  continuation?: { fromStep: number | null; attempt: number };
 }
 
 /** The parent a fine-tuning run started from, and the validation loss of its weights on this run's held-out data. */
@@ -45,7 +55,9 @@ export interface InitFromRecord {
 export type TrainEvent =
   | { kind: 'started'; model: string; totalSteps: number; parameters: number; backend: string; device: string }
   | { kind: 'resumed'; fromStep: number; path: string }
-  | { kind: 'step'; step: number; totalSteps: number; loss: number; ce: number; ponderCost: number; meanDepth: number; learningRate: number; tokensPerSecond: number; gradNorm: number; ltmFill?: number }
+  | { kind: 'continued'; fromStep: number; path: string }
+  | { kind: 'step'; step: number; totalSteps: number; loss: number; ce: number; ponderCost: number; meanDepth: number; learningRate: number; tokensPerSecond: number; gradNorm: number; microBatchSeconds: number; ltmFill?: number }
+  | { kind: 'stopping'; step: number; abandonedMicroBatches: number }
   | ({ kind: 'validation' } & ValidationResult)
   | { kind: 'checkpoint'; step: number; path: string; bytes: number; seconds: number }
   | { kind: 'warning'; message: string };
@@ -244,11 +256,16 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     const s = saved.state;
     checkResumable(s, job, modelConfig, warn, backend);
     restoreTrainingState(s, { model, optimizer, grokfast, sampler, progress });
-    progress.resumes++;
     step = s.step;
-    resumedFromStep = step;
     lastCheckpoint = { step, path: saved.path };
-    ctx.emit({ kind: 'resumed', fromStep: step, path: saved.path });
+    const planned = job.continuation !== undefined && job.continuation.attempt === 1 && (job.continuation.fromStep === null || job.continuation.fromStep === step);
+    if (planned) {
+      ctx.emit({ kind: 'continued', fromStep: step, path: saved.path });
+    } else {
+      progress.resumes++;
+      resumedFromStep = step;
+      ctx.emit({ kind: 'resumed', fromStep: step, path: saved.path });
+    }
   } else if (job.initFrom) {
     // Only on a fresh start: a retry resumes from this run's own checkpoint above, never from the parent.
     loadCognateParent(job.initFrom, model);
@@ -282,6 +299,8 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   let trainSeconds = 0;
   let trainTokens = 0;
   let stopped = false;
+  let microBatchSeconds = 0;
+  const chunkDeadline = job.chunkSeconds !== undefined ? started + job.chunkSeconds * 1000 : Infinity;
   const varNames = model.params.map((p) => p.variable.name);
 
   while (step < config.maxSteps) {
@@ -291,17 +310,41 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     }
     const stepStarted = performance.now();
     const learningRate = learningRateAt(step, config, config.maxSteps);
+    // What a step's micro-batches change before the update: the data position and the LTM's read clock.
+    const canAbandon = config.gradientAccumulationSteps > 1;
+    const samplerAtStepStart = sampler.state();
+    const memoryAtStepStart = canAbandon && model.memory ? model.memory.state() : null;
 
     // Forward/backward over micro-batches; the step sees their mean gradient (one large batch).
     const accumulator = new GradientAccumulator();
     const memoryInputs: { hidden: tf.Tensor3D; tokenLosses: tf.Tensor2D }[] = [];
     const totals = { loss: 0, ce: 0, ponderCost: 0, meanDepth: 0 };
+    let abandoned = false;
     for (let micro = 0; micro < config.gradientAccumulationSteps; micro++) {
+      const microStarted = performance.now();
       const batch = sampler.nextBatch();
       const { grads, scalars } = microStep(model, batch, varNames, memoryInputs);
       accumulator.add(grads);
       tf.dispose(grads);
       for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += scalars[k] / config.gradientAccumulationSteps;
+      microBatchSeconds = (performance.now() - microStarted) / 1000;
+      if (micro < config.gradientAccumulationSteps - 1) {
+        await new Promise((resolve) => setImmediate(resolve)); // let a stop message in between micro-batches
+        if (ctx.stopRequested()) {
+          // Drop the unfinished step: nothing of it reached the weights, optimizer, filter or LTM yet.
+          tf.dispose(accumulator.takeMean());
+          for (const m of memoryInputs) tf.dispose([m.hidden, m.tokenLosses]);
+          sampler.load(samplerAtStepStart);
+          if (memoryAtStepStart && model.memory) model.memory.load(memoryAtStepStart);
+          ctx.emit({ kind: 'stopping', step, abandonedMicroBatches: micro + 1 });
+          abandoned = true;
+          break;
+        }
+      }
+    }
+    if (abandoned) {
+      stopped = true;
+      break;
     }
     const meanGrads = accumulator.takeMean();
     // Clip the raw gradient before GrokFast: a spike from one bad batch would otherwise live on in the EMA for ~1/(1-alpha) steps.
@@ -334,7 +377,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     if (now - lastEmit >= intervalMs || step === config.maxSteps) {
       const ltm = model.memory?.stats();
       const ltmFill = ltm ? ltm.fill / ltm.capacity : undefined; // share of LTM slots in use
-      ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm, ltmFill });
+      ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm, microBatchSeconds, ltmFill });
       lastEmit = now;
       tokensSinceEmit = 0;
       timeSinceEmit = 0;
@@ -343,9 +386,10 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     if (step % config.evalSteps === 0 || step === config.maxSteps) validate();
     if (step % config.saveSteps === 0 || step === config.maxSteps) save();
     await new Promise((resolve) => setImmediate(resolve)); // let a stop message in
+    if (performance.now() >= chunkDeadline && step < config.maxSteps) break; // the chunk's time is up
   }
 
-  if (stopped && lastCheckpoint?.step !== step) save();
+  if (lastCheckpoint?.step !== step) save(); // stopped, or the end of a chunk
   const lastValidation = progress.validations.at(-1) ?? null;
   const summary: TrainSummary = {
     modelName: job.modelName,

@@ -1,5 +1,9 @@
-// Training checkpoints: everything a resumed run needs to continue as if it had never stopped
-// (weights, AdamW moments, GrokFast state, LTM bank, RNG and data position, step, config).
+// The one checkpoint mechanism of both pipelines (Cognate training, Agent Forge agents and teams): a
+// checkpoint is one checksummed file holding any JSON-like state with typed arrays and tensors, written
+// to a temp file, fsynced and renamed into place (then the directory fsynced), so a crash or a full disk
+// leaves the previous checkpoints untouched and never a half-published one. Loading takes the newest file
+// that verifies: a corrupt one is renamed aside (*.corrupt) with a warning and the previous one is used;
+// temp files and staging folders left by a crash mid-write are removed.
 //
 // File layout (little-endian):
 //   "FGCKPT01"  8-byte magic
@@ -12,13 +16,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { fsyncDirectory } from '../../../common/export/files';
+import { fsyncDirectory } from './export/files';
 
 const MAGIC = Buffer.from('FGCKPT01', 'ascii');
 const HASH_BYTES = 32;
 const FILE_PATTERN = /^step-(\d{8,})\.ckpt$/;
 
-export { toTensorState, fromTensorState, type TensorState } from '../../../common/tensor-state';
+export { toTensorState, fromTensorState, type TensorState } from './tensor-state';
 
 type StoredArray = Float32Array | Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array | Int8Array | Int16Array;
 const ARRAY_TYPES = { Float32Array, Float64Array, Int32Array, Uint32Array, Uint16Array, Uint8Array, Int8Array, Int16Array } as const;
@@ -36,6 +40,19 @@ interface Header {
   createdAt: string;
   arrays: ArrayEntry[];
   state: unknown;
+}
+
+/** Writing a checkpoint failed (e.g. ENOSPC): nothing was published, older checkpoints are intact. */
+export class CheckpointWriteError extends Error {
+  constructor(
+    readonly file: string,
+    readonly code: string | undefined,
+    cause: Error,
+    previous: string | null,
+  ) {
+    super(`cannot write checkpoint ${file}: ${cause.message}; nothing was published${previous ? `, the previous checkpoint ${path.basename(previous)} is intact` : ''}`);
+    this.name = 'CheckpointWriteError';
+  }
 }
 
 export class CorruptCheckpointError extends Error {
@@ -148,35 +165,38 @@ export function saveCheckpoint(dir: string, step: number, state: unknown, keep: 
   const file = path.join(dir, checkpointFileName(step));
   const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`);
   const hash = crypto.createHash('sha256');
-  const fd = fs.openSync(tmp, 'w');
   let bytes = 0;
-  const write = (chunk: Buffer): void => {
-    hash.update(chunk);
-    let done = 0;
-    while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done);
-    bytes += chunk.length;
-  };
   try {
-    write(MAGIC);
-    write(lengthBytes);
-    write(headerBytes);
-    for (const a of arrays) {
-      write(bytesOf(a));
-      const pad = Math.ceil(a.byteLength / 8) * 8 - a.byteLength;
-      if (pad > 0) write(Buffer.alloc(pad));
+    const fd = fs.openSync(tmp, 'w');
+    const write = (chunk: Buffer): void => {
+      hash.update(chunk);
+      let done = 0;
+      while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done);
+      bytes += chunk.length;
+    };
+    try {
+      write(MAGIC);
+      write(lengthBytes);
+      write(headerBytes);
+      for (const a of arrays) {
+        write(bytesOf(a));
+        const pad = Math.ceil(a.byteLength / 8) * 8 - a.byteLength;
+        if (pad > 0) write(Buffer.alloc(pad));
+      }
+      const digest = hash.digest();
+      fs.writeSync(fd, digest);
+      bytes += digest.length;
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
     }
-    const digest = hash.digest();
-    fs.writeSync(fd, digest);
-    bytes += digest.length;
-    fs.fsyncSync(fd);
+    fs.renameSync(tmp, file);
+    fsyncDirectory(dir);
   } catch (err) {
-    fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw err;
+    const e = err as NodeJS.ErrnoException;
+    throw new CheckpointWriteError(file, e.code, e, listCheckpoints(dir).find((c) => c.path !== file)?.path ?? null);
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
-  fsyncDirectory(dir);
 
   const removed: string[] = [];
   for (const old of listCheckpoints(dir).slice(Math.max(1, keep))) {
@@ -233,14 +253,28 @@ export function readCheckpoint<S = unknown>(file: string): LoadedCheckpoint<S> {
 }
 
 /**
+ * Temp files of a write a crash interrupted, and staging folders of the directory-per-checkpoint format
+ * the agent engine used before (`.ep-NNNNNNNN.staging-*`). One trainer owns a checkpoint dir at a time
+ * (the activity's retry starts only after the previous attempt is gone), so nothing live is removed.
+ */
+export function removeStaleTemporaries(dir: string): string[] {
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    if (/^\.step-\d+\.ckpt\.tmp-/.test(name) || /^\.ep-\d+\.staging-/.test(name)) {
+      fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
+}
+
+/**
  * The newest checkpoint in dir that verifies. A bad one is renamed to *.corrupt (kept for inspection,
  * out of the rotation), `warn` is told why, and the previous checkpoint is tried.
  */
 export function loadLatestCheckpoint<S = unknown>(dir: string, warn: (message: string) => void): LoadedCheckpoint<S> | null {
   if (!fs.existsSync(dir)) return null;
-  for (const name of fs.readdirSync(dir)) {
-    if (/^\.step-\d+\.ckpt\.tmp-/.test(name)) fs.rmSync(path.join(dir, name), { force: true }); // from a crash mid-write
-  }
+  removeStaleTemporaries(dir);
   for (const candidate of listCheckpoints(dir)) {
     try {
       return readCheckpoint<S>(candidate.path);
