@@ -91,7 +91,8 @@ export function inspectAgentParent(dataDir: string, initFrom: AgentInitFrom): In
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_NAME), 'utf8')) as Manifest;
   const weights = manifest.files.find((f) => f.path === WEIGHTS_FILE);
   if (!weights) throw new NonRetryableError(`${what}: ${WEIGHTS_FILE} is not in the manifest`);
-  const checkpoint = exported.weightsFrom && fs.existsSync(path.join(exported.weightsFrom, 'state.json')) ? exported.weightsFrom : null;
+  // weightsFrom names the checkpoint file (common/checkpoint.ts) the exported weights came from.
+  const checkpoint = exported.weightsFrom && fs.existsSync(exported.weightsFrom) && fs.statSync(exported.weightsFrom).isFile() ? exported.weightsFrom : null;
   if (initFrom.optimizerState && !checkpoint) {
     throw new NonRetryableError(`${what}: initFrom.optimizerState asks for the Adam state, but the training checkpoint it came from (${exported.weightsFrom}) is gone; the artifact holds weights only`);
   }
