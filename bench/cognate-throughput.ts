@@ -233,7 +233,11 @@ function nativeAvailable(): boolean {
 function startArm(arm: Arm, presetName: string, preset: Preset, config: ModelConfig): ArmProcess {
   const child =
     arm === 'torch'
-      ? spawn('python3', [path.join(__dirname, 'cognate_torch_step.py'), JSON.stringify({ config, batchSize: preset.batchSize, seqLen: preset.seqLen })])
+      ? // OMP_WAIT_POLICY=PASSIVE: on this oversubscribed machine, OpenMP's default spin-waiting made torch's steps 3-7x
+        // slower (measured 6-16 s vs 2.1 s per default step at load 8); an explicit setting is kept.
+        spawn('python3', [path.join(__dirname, 'cognate_torch_step.py'), JSON.stringify({ config, batchSize: preset.batchSize, seqLen: preset.seqLen })], {
+          env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
+        })
       : spawn(process.execPath, ['--import', 'tsx', __filename, '--child', arm, '--preset', presetName], { env: { ...process.env, FORGE_COGNATE_OPS: '' } });
   return new ArmProcess(arm, child as ChildProcessWithoutNullStreams);
 }
@@ -347,7 +351,7 @@ async function main(): Promise<void> {
     loadAverageAfterEachRound: loads,
     noise: 'arms interleaved one step each per round on a shared 2-core machine; figures move with the other load (see loadAverage*)',
     step: 'tfjs: forward + backward (tf.variableGrads) + AdamW (common/optim.ts) + LTM write; torch: forward + backward + torch.optim.AdamW, LTM read over a bank of the native arm\'s fill (the port has no write)',
-    threads: 'native TensorFlow: its default intra-op pool (one thread per core, 2); wasm: 1 thread (SIMD); torch: torch.set_num_threads(2)',
+    threads: `native TensorFlow: its default intra-op pool (one thread per core, 2); wasm: 1 thread (SIMD); torch: torch.set_num_threads(2), OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}`,
     mfuDefinition: 'tokens/step * (6 * matmul parameters + 12 * nLayers * dModel * seqLen) / median step time / best fp32 matmul rate of that arm\'s library at the model\'s shapes, measured before and between its steps',
     skipped,
     ratios: { nativeOverTorch: ratio('native', 'torch'), nativeOverWasm: ratio('native', 'wasm'), nativeOpsOverWasmOpsOnNative: ratio('native', 'native-wasm-ops') },

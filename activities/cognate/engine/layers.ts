@@ -95,6 +95,7 @@ export function select<T extends tf.Tensor>(mask: tf.Tensor, a: T, b: tf.Tensor)
 export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
   const [inDim, outDim] = weight.shape;
   const savedWeight = saveUnlessVariable(weight);
+  const style = opStyle(); // chosen with the forward: the backward runs later
   const op = customOp((inputs, save) => {
     const [xi, wi] = inputs;
     save(wi instanceof tf.Variable ? [xi] : [xi, wi]);
@@ -105,7 +106,7 @@ export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): t
       gradFunc: (dy, saved) => {
         const xs = saved[0];
         const rows = dy.reshape<tf.Tensor2D>([-1, outDim]); // [N, out]
-        if (opStyle() === 'native') {
+        if (style === 'native') {
           // dx = dy Wᵀ, dW = xᵀ dy with the transposes folded into the matmul (no transpose kernels)
           const dxn = tf.matMul(rows, savedWeight(saved) as tf.Tensor2D, false, true).reshape(xs.shape);
           const dwn = tf.matMul(xs.reshape<tf.Tensor2D>([-1, inDim]), rows, true, false);
@@ -203,6 +204,7 @@ export function rotateHalfMatrix(headDim: number): tf.Tensor2D {
  */
 export function applyRotary(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, rotateHalf: tf.Tensor2D): tf.Tensor {
   const d = rotateHalf.shape[0];
+  const style = opStyle();
   return customOp(([xi], save) => {
     const c = cos.expandDims(1); // [R, 1, D]: broadcast over heads
     const s = sin.expandDims(1);
@@ -212,7 +214,7 @@ export function applyRotary(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, ro
       value: xi.mul(c).add(rotated.mul(s)),
       gradFunc: (dy, [cs, ss, p]) => {
         const rows = dy.mul(ss).reshape<tf.Tensor2D>([-1, d]);
-        const back = (opStyle() === 'native' ? tf.matMul(rows, p as tf.Tensor2D, false, true) : tf.matMul(rows, tf.transpose(p as tf.Tensor2D))).reshape(dy.shape);
+        const back = (style === 'native' ? tf.matMul(rows, p as tf.Tensor2D, false, true) : tf.matMul(rows, tf.transpose(p as tf.Tensor2D))).reshape(dy.shape);
         return [dy.mul(cs).add(back)];
       },
     };
