@@ -239,7 +239,7 @@ function startArm(arm: Arm, presetName: string, preset: Preset, config: ModelCon
           env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
         })
       : spawn(process.execPath, ['--import', 'tsx', __filename, '--child', arm, '--preset', presetName], { env: { ...process.env, FORGE_COGNATE_OPS: '' } });
-  return new ArmProcess(arm, child as ChildProcessWithoutNullStreams);
+  return new ArmProcess(arm, child);
 }
 
 function arg(flag: string): string | undefined {

@@ -252,14 +252,14 @@ function attentionNative(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: t
     const probs = tf.softmax(tf.matMul(qi.mul<tf.Tensor3D>(scale), ki as tf.Tensor3D, false, true).add(mask)) as tf.Tensor3D; // [N, Tq, Tk]
     save([qi, ki, vi, probs]);
     return {
-      value: tf.matMul(probs, vi as tf.Tensor3D), // [N, Tq, D]
+      value: tf.matMul(probs, vi), // [N, Tq, D]
       gradFunc: (dy, [qs, ks, vs, p]) => {
-        const dp = tf.matMul(dy as tf.Tensor3D, vs as tf.Tensor3D, false, true); // [N, Tq, Tk]
-        const ds = p.mul(dp.sub(dp.mul(p).sum(-1, true))) as tf.Tensor3D; // unscaled
+        const dp = tf.matMul(dy, vs, false, true); // [N, Tq, Tk]
+        const ds = p.mul<tf.Tensor3D>(dp.sub(dp.mul(p).sum(-1, true))); // unscaled
         return [
           tf.matMul(ds, ks as tf.Tensor3D).mul(scale),
           tf.matMul(ds, qs as tf.Tensor3D, true, false).mul(scale),
-          tf.matMul(p as tf.Tensor3D, dy as tf.Tensor3D, true, false),
+          tf.matMul(p, dy, true, false),
         ];
       },
     };
