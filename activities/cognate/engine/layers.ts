@@ -321,17 +321,21 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
   // int32 oneHot then a cast: the wasm OneHot kernel writes integer bits into a float32 output.
   const oneHot = (ids: tf.Tensor): tf.Tensor => tf.oneHot(ids as tf.Tensor1D, vocab).toFloat(); // [N, V]
   if (opStyle() === 'native') {
-    // Native: the target logit by a batched gather, the one-hot made as float32 in the backward only, and the
-    // softmax from the saved log-sum-exp (one sub + exp instead of a second max/sub/exp/sum/div pass).
-    const column = flatTargets.expandDims<tf.Tensor2D>(1); // [N, 1]
+    // Native: the target logits by one gather from the flat logits (index n·V + target: a batchDims gather
+    // crashes the wasm kernel, which the tests run this style on too), the one-hot made only in the backward,
+    // and the softmax from the saved log-sum-exp (one sub + exp instead of a second max/sub/exp/sum/div pass).
+    const rowCount = flatTargets.shape[0];
+    const flatIndex = tf.range(0, rowCount * vocab, vocab, 'int32').add<tf.Tensor1D>(flatTargets); // [N]
+    // float32 straight from OneHot on native; elsewhere int32 then a cast (see above)
+    const hot = (ids: tf.Tensor): tf.Tensor => (tf.getBackend() === 'tensorflow' ? tf.oneHot(ids, vocab, 1, 0, 'float32') : oneHot(ids));
     const nativeOp = customOp(([z], save) => {
       const rows = z.reshape<tf.Tensor2D>([-1, vocab]);
       const lse = tf.logSumExp(rows, -1, true); // [N, 1]
       save([rows, lse, flatTargets]);
       return {
-        value: lse.sub(tf.gather(rows, column, 1, 1)).reshape(outShape),
+        value: lse.reshape([-1]).sub(tf.gather(z.reshape([-1]), flatIndex)).reshape(outShape),
         gradFunc: (dy, [savedRows, savedLse, savedTargets]) =>
-          [tf.exp(savedRows.sub(savedLse)).sub(tf.oneHot(savedTargets as tf.Tensor1D, vocab, 1, 0, 'float32')).mul(dy.reshape([-1, 1])).reshape(logits.shape)],
+          [tf.exp(savedRows.sub(savedLse)).sub(hot(savedTargets)).mul(dy.reshape([-1, 1])).reshape(logits.shape)],
       };
     });
     return nativeOp(logits);
