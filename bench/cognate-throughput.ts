@@ -1,20 +1,33 @@
-// Cognate training throughput: tokens/s of a full training step (forward, backward, AdamW update, LTM
-// write), model FLOPs utilisation against the matmul rate this backend reaches in the same run, and
-// peak resident memory. Each preset runs in its own process so its peak RSS is its own.
+// Cognate training throughput, side by side in one run: the same model config trained on the native
+// TensorFlow backend, on wasm, and (when python3 has torch and transformers) by the PyTorch port
+// activities/cognate/engine/hf/modeling_cognate.py driven by bench/cognate_torch_step.py. A fourth arm runs
+// native TensorFlow with the wasm-shaped ops (FORGE_COGNATE_OPS=wasm, engine/layers.ts opStyle), so the
+// per-backend op choice is measured in the same run.
 //
-//   npx tsx bench/cognate-throughput.ts            all presets → bench/results/cognate-throughput.json
-//   npx tsx bench/cognate-throughput.ts --preset tiny --steps 3   one preset, JSON on stdout
+//   npm run bench:cognate                                    default config (24.1M, seqLen 512, batch 1)
+//   npm run bench:cognate -- --preset tiny --rounds 3        a quick check
+//   npm run bench:cognate -- --arms native,torch --no-profile
 //
-// MFU follows PaLM (Chowdhery et al. 2022, app. B): model FLOPs per token = 6·N + 12·L·C·T, N the
-// parameters that multiply (all but the embedding lookup), at the peak matmul rate measured below.
-// The LTM search (q·Kᵀ over the bank) and the ACT bookkeeping are extra work MFU does not credit.
-import { execFileSync } from 'node:child_process';
+// Every arm is its own long-lived child process (so its peak RSS is its own) that runs one training step per
+// command: forward, backward, AdamW update (and the LTM write in tfjs). The parent interleaves the arms,
+// one step each per round, so load from other processes on this shared machine falls on all of them alike;
+// the figures are still noisy, and the load average of every round is recorded.
+// tokens/s uses the median step. MFU follows PaLM (Chowdhery et al. 2022, app. B): model FLOPs per token =
+// 6·N + 12·L·C·T, N the parameters that multiply (all but the embedding lookup), against the best fp32
+// matmul rate that arm's own library reaches in this run at the model's shapes (tfjs matMul, torch.mm).
+// The LTM search and the ACT bookkeeping are work MFU does not credit.
+// Then one native step runs under tf.profile: where the time goes, by kernel and by stage.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendInfo } from '../common/backend';
 import { writeJsonAtomic } from '../common/export/files';
-import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
+import { opStyle } from '../activities/cognate/engine/layers';
+import { CognateModel, parseModelConfig, type ModelConfigInput } from '../activities/cognate/engine/model';
+import type { ModelConfig } from '../activities/cognate/config';
 import { AdamW } from '../common/optim';
 import { Rng } from '../common/rng';
 
@@ -23,52 +36,30 @@ interface Preset {
   model: ModelConfigInput;
   batchSize: number;
   seqLen: number;
-  steps: number;
+  rounds: number;
 }
 
 const PRESETS: Record<string, Preset> = {
+  default: { description: 'default Cognate config (24.1M, ACT + LTM on) at seqLen 512, batch 1', model: {}, batchSize: 1, seqLen: 512, rounds: 4 },
   tiny: {
     description: 'tiny Cognate (ACT + LTM on), 2 layers of width 64',
     model: { dModel: 64, nLayers: 2, nHeads: 4, dFF: 256, vocabSize: 512, maxSeqLen: 128, dMem: 64, memCapacity: 256 },
     batchSize: 4,
     seqLen: 128,
-    steps: 5,
-  },
-  default: {
-    description: 'default Cognate config (25M, ACT + LTM on) at seqLen 512, batch 1',
-    model: {},
-    batchSize: 1,
-    seqLen: 512,
-    steps: 3,
+    rounds: 4,
   },
 };
 
-interface PresetResult {
-  preset: string;
-  description: string;
-  config: ModelConfigInput;
-  parameters: number;
-  matmulParameters: number;
-  batchSize: number;
-  seqLen: number;
-  tokensPerStep: number;
-  stepSeconds: number[];
-  warmupStepSeconds: number;
-  tokensPerSecond: number;
-  modelFlopsPerStep: number;
-  achievedGflops: number;
-  mfu: number;
-  peakMatmulGflops: number;
-  matmulRates: { shape: string; gflops: number }[];
-  losses: number[];
-  meanDepth: number;
-  ltm: { fill: number; writes: number } | null;
-  peakRssMiB: number;
-  backend: BackendInfo;
-}
+const ARMS = ['native', 'native-wasm-ops', 'wasm', 'torch'] as const;
+type Arm = (typeof ARMS)[number];
+
+type Rate = { shape: string; gflops: number };
+type Shape = [number, number, number];
+
+// ---------------------------------------------------------------- child: one tfjs arm
 
 /** GFLOP/s of plain 2-D matMuls [m, k] x [k, n], each timed for about `ms`. */
-function measureMatmul(shapes: [number, number, number][], ms: number): { shape: string; gflops: number }[] {
+function measureMatmul(shapes: Shape[], ms: number): Rate[] {
   return shapes.map(([m, k, n]) => {
     const a = tf.randomNormal([m, k], 0, 1, 'float32', 1);
     const b = tf.randomNormal([k, n], 0, 1, 'float32', 2);
@@ -87,39 +78,25 @@ function measureMatmul(shapes: [number, number, number][], ms: number): { shape:
   });
 }
 
-/** Best rate per shape over several measurements. */
-function bestRates(runs: { shape: string; gflops: number }[][]): { shape: string; gflops: number }[] {
-  return runs[0].map((r, i) => ({ shape: r.shape, gflops: Math.max(...runs.map((run) => run[i].gflops)) }));
+function emit(obj: unknown): void {
+  process.stdout.write(JSON.stringify(obj) + '\n');
 }
 
-async function runPreset(name: string, stepsOverride?: number): Promise<PresetResult> {
-  const preset = PRESETS[name];
-  if (!preset) throw new Error(`unknown preset "${name}" (have ${Object.keys(PRESETS).join(', ')})`);
-  const backend = await initBackend();
+async function tfjsChild(arm: Arm, preset: Preset): Promise<void> {
+  if (arm === 'native-wasm-ops') process.env.FORGE_COGNATE_OPS = 'wasm';
+  const backend: BackendInfo = await initBackend(arm === 'wasm' ? 'wasm' : 'tensorflow');
   const model = new CognateModel(preset.model, 1234);
   const c = model.config;
-  const { total } = model.parameterCount();
-  const matmulParameters = total - c.vocabSize * c.dModel; // the embedding is a lookup
-  // The model's own matmul shapes plus a square one. Other processes share the CPU, so the rate is measured
-  // before and between the steps and the best is kept: the backend's demonstrated peak in this run.
-  const matmulShapes: [number, number, number][] = [
-    [preset.batchSize * preset.seqLen, c.dModel, c.dFF],
-    [preset.batchSize * preset.seqLen, c.dModel, c.vocabSize],
-    [preset.seqLen, c.dModel / c.nHeads, preset.seqLen],
-    [512, 512, 512],
-  ];
-  const rateRuns = [measureMatmul(matmulShapes, 1000)];
-
   const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.01, decoupled: true });
   const rng = new Rng(99);
-  const tokensPerStep = preset.batchSize * preset.seqLen;
+  const { batchSize: B, seqLen: T } = preset;
   const batch = (): { tokens: tf.Tensor2D; targets: tf.Tensor2D } => {
-    const ids = Int32Array.from({ length: preset.batchSize * (preset.seqLen + 1) }, () => rng.int(c.vocabSize));
-    const rows = (offset: number): Int32Array =>
-      Int32Array.from({ length: tokensPerStep }, (_, i) => ids[Math.floor(i / preset.seqLen) * (preset.seqLen + 1) + (i % preset.seqLen) + offset]);
-    return { tokens: tf.tensor2d(rows(0), [preset.batchSize, preset.seqLen], 'int32'), targets: tf.tensor2d(rows(1), [preset.batchSize, preset.seqLen], 'int32') };
+    const ids = Int32Array.from({ length: B * (T + 1) }, () => rng.int(c.vocabSize));
+    const rows = (offset: number): Int32Array => Int32Array.from({ length: B * T }, (_, i) => ids[Math.floor(i / T) * (T + 1) + (i % T) + offset]);
+    return { tokens: tf.tensor2d(rows(0), [B, T], 'int32'), targets: tf.tensor2d(rows(1), [B, T], 'int32') };
   };
-  const step = (): { seconds: number; loss: number; meanDepth: number } => {
+  /** One training step; `stages` syncs between its parts to time them (the profile only). */
+  const step = (stages = false): { seconds: number; loss: number; meanDepth: number; stageSeconds?: Record<string, number> } => {
     const { tokens, targets } = batch();
     const start = performance.now();
     let hidden: tf.Tensor3D | null = null;
@@ -132,55 +109,137 @@ async function runPreset(name: string, stepsOverride?: number): Promise<PresetRe
       meanDepth = out.meanDepth;
       return out.loss;
     });
+    if (stages) value.dataSync();
+    const t1 = performance.now();
     const byName: tf.NamedTensorMap = {};
     for (const p of model.params) if (grads[p.variable.name]) byName[p.name] = grads[p.variable.name];
     optimizer.update(byName, 1e-3);
+    if (stages) model.params[model.params.length - 1].variable.dataSync();
+    const t2 = performance.now();
     model.updateMemory(hidden!, tokenLosses!);
     const loss = value.dataSync()[0]; // waits for the device: the step is done
-    const seconds = (performance.now() - start) / 1000;
+    const end = performance.now();
     tf.dispose([value, tokens, targets, hidden!, tokenLosses!, ...Object.values(grads)]);
-    return { seconds, loss, meanDepth };
+    const stageSeconds = stages ? { forwardBackward: (t1 - start) / 1000, adamw: (t2 - t1) / 1000, ltmWrite: (end - t2) / 1000 } : undefined;
+    return { seconds: (end - start) / 1000, loss, meanDepth, stageSeconds };
   };
 
-  const warmup = step(); // first-call kernel set-up and bank fill
-  const steps = Array.from({ length: stepsOverride ?? preset.steps }, () => {
-    const s = step();
-    rateRuns.push(measureMatmul(matmulShapes, 300));
-    return s;
-  });
-  const rates = bestRates(rateRuns);
-  const peakMatmulGflops = Math.max(...rates.map((r) => r.gflops));
-  const stepSeconds = steps.map((s) => s.seconds);
-  const median = [...stepSeconds].sort((a, b) => a - b)[Math.floor(stepSeconds.length / 2)];
-  const modelFlopsPerStep = tokensPerStep * (6 * matmulParameters + 12 * c.nLayers * c.dModel * preset.seqLen);
-  const achievedGflops = modelFlopsPerStep / median / 1e9;
-  const stats = model.memory?.stats();
-  const result: PresetResult = {
-    preset: name,
-    description: preset.description,
-    config: model.config,
-    parameters: total,
-    matmulParameters,
-    batchSize: preset.batchSize,
-    seqLen: preset.seqLen,
-    tokensPerStep,
-    stepSeconds,
-    warmupStepSeconds: warmup.seconds,
-    tokensPerSecond: tokensPerStep / median,
-    modelFlopsPerStep,
-    achievedGflops,
-    mfu: achievedGflops / peakMatmulGflops,
-    peakMatmulGflops,
-    matmulRates: rates,
-    losses: [warmup.loss, ...steps.map((s) => s.loss)],
-    meanDepth: steps[steps.length - 1].meanDepth,
-    ltm: stats ? { fill: stats.fill, writes: stats.writes } : null,
-    peakRssMiB: process.resourceUsage().maxRSS / 1024,
-    backend,
-  };
-  optimizer.dispose();
-  model.dispose();
-  return result;
+  emit({ ready: { backend: backend.backend, device: backend.device, opStyle: opStyle(), parameters: model.parameterCount().total } });
+  const lines = readline.createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    const msg = JSON.parse(line) as { cmd: string; ms?: number; shapes?: Shape[] };
+    if (msg.cmd === 'step') {
+      const s = step();
+      emit({ seconds: s.seconds, loss: s.loss, meanDepth: s.meanDepth, fill: model.memory?.stats().fill ?? 0 });
+    } else if (msg.cmd === 'rate') {
+      emit({ rates: measureMatmul(msg.shapes!, msg.ms!) });
+    } else if (msg.cmd === 'profile') {
+      const timed = step(true); // stage split (syncs between stages)
+      let result: { seconds: number } = { seconds: 0 };
+      const info = await tf.profile(() => {
+        result = step();
+      });
+      const byKernel = new Map<string, { ms: number; calls: number }>();
+      const byShape = new Map<string, { ms: number; calls: number }>();
+      for (const k of info.kernels) {
+        // tfjs-node reports wall time per kernel; nested custom-gradient scopes are reported too: skip them
+        if (k.name === 'unnamed scope' || k.name === 'forward' || k.name === 'backward') continue;
+        const ms = Number(k.kernelTimeMs) || 0;
+        const add = (map: Map<string, { ms: number; calls: number }>, key: string): void => {
+          const e = map.get(key) ?? { ms: 0, calls: 0 };
+          e.ms += ms;
+          e.calls++;
+          map.set(key, e);
+        };
+        add(byKernel, k.name);
+        add(byShape, `${k.name} ${JSON.stringify(k.inputShapes)}`);
+      }
+      const top = (map: Map<string, { ms: number; calls: number }>, n: number): { op: string; ms: number; calls: number }[] =>
+        [...map].sort((a, b) => b[1].ms - a[1].ms).slice(0, n).map(([op, e]) => ({ op, ms: Math.round(e.ms * 10) / 10, calls: e.calls }));
+      const kernelMs = [...byKernel.values()].reduce((a, e) => a + e.ms, 0);
+      emit({
+        profile: {
+          stepSecondsUnprofiled: timed.seconds,
+          stageSeconds: timed.stageSeconds,
+          profiledStepSeconds: result.seconds,
+          kernelCalls: [...byKernel.values()].reduce((a, e) => a + e.calls, 0),
+          kernelMs,
+          byKernel: top(byKernel, 20),
+          byKernelAndShape: top(byShape, 25),
+        },
+      });
+    } else if (msg.cmd === 'finish') {
+      emit({ peakRssMiB: process.resourceUsage().maxRSS / 1024 });
+      break;
+    }
+  }
+  lines.close();
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------- parent: interleave the arms
+
+class ArmProcess {
+  private readonly replies: string[] = [];
+  private waiting: ((line: string) => void) | null = null;
+  private stderrTail = '';
+
+  constructor(
+    readonly arm: Arm,
+    readonly child: ChildProcessWithoutNullStreams,
+  ) {
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      if (!line.startsWith('{')) return; // library chatter
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = null;
+        w(line);
+      } else this.replies.push(line);
+    });
+    child.stderr.on('data', (d: Buffer) => (this.stderrTail = (this.stderrTail + d.toString()).slice(-4000)));
+  }
+
+  /** The next JSON reply; fails with the child's stderr tail if it exits first. */
+  next<T>(): Promise<T> {
+    const queued = this.replies.shift();
+    if (queued) return Promise.resolve(JSON.parse(queued) as T);
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null): void => reject(new Error(`${this.arm} arm exited (${code}) before replying:\n${this.stderrTail}`));
+      this.child.once('exit', onExit);
+      this.waiting = (line) => {
+        this.child.off('exit', onExit);
+        resolve(JSON.parse(line) as T);
+      };
+    });
+  }
+
+  ask<T>(msg: unknown): Promise<T> {
+    this.child.stdin.write(JSON.stringify(msg) + '\n');
+    return this.next<T>();
+  }
+}
+
+function torchAvailable(): { ok: boolean; why?: string } {
+  const r = spawnSync('python3', ['-c', 'import torch, transformers, safetensors'], { encoding: 'utf8' });
+  if (r.error) return { ok: false, why: `python3 not runnable: ${r.error.message}` };
+  if (r.status !== 0) return { ok: false, why: `python3 lacks torch/transformers/safetensors: ${r.stderr.trim().split('\n').pop()}` };
+  return { ok: true };
+}
+
+function nativeAvailable(): boolean {
+  return spawnSync(process.execPath, ['-e', "require('@tensorflow/tfjs-node')"], { stdio: 'ignore' }).status === 0;
+}
+
+function startArm(arm: Arm, presetName: string, preset: Preset, config: ModelConfig): ArmProcess {
+  const child =
+    arm === 'torch'
+      ? // OMP_WAIT_POLICY=PASSIVE: on this oversubscribed machine, OpenMP's default spin-waiting made torch's steps 3-7x
+        // slower (measured 6-16 s vs 2.1 s per default step at load 8); an explicit setting is kept.
+        spawn('python3', [path.join(__dirname, 'cognate_torch_step.py'), JSON.stringify({ config, batchSize: preset.batchSize, seqLen: preset.seqLen })], {
+          env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
+        })
+      : spawn(process.execPath, ['--import', 'tsx', __filename, '--child', arm, '--preset', presetName], { env: { ...process.env, FORGE_COGNATE_OPS: '' } });
+  return new ArmProcess(arm, child);
 }
 
 function arg(flag: string): string | undefined {
@@ -188,43 +247,120 @@ function arg(flag: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 async function main(): Promise<void> {
-  const preset = arg('--preset');
-  const steps = arg('--steps') ? Number(arg('--steps')) : undefined;
-  if (preset) {
-    process.stdout.write(JSON.stringify(await runPreset(preset, steps)) + '\n');
-    return;
-  }
+  const presetName = arg('--preset') ?? 'default';
+  const preset = PRESETS[presetName];
+  if (!preset) throw new Error(`--preset: unknown preset "${presetName}" (have ${Object.keys(PRESETS).join(', ')})`);
+  const child = arg('--child');
+  if (child) return tfjsChild(child as Arm, preset);
+
+  const rounds = arg('--rounds') ? Number(arg('--rounds')) : preset.rounds;
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer (got ${arg('--rounds')})`);
+  const requested = (arg('--arms') ?? ARMS.join(',')).split(',') as Arm[];
+  for (const a of requested) if (!ARMS.includes(a)) throw new Error(`--arms: unknown arm "${a}" (have ${ARMS.join(', ')})`);
+  const skipped: Record<string, string> = {};
+  const torch = torchAvailable();
+  const native = nativeAvailable();
+  const arms = requested.filter((a) => {
+    if (a === 'torch' && !torch.ok) skipped[a] = torch.why!;
+    else if (a.startsWith('native') && !native) skipped[a] = '@tensorflow/tfjs-node does not load (node scripts/ensure-native-tf.js)';
+    else return true;
+    return false;
+  });
+  for (const [a, why] of Object.entries(skipped)) console.log(`skipping ${a}: ${why}`);
+
+  const config = parseModelConfig(preset.model);
+  const matmulShapes: Shape[] = [
+    [preset.batchSize * preset.seqLen, config.dModel, config.dFF],
+    [preset.batchSize * preset.seqLen, config.dModel, config.vocabSize],
+    [preset.seqLen, config.dModel / config.nHeads, preset.seqLen],
+    [512, 512, 512],
+  ];
   const loadBefore = os.loadavg();
-  const results: PresetResult[] = [];
-  for (const name of Object.keys(PRESETS)) {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', __filename, '--preset', name, ...(steps ? ['--steps', String(steps)] : [])], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1 << 24,
+  const procs = arms.map((a) => startArm(a, presetName, preset, config));
+  const ready = await Promise.all(procs.map((p) => p.next<{ ready: { backend: string; device: string; opStyle?: string; parameters: number } }>()));
+  const state = procs.map((p, i) => ({ proc: p, ready: ready[i].ready, steps: [] as { seconds: number; loss: number; meanDepth: number }[], rates: [] as Rate[][], warmup: 0 }));
+  console.log(`${presetName}: ${preset.description}; arms ${arms.join(', ')}; ${rounds} rounds after one warm-up step each; load ${loadBefore.map((l) => l.toFixed(1)).join(' ')}`);
+
+  let fill = 0; // the LTM fill of the native (else first tfjs) arm: the torch arm's bank is filled to it
+  const loads: number[][] = [];
+  for (let round = 0; round <= rounds; round++) {
+    // Alternate the order each round so no arm always follows the same neighbour.
+    const order = round % 2 ? [...state].reverse() : state;
+    for (const s of order) {
+      const r = await s.proc.ask<{ seconds: number; loss: number; meanDepth: number; fill?: number }>({ cmd: 'step', fill });
+      if (s.proc.arm !== 'torch' && r.fill !== undefined && (s.proc.arm === 'native' || !arms.includes('native'))) fill = r.fill;
+      if (round === 0) s.warmup = r.seconds;
+      else s.steps.push(r);
+      s.rates.push((await s.proc.ask<{ rates: Rate[] }>({ cmd: 'rate', shapes: matmulShapes, ms: round === 0 ? 800 : 250 })).rates);
+    }
+    loads.push(os.loadavg());
+    if (round > 0) console.log(`round ${round}: ${state.map((s) => `${s.proc.arm} ${s.steps[s.steps.length - 1].seconds.toFixed(2)} s`).join(', ')}  (load ${os.loadavg()[0].toFixed(1)})`);
+  }
+
+  let profile: unknown = null;
+  const nativeArm = state.find((s) => s.proc.arm === 'native');
+  if (nativeArm && !process.argv.includes('--no-profile')) profile = (await nativeArm.proc.ask<{ profile: unknown }>({ cmd: 'profile' })).profile;
+
+  const modelFlopsPerStep = preset.batchSize * preset.seqLen * (6 * (ready[0].ready.parameters - config.vocabSize * config.dModel) + 12 * config.nLayers * config.dModel * preset.seqLen);
+  const results = [];
+  for (const s of state) {
+    const { peakRssMiB } = await s.proc.ask<{ peakRssMiB: number }>({ cmd: 'finish' });
+    const best = s.rates[0].map((r, i) => ({ shape: r.shape, gflops: Math.max(...s.rates.map((run) => run[i].gflops)) }));
+    const peakMatmulGflops = Math.max(...best.map((r) => r.gflops));
+    const stepSeconds = s.steps.map((x) => x.seconds);
+    const achievedGflops = modelFlopsPerStep / median(stepSeconds) / 1e9;
+    results.push({
+      arm: s.proc.arm,
+      ...s.ready,
+      stepSeconds,
+      warmupStepSeconds: s.warmup,
+      tokensPerSecond: (preset.batchSize * preset.seqLen) / median(stepSeconds),
+      achievedGflops,
+      peakMatmulGflops,
+      mfu: achievedGflops / peakMatmulGflops,
+      matmulRates: best,
+      losses: s.steps.map((x) => x.loss),
+      meanDepth: s.steps[s.steps.length - 1].meanDepth,
+      peakRssMiB,
     });
-    const r = JSON.parse(out.trim().split('\n').pop()!) as PresetResult;
-    results.push(r);
+  }
+  const byArm = Object.fromEntries(results.map((r) => [r.arm, r]));
+  const ratio = (a: string, b: string): number | null => (byArm[a] && byArm[b] ? byArm[a].tokensPerSecond / byArm[b].tokensPerSecond : null);
+  for (const r of results) {
     console.log(
-      `${name.padEnd(8)} ${r.parameters.toLocaleString('en-US').padStart(11)} params  ${r.tokensPerSecond.toFixed(1).padStart(8)} tok/s  ` +
-        `step ${r.stepSeconds.map((s) => s.toFixed(2)).join('/')} s  ${r.achievedGflops.toFixed(2)} GFLOP/s  MFU ${(100 * r.mfu).toFixed(1)}% ` +
-        `(peak matmul ${r.peakMatmulGflops.toFixed(1)} GFLOP/s)  depth ${r.meanDepth.toFixed(2)}  peak RSS ${r.peakRssMiB.toFixed(0)} MiB`,
+      `${r.arm.padEnd(16)} ${r.tokensPerSecond.toFixed(0).padStart(6)} tok/s  steps ${r.stepSeconds.map((x) => x.toFixed(2)).join('/')} s  ` +
+        `MFU ${(100 * r.mfu).toFixed(1)}% of ${r.peakMatmulGflops.toFixed(0)} GFLOP/s  peak RSS ${r.peakRssMiB.toFixed(0)} MiB`,
     );
   }
   const report = {
     benchmark: 'cognate-throughput',
     date: new Date().toISOString(),
+    preset: presetName,
+    description: preset.description,
+    config,
+    batchSize: preset.batchSize,
+    seqLen: preset.seqLen,
+    tokensPerStep: preset.batchSize * preset.seqLen,
+    modelFlopsPerStep,
     host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', totalMemGiB: os.totalmem() / 2 ** 30, node: process.version },
-    // Other processes share the CPU; the load average says how much of it this run could use.
+    // The machine is shared with other work: the load average says how much of it this run could use, per round.
     loadAverageBefore: loadBefore,
-    loadAverageAfter: os.loadavg(),
-    step: 'forward + backward (tf.variableGrads) + AdamW update (activities/cognate/engine/optim.ts) + LTM write',
-    mfuDefinition:
-      'tokens/step * (6 * matmul parameters + 12 * nLayers * dModel * seqLen) / median step time / best 2-D matMul rate measured before and between the steps',
+    loadAverageAfterEachRound: loads,
+    noise: 'arms interleaved one step each per round on a shared 2-core machine; figures move with the other load (see loadAverage*)',
+    step: 'tfjs: forward + backward (tf.variableGrads) + AdamW (common/optim.ts) + LTM write; torch: forward + backward + torch.optim.AdamW, LTM read over a bank of the native arm\'s fill (the port has no write)',
+    threads: `native TensorFlow: its default intra-op pool (one thread per core, 2); wasm: 1 thread (SIMD); torch: torch.set_num_threads(2), OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}`,
+    mfuDefinition: 'tokens/step * (6 * matmul parameters + 12 * nLayers * dModel * seqLen) / median step time / best fp32 matmul rate of that arm\'s library at the model\'s shapes, measured before and between its steps',
+    skipped,
+    ratios: { nativeOverTorch: ratio('native', 'torch'), nativeOverWasm: ratio('native', 'wasm'), nativeOpsOverWasmOpsOnNative: ratio('native', 'native-wasm-ops') },
     results,
+    nativeProfile: profile,
   };
-  const file = path.join(__dirname, 'results', 'cognate-throughput.json');
+  const file = path.join(__dirname, 'results', presetName === 'default' ? 'cognate-throughput.json' : `cognate-throughput-${presetName}.json`);
   writeJsonAtomic(file, report);
+  console.log(`ratios: ${JSON.stringify(report.ratios)}`);
   console.log(`wrote ${path.relative(process.cwd(), file)}`);
 }
 

@@ -172,7 +172,22 @@ describe('gradients', () => {
       ['addSame+reshape', [rand([4, 6], 16), rand([4, 6], 17)], ([a, b]) => reshape(addSame(a, b), [2, 12]), ([a, b]) => a.add(b).reshape([2, 12])],
       ['crossEntropy', [rand([5, 7], 18)], ([z]) => crossEntropy(z, targets), ([z]) => tf.logSumExp(z, -1).sub(z.mul(tf.oneHot(targets, 7).toFloat()).sum(-1))],
     ];
-    for (const [name, inputs, mine, reference] of cases) {
+    // Both op styles (engine/layers.ts opStyle) on the backend under test: each backend runs one by default,
+    // the benchmark runs the other on native too.
+    const cases2 = (['native', 'wasm'] as const).flatMap((style) =>
+      cases.map(([name, inputs, mine, reference]) => {
+        const styled = (xs: tf.Tensor[]): tf.Tensor => {
+          process.env.FORGE_COGNATE_OPS = style;
+          try {
+            return mine(xs);
+          } finally {
+            delete process.env.FORGE_COGNATE_OPS;
+          }
+        };
+        return [`${name} (${style} ops)`, inputs, styled, reference] as (typeof cases)[number];
+      }),
+    );
+    for (const [name, inputs, mine, reference] of cases2) {
       const probe = tf.tidy(() => rand(mine(inputs).shape, 99));
       const gradValues = (f: (xs: tf.Tensor[]) => tf.Tensor): Float32Array[] =>
         tf.tidy(() => tf.grads((...xs: tf.Tensor[]) => f(xs).mul(probe).sum())(inputs).map((g) => g.dataSync() as Float32Array));

@@ -8,6 +8,10 @@
 // - For its backward, tfjs keeps a copy of the inputs of almost every op (reshape, add and mul included):
 //   ~116 MB per block at T=512. The ops below are single tape nodes with hand-written gradients that keep
 //   only what the gradient needs (and never a copy of a weight variable: it outlives the step).
+// - The native TensorFlow backend is the opposite: transposed and batched matMuls cost what plain ones do
+//   (BatchMatMulV2 with adj_x/adj_y), while every kernel call costs a fixed overhead, so there the ops below
+//   use transpose flags, one batched attention and fewer passes (`opStyle()`; measured in
+//   bench/cognate-throughput.ts, README "Throughput").
 // - tfjs has no gradient for comparisons or topk. `detach` gives a tensor the tape does not know, so masks
 //   and retrieval indices computed from it never enter the backward pass.
 import * as tf from '@tensorflow/tfjs-core';
@@ -15,6 +19,20 @@ import * as tf from '@tensorflow/tfjs-core';
 // modules do (tsx loads them as is; jest must be allowed to transform @tensorflow/tfjs-core/dist).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+
+export type OpStyle = 'native' | 'wasm';
+
+/**
+ * Which shapes the ops below take: 'native' on the TensorFlow backend, 'wasm' (2-D untransposed matmuls,
+ * per-head attention) elsewhere. FORGE_COGNATE_OPS=wasm|native forces one (the benchmark compares both on
+ * the same backend; the gradient tests run whichever the backend picks).
+ */
+export function opStyle(): OpStyle {
+  const forced = process.env.FORGE_COGNATE_OPS;
+  if (forced === 'native' || forced === 'wasm') return forced;
+  if (forced) throw new Error(`FORGE_COGNATE_OPS must be native or wasm (got "${forced}")`);
+  return tf.getBackend() === 'tensorflow' ? 'native' : 'wasm';
+}
 
 /** The same data as a new tensor with no tape history: a stop-gradient that copies nothing. */
 export function detach<T extends tf.Tensor>(x: T): T {
@@ -77,6 +95,7 @@ export function select<T extends tf.Tensor>(mask: tf.Tensor, a: T, b: tf.Tensor)
 export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
   const [inDim, outDim] = weight.shape;
   const savedWeight = saveUnlessVariable(weight);
+  const style = opStyle(); // chosen with the forward: the backward runs later
   const op = customOp((inputs, save) => {
     const [xi, wi] = inputs;
     save(wi instanceof tf.Variable ? [xi] : [xi, wi]);
@@ -87,6 +106,12 @@ export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): t
       gradFunc: (dy, saved) => {
         const xs = saved[0];
         const rows = dy.reshape<tf.Tensor2D>([-1, outDim]); // [N, out]
+        if (style === 'native') {
+          // dx = dy Wᵀ, dW = xᵀ dy with the transposes folded into the matmul (no transpose kernels)
+          const dxn = tf.matMul(rows, savedWeight(saved) as tf.Tensor2D, false, true).reshape(xs.shape);
+          const dwn = tf.matMul(xs.reshape<tf.Tensor2D>([-1, inDim]), rows, true, false);
+          return bias ? [dxn, dwn, rows.sum(0)] : [dxn, dwn];
+        }
         const dx = tf.matMul(rows, tf.transpose(savedWeight(saved) as tf.Tensor2D)).reshape(xs.shape);
         const dw = tf.matMul(tf.transpose(xs.reshape<tf.Tensor2D>([-1, inDim])), rows);
         return bias ? [dx, dw, rows.sum(0)] : [dx, dw];
@@ -179,6 +204,7 @@ export function rotateHalfMatrix(headDim: number): tf.Tensor2D {
  */
 export function applyRotary(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, rotateHalf: tf.Tensor2D): tf.Tensor {
   const d = rotateHalf.shape[0];
+  const style = opStyle();
   return customOp(([xi], save) => {
     const c = cos.expandDims(1); // [R, 1, D]: broadcast over heads
     const s = sin.expandDims(1);
@@ -187,7 +213,8 @@ export function applyRotary(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, ro
     return {
       value: xi.mul(c).add(rotated.mul(s)),
       gradFunc: (dy, [cs, ss, p]) => {
-        const back = tf.matMul(dy.mul(ss).reshape<tf.Tensor2D>([-1, d]), tf.transpose(p as tf.Tensor2D)).reshape(dy.shape);
+        const rows = dy.mul(ss).reshape<tf.Tensor2D>([-1, d]);
+        const back = (style === 'native' ? tf.matMul(rows, p as tf.Tensor2D, false, true) : tf.matMul(rows, tf.transpose(p as tf.Tensor2D))).reshape(dy.shape);
         return [dy.mul(cs).add(back)];
       },
     };
@@ -211,7 +238,33 @@ export function causalMask(t: number): tf.Tensor2D {
  * (the GrokFast preset: N = 2048, T = 4) would cost far more in kernel calls than the products.
  */
 export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
+  if (opStyle() === 'native') return attentionNative(q, k, v, mask);
   return q.shape[1] >= 64 ? attentionPerHead(q, k, v, mask) : attentionBatched(q, k, v, mask);
+}
+
+/**
+ * Native TensorFlow: every head in one batched matMul with the transposes as flags, and the 1/sqrt(D) scale
+ * applied to the [N, T, D] operands and results instead of the [N, Tq, Tk] scores (fewer kernels, smaller passes).
+ */
+function attentionNative(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
+  const scale = 1 / Math.sqrt(q.shape[2]);
+  const op = customOp(([qi, ki, vi], save) => {
+    const probs = tf.softmax(tf.matMul(qi.mul<tf.Tensor3D>(scale), ki as tf.Tensor3D, false, true).add(mask)) as tf.Tensor3D; // [N, Tq, Tk]
+    save([qi, ki, vi, probs]);
+    return {
+      value: tf.matMul(probs, vi), // [N, Tq, D]
+      gradFunc: (dy, [qs, ks, vs, p]) => {
+        const dp = tf.matMul(dy, vs, false, true); // [N, Tq, Tk]
+        const ds = p.mul<tf.Tensor3D>(dp.sub(dp.mul(p).sum(-1, true))); // unscaled
+        return [
+          tf.matMul(ds, ks as tf.Tensor3D).mul(scale),
+          tf.matMul(ds, qs as tf.Tensor3D, true, false).mul(scale),
+          tf.matMul(p, dy, true, false),
+        ];
+      },
+    };
+  });
+  return op(q, k, v) as tf.Tensor3D;
 }
 
 const swapLastTwo = (x: tf.Tensor): tf.Tensor3D => tf.transpose(x, [0, 2, 1]) as tf.Tensor3D;
@@ -267,6 +320,26 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
   const flatTargets = targets.reshape([-1]).toInt() as tf.Tensor1D;
   // int32 oneHot then a cast: the wasm OneHot kernel writes integer bits into a float32 output.
   const oneHot = (ids: tf.Tensor): tf.Tensor => tf.oneHot(ids as tf.Tensor1D, vocab).toFloat(); // [N, V]
+  if (opStyle() === 'native') {
+    // Native: the target logits by one gather from the flat logits (index n·V + target: a batchDims gather
+    // crashes the wasm kernel, which the tests run this style on too), the one-hot made only in the backward,
+    // and the softmax from the saved log-sum-exp (one sub + exp instead of a second max/sub/exp/sum/div pass).
+    const rowCount = flatTargets.shape[0];
+    const flatIndex = tf.range(0, rowCount * vocab, vocab, 'int32').add<tf.Tensor1D>(flatTargets); // [N]
+    // float32 straight from OneHot on native; elsewhere int32 then a cast (see above)
+    const hot = (ids: tf.Tensor): tf.Tensor => (tf.getBackend() === 'tensorflow' ? tf.oneHot(ids, vocab, 1, 0, 'float32') : oneHot(ids));
+    const nativeOp = customOp(([z], save) => {
+      const rows = z.reshape<tf.Tensor2D>([-1, vocab]);
+      const lse = tf.logSumExp(rows, -1, true); // [N, 1]
+      save([rows, lse, flatTargets]);
+      return {
+        value: lse.reshape([-1]).sub(tf.gather(z.reshape([-1]), flatIndex)).reshape(outShape),
+        gradFunc: (dy, [savedRows, savedLse, savedTargets]) =>
+          [tf.exp(savedRows.sub(savedLse)).sub(hot(savedTargets)).mul(dy.reshape([-1, 1])).reshape(logits.shape)],
+      };
+    });
+    return nativeOp(logits);
+  }
   const op = customOp(([z], save) => {
     const rows = z.reshape([-1, vocab]);
     save([rows, flatTargets]); // the backward runs after the forward's tensors are freed: keep what it needs
