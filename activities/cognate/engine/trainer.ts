@@ -11,7 +11,7 @@ import { openDataset, TrainSampler, validationBatches, type SamplerState, type T
 import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast';
 import { crossEntropyPerRow } from './layers';
 import type { LtmState, LtmStats } from './ltm';
-import { CognateModel } from './model';
+import { CognateModel, type MemoryEntries } from './model';
 import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamWState } from './optim';
 import { learningRateAt } from './schedule';
 
@@ -262,7 +262,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
 
     // Forward/backward over micro-batches; the step sees their mean gradient (one large batch).
     const accumulator = new GradientAccumulator();
-    const memoryInputs: { hidden: tf.Tensor3D; tokenLosses: tf.Tensor2D }[] = [];
+    const memoryInputs: { entries: MemoryEntries; tokenLosses: tf.Tensor2D }[] = [];
     const totals = { loss: 0, ce: 0, ponderCost: 0, meanDepth: 0 };
     for (let micro = 0; micro < config.gradientAccumulationSteps; micro++) {
       const batch = sampler.nextBatch();
@@ -279,10 +279,10 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     optimizer.update(filtered, learningRate);
     tf.dispose([meanGrads, clipped, filtered]);
 
-    // LTM writes use the step's hidden states and token losses, after the weights moved (outside the tape).
-    for (const { hidden, tokenLosses } of memoryInputs) {
-      model.updateMemory(hidden, tokenLosses);
-      tf.dispose([hidden, tokenLosses]);
+    // LTM writes: the memory block's keys/values of the step's windows, after the weights moved (outside the tape).
+    for (const { entries, tokenLosses } of memoryInputs) {
+      model.writeMemory(entries, tokenLosses);
+      tf.dispose([entries.keys, entries.values, tokenLosses]);
     }
     step++;
 
@@ -355,7 +355,7 @@ function microStep(
   model: CognateModel,
   batch: TokenBatch,
   varNames: string[],
-  memoryInputs: { hidden: tf.Tensor3D; tokenLosses: tf.Tensor2D }[],
+  memoryInputs: { entries: MemoryEntries; tokenLosses: tf.Tensor2D }[],
 ): { grads: tf.NamedTensorMap; scalars: { loss: number; ce: number; ponderCost: number; meanDepth: number } } {
   let ce!: tf.Scalar;
   let ponderCost!: tf.Scalar;
@@ -363,11 +363,11 @@ function microStep(
   const tokens = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
   const targets = tf.tensor2d(batch.targets, [batch.batchSize, batch.seqLen], 'int32');
   const { value, grads } = tf.variableGrads(() => {
-    const out = model.loss(tokens, targets, undefined, { training: true, forMemory: model.memory !== null });
+    const out = model.loss(tokens, targets, undefined, { training: true });
     ce = tf.keep(out.ce);
     ponderCost = tf.keep(out.ponderCost);
     meanDepth = out.meanDepth;
-    if (model.memory && out.hidden && out.tokenLosses) memoryInputs.push({ hidden: tf.keep(out.hidden), tokenLosses: tf.keep(out.tokenLosses) });
+    if (out.memoryEntries) memoryInputs.push({ entries: { keys: tf.keep(out.memoryEntries.keys), values: tf.keep(out.memoryEntries.values) }, tokenLosses: tf.keep(out.tokenLosses) });
     return out.loss;
   });
   const scalars = { loss: value.dataSync()[0], ce: ce.dataSync()[0], ponderCost: ponderCost.dataSync()[0], meanDepth };
