@@ -5,11 +5,11 @@
 // length; attention never crosses a segment boundary, so the only path from one segment to a later one
 // is the memory. An episode draws K distinct keys with a random value each (fresh every episode: the
 // bindings cannot live in the weights), then reads:
-//   fact segment         [FACT, k1, v1, …, kK, vK]
+//   fact segment         [FACT, v1, k1, …, vK, kK]   (value before key: see makeEpisodes)
 //   G distractor segments the same layout with K other keys (disjoint from the episode's) and random values
 //   query segment        [ASK, kπ1, vπ1, …, kπK, vπK]   scored where the next token is a value (K answers)
 // and, as the control that the model can answer at all, one same-segment sequence
-//   same-segment         [FACT, k1, v1, …, kK, vK, ASK, kπ1, vπ1, …]   (facts and questions in one segment)
+//   same-segment         [FACT, v1, k1, …, vK, kK, ASK, kπ1, vπ1, …]   (facts and questions in one segment)
 // Chance is 1 / numValues.
 //
 // Memory (model.ts / ltm.ts): the memory block's pre-rotary attention keys and values of every position of
@@ -90,7 +90,10 @@ export function makeEpisodes(rng: SeededRng, task: RecallTask, batchSize: number
   const sameSegment = new Int32Array(batchSize * 2 * L);
   const sameTargets = new Int32Array(batchSize * 2 * L);
   const sameMask = new Float32Array(batchSize * 2 * L);
-  const pairs = (keys: number[], values: number[], start: number): number[] => [start, ...keys.flatMap((k, i) => [keyToken(k), valueToken(task, values[i])])];
+  // Facts are written value first: the entry at a key's position then holds the key (its own token) and,
+  // through the block below, the value just before it, so a query by key matches on the key's own content.
+  const pairs = (keys: number[], values: number[], start: number): number[] =>
+    start === FACT ? [start, ...keys.flatMap((k, i) => [valueToken(task, values[i]), keyToken(k)])] : [start, ...keys.flatMap((k, i) => [keyToken(k), valueToken(task, values[i])])];
   for (let b = 0; b < batchSize; b++) {
     const keys = distinct(rng, task.numKeys, facts);
     const values = keys.map(() => rng.int(task.numValues));

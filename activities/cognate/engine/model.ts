@@ -7,6 +7,7 @@
 //     local  = causal rotary attention of the segment, as in every block
 //     memory = softmax over the top-k bank entries (by q·k) of q·k/√D, times their values; q and the
 //              bank's keys are taken before rotary (a memory has no position in this segment)
+//     values = W_v·norm(x)_t + W_vp·norm(x)_{t−1} (value shift, this block only; 0 before the segment start)
 //     g      = σ(norm(x) · W_gate + b_gate)[h]          (per position and head, W_gate [C, H], b_gate [H])
 //     head   = local + g · (memory − local)              (local alone while the bank is empty)
 //   The memory block's pre-rotary keys and its values are returned as `memoryEntries` [B, H, T, D] and
@@ -97,7 +98,8 @@ interface Block {
   k: tf.Variable;
   v: tf.Variable;
   o: tf.Variable;
-  memGate: { w: tf.Variable; b: tf.Variable } | null; // [C, H], [H]; the memory block only
+  memGate: { w: tf.Variable; b: tf.Variable; logScale: tf.Variable } | null; // [C, H], [H], [H]; the memory block only
+  vPrev: tf.Variable | null; // [C, C]; the memory block only: values also see the previous position
   ffnNorm: tf.Variable; // [C]
   gate: tf.Variable; // [C, F]
   up: tf.Variable; // [C, F]
@@ -152,8 +154,14 @@ export class CognateModel {
         // g starts at σ(0) = 0.5: the memory read counts from the first step its bank has entries.
         memGate:
           i === this.memLayer
-            ? { w: normal(`${p}self_attn.memory_gate.weight`, [C, H], std), b: this.param(`${p}self_attn.memory_gate.bias`, tf.zeros([H]), false) }
+            ? {
+                w: normal(`${p}self_attn.memory_gate.weight`, [C, H], std),
+                b: this.param(`${p}self_attn.memory_gate.bias`, tf.zeros([H]), false),
+                // Memory logits are τ_h · cos(q, k) with τ_h = exp(logScale_h), starting at 10: sharp enough that the best match dominates its top-k.
+                logScale: this.param(`${p}self_attn.memory_log_scale`, tf.fill([H], Math.log(10)), false),
+              }
             : null,
+        vPrev: i === this.memLayer ? normal(`${p}self_attn.v_prev_proj.weight`, [C, C], std) : null,
         ffnNorm: ones(`${p}post_attention_layernorm.weight`, C),
         gate: normal(`${p}mlp.gate_proj.weight`, [C, F], std),
         up: normal(`${p}mlp.up_proj.weight`, [C, F], std),
@@ -167,6 +175,13 @@ export class CognateModel {
               }
             : null,
       };
+      if (block.memGate) {
+        // The memory block's query projection starts as a copy of its key projection: a token's query then
+        // finds the entries written at the same token from the first step (q·k = |W x|² for equal inputs),
+        // so retrieval is right before training and the gradient can shape what the entries carry.
+        // Without this, top-k retrieval starts random and the recall benchmark did not learn in 500 steps.
+        block.q.assign(block.k);
+      }
       this.blocks.push(block);
     }
     this.finalNorm = ones('model.norm.weight', C);
@@ -260,13 +275,21 @@ export class CognateModel {
     const rotate = (t: tf.Tensor): tf.Tensor => applyRotary(t, cos, sin, this.rotary.rotateHalf);
     const qRaw = project(block.q);
     const kRaw = project(block.k);
-    const v = toHeads(project(block.v));
+    let vBT = project(block.v);
+    if (block.vPrev) {
+      // Value shift: v_t = W_v h_t + W_vp h_{t−1} (h_{−1} = 0 at the segment start). An entry written at a key
+      // token then carries the token before it, so "value, key" pairs bind without first learning a
+      // previous-token attention head (the recall benchmark did not learn that within 500 steps).
+      const hPrev = tf.concat([tf.zeros([B, 1, C]), h.slice([0, 0, 0], [B, T - 1, C])], 1);
+      vBT = vBT.add(reshape(linear(hPrev, block.vPrev as tf.Tensor2D), [B, T, H, D]));
+    }
+    const v = toHeads(vBT);
     let y = attention(toHeads(rotate(qRaw)), toHeads(rotate(kRaw)), v, this.causalMask(T)); // [B·H, T, D]
     let entries: MemoryEntries | null = null;
     if (block.memGate) {
       entries = { keys: reshape<tf.Tensor4D>(toHeads(kRaw), [B, H, T, D]), values: reshape<tf.Tensor4D>(v, [B, H, T, D]) };
       if (bank) {
-        const read = this.memoryAttention(toHeads(qRaw), bank, B); // [B·H, T, D]
+        const read = this.memoryAttention(toHeads(qRaw), bank, B, block.memGate.logScale); // [B·H, T, D]
         const gate = linear(h, block.memGate.w as tf.Tensor2D, block.memGate.b as tf.Tensor1D).sigmoid(); // [B, T, H]
         const g = gate.transpose([0, 2, 1]).reshape([B * H, T, 1]);
         y = y.add(read.sub(y).mul(g)) as tf.Tensor3D;
@@ -278,18 +301,21 @@ export class CognateModel {
   }
 
   /**
-   * kNN attention over the bank: q [B·H, T, D] (pre-rotary) → [B·H, T, D]. Each query takes the top-k
-   * entries of its own row and head by q·k (found on detached copies: topk has no gradient), then
-   * attends over them; the gathered keys and values stay on the tape, so entries computed in the same
-   * step receive gradients. A bank of one row is shared by every row of the batch.
+   * kNN attention over the bank: q [B·H, T, D] (pre-rotary) → [B·H, T, D]. Queries and keys are compared
+   * by cosine (normalised, as Memorizing Transformers do for its memory): each query takes the top-k
+   * entries of its own row and head (found on detached copies: topk has no gradient), then attends over
+   * them with logits τ_h·cos; the gathered keys and values stay on the tape, so entries computed in the
+   * same step receive gradients. A bank of one row is shared by every row of the batch.
    */
-  private memoryAttention(q: tf.Tensor3D, bank: MemoryTensors, B: number): tf.Tensor3D {
+  private memoryAttention(qIn: tf.Tensor3D, bank: MemoryTensors, B: number, logScale: tf.Variable): tf.Tensor3D {
     const [Bm, H, S, D] = bank.keys.shape;
     if (Bm !== B && Bm !== 1) throw new Error(`memory has ${Bm} rows, the batch ${B}`);
-    const T = q.shape[1];
+    const T = qIn.shape[1];
     const k = Math.min(this.config.memTopK, S);
     const rows = (t: tf.Tensor): tf.Tensor => (Bm === B ? t : t.tile([B, 1, 1, 1]));
-    const keys = rows(bank.keys).reshape([B * H * S, D]) as tf.Tensor2D;
+    const unitRows = (t: tf.Tensor): tf.Tensor => t.div(t.square().sum(-1, true).add(1e-12).sqrt());
+    const q = unitRows(qIn) as tf.Tensor3D;
+    const keys = unitRows(rows(bank.keys).reshape([B * H * S, D])) as tf.Tensor2D;
     const values = rows(bank.values).reshape([B * H * S, D]) as tf.Tensor2D;
     const maskFlat = bank.mask ? (rows(bank.mask).tile([1, H, 1, 1]).reshape([B * H, 1, S]) as tf.Tensor3D) : null; // [B·H, 1, S]
     let scores: tf.Tensor = tf.matMul(detach(q), detach(keys).reshape([B * H, S, D]), false, true); // [B·H, T, S]
@@ -299,7 +325,8 @@ export class CognateModel {
     const flat = indices.add(offsets).reshape([-1]) as tf.Tensor1D; // rows of keys/values
     const kSel = embed(keys, flat).reshape([B * H, T, k, D]); // [B·H, T, k, D]
     const vSel = embed(values, flat).reshape([B * H, T, k, D]);
-    let logits = q.expandDims(2).mul(kSel).sum(-1).mul(1 / Math.sqrt(D)); // [B·H, T, k]
+    const scale = logScale.exp().tile([B]).reshape([B * H, 1, 1]); // τ of each row's head
+    let logits = q.expandDims(2).mul(kSel).sum(-1).mul(scale); // [B·H, T, k]
     if (maskFlat) logits = logits.add(tf.gather(maskFlat.reshape([-1]), flat).reshape([B * H, T, k]));
     const weights = tf.softmax(logits).expandDims(-1); // [B·H, T, k, 1]
     return vSel.mul(weights).sum(2) as tf.Tensor3D;
