@@ -27,7 +27,7 @@
 // values that were written. The same-segment batch runs in the same step with memory 'none'. Loss: mean
 // cross-entropy on the answer positions of both; AdamW with global-norm clipping, cosine schedule.
 //
-//   npx tsx bench/ltm-recall.ts [--steps 1500 --seeds 3 --eval-episodes 128 --out bench/results/ltm-recall.json]
+//   npx tsx bench/ltm-recall.ts [--steps 120 --seeds 2 --eval-episodes 32 --out bench/results/ltm-recall.json]
 // Last stdout line: one JSON object with the headline numbers (G = 4, K = HEADLINE_FACTS).
 import os from 'node:os';
 import path from 'node:path';
@@ -158,7 +158,7 @@ export interface TrainOptions {
   log?: (line: string) => void;
 }
 
-export const DEFAULT_TRAIN: Omit<TrainOptions, 'seed'> = { steps: 1500, batchSize: 32, learningRate: 3e-3, factChoices: [4, 8, 12, 16], maxDistractors: 4 };
+export const DEFAULT_TRAIN: Omit<TrainOptions, 'seed'> = { steps: 120, batchSize: 16, learningRate: 3e-3, factChoices: [4, 8, 16], maxDistractors: 4 };
 
 const int2 = (data: Int32Array, b: number, t: number): tf.Tensor2D => tf.tensor2d(data, [b, t], 'int32');
 
@@ -297,8 +297,8 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
 async function main(): Promise<void> {
   const steps = Number(arg('steps', String(DEFAULT_TRAIN.steps)));
-  const seeds = Number(arg('seeds', '3'));
-  const evalEpisodes = Number(arg('eval-episodes', '128'));
+  const seeds = Number(arg('seeds', '2'));
+  const evalEpisodes = Number(arg('eval-episodes', '32'));
   const out = arg('out', path.join(__dirname, 'results', 'ltm-recall.json'));
   const backend = await initBackend((process.env.FORGE_TF_BACKEND as 'wasm' | undefined) ?? 'wasm');
   const task = DEFAULT_TASK;

@@ -21,7 +21,8 @@ export const ModelConfigSchema = z.strictObject({
   /** Longest sequence the rotary tables cover. */
   maxSeqLen: z.number().int().min(8).max(65536).default(4096),
   /** SwiGLU hidden width. */
-  dFF: z.number().int().min(4).max(65536).default(864),
+  /** SwiGLU hidden width (1152 since issue 10, was 864: keeps the default at 24.1M parameters after the per-block memory cross-attention, 2.06M, gave way to the kNN memory). */
+  dFF: z.number().int().min(4).max(65536).default(1152),
   /** ACT halts a position once its cumulative halting probability reaches this (1 - epsilon). */
   actThreshold: z.number().gt(0).max(1).default(0.99),
   /** ACT ponder cost weight tau: loss += tau * mean(N + R). */
