@@ -18,7 +18,10 @@
 //   memoryOn     a model with memEnabled trained as below, evaluated through the product path:
 //                bank cleared per episode, model.writeMemory after each segment, forward(memory: 'bank')
 //   bankCleared  the same model and episodes, bank cleared just before the query segment (must fall to chance)
-//   memoryOff    the same config with memEnabled = false, trained on the same episodes and steps
+//   memoryOff    the same architecture (memEnabled, so the same parameters) with its memory switched off:
+//                trained and evaluated on the same episodes and steps, never written, never read
+//                (forward(memory: 'none')). With memEnabled = false the model would also lose the memory
+//                block's value shift, and with it the same-segment control at this training budget.
 //
 // Training (per step, a batch of episodes with one K and one G drawn per step): the fact segment runs on
 // the gradient tape; the distractor segments' entries are computed off the tape (constants; the memory
@@ -155,6 +158,8 @@ export interface TrainOptions {
   /** G drawn per step from 0..maxDistractors. */
   maxDistractors: number;
   seed: number;
+  /** false: the memory is switched off (never read); default: on when the model has one. */
+  useMemory?: boolean;
   log?: (line: string) => void;
 }
 
@@ -180,7 +185,7 @@ export function trainRecall(model: CognateModel, task: RecallTask, opts: TrainOp
   const rng = new SeededRng(opts.seed);
   const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0.01, decoupled: true });
   const curve: { step: number; loss: number }[] = [];
-  const memoryOn = model.memory !== null;
+  const memoryOn = model.memory !== null && opts.useMemory !== false;
   for (let step = 0; step < opts.steps; step++) {
     const K = opts.factChoices[rng.int(opts.factChoices.length)];
     const G = rng.int(opts.maxDistractors + 1);
@@ -250,7 +255,9 @@ export interface RecallScores {
 }
 
 /** Evaluate on `episodes` fresh episodes (batches of `batchSize`), writing through model.writeMemory and reading model.memory. */
-export function evaluateRecall(model: CognateModel, task: RecallTask, facts: number, distractorSegments: number, episodes: number, seed: number, batchSize = 32): RecallScores {
+export function evaluateRecall(model: CognateModel, task: RecallTask, facts: number, distractorSegments: number, episodes: number, seed: number, batchSize = 32, useMemory = true): RecallScores {
+  const memory = useMemory ? model.memory : null;
+  const read = memory ? ('bank' as const) : ('none' as const);
   const rng = new SeededRng(seed);
   const acc = { recall: { correct: 0, total: 0 }, cleared: { correct: 0, total: 0 }, same: { correct: 0, total: 0 } };
   const add = (into: { correct: number; total: number }, r: { correct: number; total: number }): void => {
@@ -261,23 +268,22 @@ export function evaluateRecall(model: CognateModel, task: RecallTask, facts: num
     const B = Math.min(batchSize, episodes - done);
     const ep = makeEpisodes(rng, task, B, facts, distractorSegments);
     const L = ep.segLen;
-    const memory = model.memory;
     memory?.clear();
     for (const seg of [ep.factSegment, ...ep.distractors]) {
       tf.tidy(() => {
-        const out = model.forward(int2(seg, B, L), { training: false });
-        if (out.memoryEntries) model.writeMemory(out.memoryEntries);
+        const out = model.forward(int2(seg, B, L), { training: false, memory: read });
+        if (memory && out.memoryEntries) model.writeMemory(out.memoryEntries);
       });
     }
-    tf.tidy(() => add(acc.recall, maskedAccuracy(model.forward(int2(ep.querySegment, B, L), { training: false }).logits, ep.queryTargets, ep.queryMask)));
+    tf.tidy(() => add(acc.recall, maskedAccuracy(model.forward(int2(ep.querySegment, B, L), { training: false, memory: read }).logits, ep.queryTargets, ep.queryMask)));
     memory?.clear();
     if (memory) tf.tidy(() => add(acc.cleared, maskedAccuracy(model.forward(int2(ep.querySegment, B, L), { training: false }).logits, ep.queryTargets, ep.queryMask)));
-    tf.tidy(() => add(acc.same, maskedAccuracy(model.forward(int2(ep.sameSegment, B, 2 * L), { training: false }).logits, ep.sameTargets, ep.sameMask)));
+    tf.tidy(() => add(acc.same, maskedAccuracy(model.forward(int2(ep.sameSegment, B, 2 * L), { training: false, memory: read }).logits, ep.sameTargets, ep.sameMask)));
   }
-  model.memory?.clear();
+  memory?.clear();
   return {
     recall: acc.recall.correct / acc.recall.total,
-    bankCleared: model.memory ? acc.cleared.correct / acc.cleared.total : null,
+    bankCleared: memory ? acc.cleared.correct / acc.cleared.total : null,
     sameSegment: acc.same.correct / acc.same.total,
     answers: acc.recall.total,
   };
@@ -309,15 +315,16 @@ async function main(): Promise<void> {
   const arms: Record<'memoryOn' | 'memoryOff', ArmResult[]> = { memoryOn: [], memoryOff: [] };
   for (let seed = 0; seed < seeds; seed++) {
     for (const arm of ['memoryOn', 'memoryOff'] as const) {
-      const model = new CognateModel(recallModelConfig(task, arm === 'memoryOn'), 100 + seed);
+      const useMemory = arm === 'memoryOn';
+      const model = new CognateModel(recallModelConfig(task, true), 100 + seed);
       const t0 = performance.now();
       console.error(`seed ${seed} ${arm}: training ${steps} steps`);
-      const curve = trainRecall(model, task, { ...DEFAULT_TRAIN, steps, seed: 1000 + seed, log: (l) => console.error(l) });
+      const curve = trainRecall(model, task, { ...DEFAULT_TRAIN, steps, seed: 1000 + seed, useMemory, log: (l) => console.error(l) });
       const trainSeconds = (performance.now() - t0) / 1000;
       const byDistractors: Record<string, RecallScores> = {};
-      for (const G of DISTRACTOR_SWEEP) byDistractors[G] = evaluateRecall(model, task, HEADLINE_FACTS, G, evalEpisodes, 5000 + seed);
+      for (const G of DISTRACTOR_SWEEP) byDistractors[G] = evaluateRecall(model, task, HEADLINE_FACTS, G, evalEpisodes, 5000 + seed, 32, useMemory);
       const byFacts: Record<string, RecallScores> = {};
-      for (const K of FACT_SWEEP) byFacts[K] = evaluateRecall(model, task, K, HEADLINE_DISTRACTORS, evalEpisodes, 6000 + seed);
+      for (const K of FACT_SWEEP) byFacts[K] = evaluateRecall(model, task, K, HEADLINE_DISTRACTORS, evalEpisodes, 6000 + seed, 32, useMemory);
       console.error(`seed ${seed} ${arm}: G sweep`, Object.fromEntries(Object.entries(byDistractors).map(([g, s]) => [g, s.recall.toFixed(3)])), 'K sweep', Object.fromEntries(Object.entries(byFacts).map(([k, s]) => [k, s.recall.toFixed(3)])), `same-segment ${byDistractors[HEADLINE_DISTRACTORS].sameSegment.toFixed(3)} cleared ${byDistractors[HEADLINE_DISTRACTORS].bankCleared}`);
       arms[arm].push({ seed, trainSeconds, curve, byDistractors, byFacts });
       load.push(os.loadavg()[0]);
@@ -343,7 +350,7 @@ async function main(): Promise<void> {
       segments: 'no attention across segments: each segment is a separate forward; only the LTM carries information between them',
       chance,
     },
-    model: { ...recallModelConfig(task, true), memEnabled: 'true | false', size: 'stated bench size (issue 10 allows a smaller size): 2 blocks, dModel 64, 4 heads; memory block 1' },
+    model: { ...recallModelConfig(task, true), memoryOff: 'same model, memory never written or read', size: 'stated bench size (issue 10 allows a smaller size): 2 blocks, dModel 64, 4 heads; memory block 1' },
     training: { ...DEFAULT_TRAIN, steps, note: 'per step: K from factChoices, G from 0..maxDistractors; loss = query answers (reading fact entries on the tape + distractor entries off it) + same-segment answers; AdamW (β 0.9/0.98, wd 0.01), clip 1, 100 warmup steps then cosine to 0.1x' },
     evaluation: { episodesPerPoint: evalEpisodes, path: 'product path: bank cleared per episode, model.writeMemory after each segment, forward reads model.memory', distractorSweep: DISTRACTOR_SWEEP, factSweep: FACT_SWEEP, factsInDistractorSweep: HEADLINE_FACTS, distractorsInFactSweep: HEADLINE_DISTRACTORS },
     seeds,

@@ -1,7 +1,7 @@
 // The LTM recall claim at a small size (bench/ltm-recall.ts holds the full sweep): after a short training,
 // a model with the memory on answers questions about facts from an earlier segment, across distractor
 // segments, through the product path (model.writeMemory after each segment, forward reading model.memory);
-// the same model with its bank cleared, and the same config with the memory switched off, fall to chance
+// the same model with its bank cleared, and the same model with its memory switched off, fall to chance
 // and fail the claim. Both arms must answer the same questions when the facts are in their own segment.
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
@@ -17,10 +17,11 @@ const DISTRACTORS = 2;
 /** The claim: recall across DISTRACTORS segments of at least 0.9. */
 const recallClaimHolds = (s: RecallScores): boolean => s.recall >= 0.9;
 
-function trainedScores(memEnabled: boolean): RecallScores {
-  const model = new CognateModel(recallModelConfig(task, memEnabled), 3);
-  trainRecall(model, task, { ...DEFAULT_TRAIN, steps: 80, batchSize: 16, factChoices: [FACTS], maxDistractors: DISTRACTORS, seed: 4 });
-  const scores = evaluateRecall(model, task, FACTS, DISTRACTORS, 32, 77, 32);
+/** Same architecture and training either way; `useMemory` false switches the memory off (never written or read). */
+function trainedScores(useMemory: boolean): RecallScores {
+  const model = new CognateModel(recallModelConfig(task, true), 3);
+  trainRecall(model, task, { ...DEFAULT_TRAIN, steps: 80, batchSize: 16, factChoices: [FACTS], maxDistractors: DISTRACTORS, seed: 4, useMemory });
+  const scores = evaluateRecall(model, task, FACTS, DISTRACTORS, 32, 77, 32, useMemory);
   model.dispose();
   return scores;
 }
