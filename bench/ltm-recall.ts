@@ -18,10 +18,13 @@
 //   memoryOn     a model with memEnabled trained as below, evaluated through the product path:
 //                bank cleared per episode, model.writeMemory after each segment, forward(memory: 'bank')
 //   bankCleared  the same model and episodes, bank cleared just before the query segment (must fall to chance)
-//   memoryOff    the same architecture (memEnabled, so the same parameters) with its memory switched off:
-//                trained and evaluated on the same episodes and steps, never written, never read
-//                (forward(memory: 'none')). With memEnabled = false the model would also lose the memory
-//                block's value shift, and with it the same-segment control at this training budget.
+//   switchedOff  the memoryOn model (same weights) evaluated with its memory switched off: never written or
+//                read (forward(memory: 'none'))
+//   memoryOff    the same architecture (memEnabled, so the same parameters) trained and evaluated with the
+//                memory switched off, on the same episodes, for offStepsFactor × the steps (it learns the
+//                same-segment task more slowly without the memory's training signal; more steps make it
+//                the stronger baseline). With memEnabled = false the model would also lose the memory
+//                block's value shift.
 //
 // Training (per step, a batch of episodes with one K and one G drawn per step): the fact segment runs on
 // the gradient tape; the distractor segments' entries are computed off the tape (constants; the memory
@@ -305,6 +308,7 @@ async function main(): Promise<void> {
   const steps = Number(arg('steps', String(DEFAULT_TRAIN.steps)));
   const seeds = Number(arg('seeds', '2'));
   const evalEpisodes = Number(arg('eval-episodes', '32'));
+  const offStepsFactor = Number(arg('off-steps-factor', '3'));
   const out = arg('out', path.join(__dirname, 'results', 'ltm-recall.json'));
   const backend = await initBackend((process.env.FORGE_TF_BACKEND as 'wasm' | undefined) ?? 'wasm');
   const task = DEFAULT_TASK;
@@ -312,21 +316,33 @@ async function main(): Promise<void> {
   const started = performance.now();
   const load = [os.loadavg()[0]];
   type ArmResult = { seed: number; trainSeconds: number; curve: { step: number; loss: number }[]; byDistractors: Record<string, RecallScores>; byFacts: Record<string, RecallScores> };
-  const arms: Record<'memoryOn' | 'memoryOff', ArmResult[]> = { memoryOn: [], memoryOff: [] };
+  const arms: Record<'memoryOn' | 'switchedOff' | 'memoryOff', ArmResult[]> = { memoryOn: [], switchedOff: [], memoryOff: [] };
+  const sweep = (model: CognateModel, seed: number, useMemory: boolean) => {
+    const byDistractors: Record<string, RecallScores> = {};
+    for (const G of DISTRACTOR_SWEEP) byDistractors[G] = evaluateRecall(model, task, HEADLINE_FACTS, G, evalEpisodes, 5000 + seed, 32, useMemory);
+    const byFacts: Record<string, RecallScores> = {};
+    for (const K of FACT_SWEEP) byFacts[K] = evaluateRecall(model, task, K, HEADLINE_DISTRACTORS, evalEpisodes, 6000 + seed, 32, useMemory);
+    return { byDistractors, byFacts };
+  };
+  const show = (label: string, r: { byDistractors: Record<string, RecallScores>; byFacts: Record<string, RecallScores> }): void =>
+    console.error(`${label}: G sweep`, JSON.stringify(Object.fromEntries(Object.entries(r.byDistractors).map(([g, s]) => [g, +s.recall.toFixed(3)]))), 'K sweep', JSON.stringify(Object.fromEntries(Object.entries(r.byFacts).map(([k, s]) => [k, +s.recall.toFixed(3)]))), `same-segment ${r.byDistractors[HEADLINE_DISTRACTORS].sameSegment.toFixed(3)} cleared ${r.byDistractors[HEADLINE_DISTRACTORS].bankCleared}`);
   for (let seed = 0; seed < seeds; seed++) {
     for (const arm of ['memoryOn', 'memoryOff'] as const) {
       const useMemory = arm === 'memoryOn';
+      const armSteps = useMemory ? steps : steps * offStepsFactor;
       const model = new CognateModel(recallModelConfig(task, true), 100 + seed);
       const t0 = performance.now();
-      console.error(`seed ${seed} ${arm}: training ${steps} steps`);
-      const curve = trainRecall(model, task, { ...DEFAULT_TRAIN, steps, seed: 1000 + seed, useMemory, log: (l) => console.error(l) });
+      console.error(`seed ${seed} ${arm}: training ${armSteps} steps`);
+      const curve = trainRecall(model, task, { ...DEFAULT_TRAIN, steps: armSteps, seed: 1000 + seed, useMemory, log: (l) => console.error(l) });
       const trainSeconds = (performance.now() - t0) / 1000;
-      const byDistractors: Record<string, RecallScores> = {};
-      for (const G of DISTRACTOR_SWEEP) byDistractors[G] = evaluateRecall(model, task, HEADLINE_FACTS, G, evalEpisodes, 5000 + seed, 32, useMemory);
-      const byFacts: Record<string, RecallScores> = {};
-      for (const K of FACT_SWEEP) byFacts[K] = evaluateRecall(model, task, K, HEADLINE_DISTRACTORS, evalEpisodes, 6000 + seed, 32, useMemory);
-      console.error(`seed ${seed} ${arm}: G sweep`, Object.fromEntries(Object.entries(byDistractors).map(([g, s]) => [g, s.recall.toFixed(3)])), 'K sweep', Object.fromEntries(Object.entries(byFacts).map(([k, s]) => [k, s.recall.toFixed(3)])), `same-segment ${byDistractors[HEADLINE_DISTRACTORS].sameSegment.toFixed(3)} cleared ${byDistractors[HEADLINE_DISTRACTORS].bankCleared}`);
-      arms[arm].push({ seed, trainSeconds, curve, byDistractors, byFacts });
+      const result = sweep(model, seed, useMemory);
+      show(`seed ${seed} ${arm}`, result);
+      arms[arm].push({ seed, trainSeconds, curve, ...result });
+      if (useMemory) {
+        const off = sweep(model, seed, false);
+        show(`seed ${seed} switchedOff`, off);
+        arms.switchedOff.push({ seed, trainSeconds, curve: [], ...off });
+      }
       load.push(os.loadavg()[0]);
       model.dispose();
     }
@@ -342,6 +358,11 @@ async function main(): Promise<void> {
     recallBankCleared: avg(arms.memoryOn, (r) => r.byDistractors[HEADLINE_DISTRACTORS].bankCleared),
     chance,
   };
+  const controls = {
+    recallSwitchedOff: avg(arms.switchedOff, (r) => r.byDistractors[HEADLINE_DISTRACTORS].recall),
+    sameSegmentMemoryOn: avg(arms.memoryOn, (r) => r.byDistractors[HEADLINE_DISTRACTORS].sameSegment),
+    sameSegmentMemoryOff: avg(arms.memoryOff, (r) => r.byDistractors[HEADLINE_DISTRACTORS].sameSegment),
+  };
   const results = {
     task: {
       ...task,
@@ -351,16 +372,17 @@ async function main(): Promise<void> {
       chance,
     },
     model: { ...recallModelConfig(task, true), memoryOff: 'same model, memory never written or read', size: 'stated bench size (issue 10 allows a smaller size): 2 blocks, dModel 64, 4 heads; memory block 1' },
-    training: { ...DEFAULT_TRAIN, steps, note: 'per step: K from factChoices, G from 0..maxDistractors; loss = query answers (reading fact entries on the tape + distractor entries off it) + same-segment answers; AdamW (β 0.9/0.98, wd 0.01), clip 1, 100 warmup steps then cosine to 0.1x' },
+    training: { ...DEFAULT_TRAIN, steps, memoryOffSteps: steps * offStepsFactor, note: 'per step: K from factChoices, G from 0..maxDistractors; loss = query answers (reading fact entries on the tape + distractor entries off it) + same-segment answers; AdamW (β 0.9/0.98, wd 0.01), clip 1, 100 warmup steps then cosine to 0.1x' },
     evaluation: { episodesPerPoint: evalEpisodes, path: 'product path: bank cleared per episode, model.writeMemory after each segment, forward reads model.memory', distractorSweep: DISTRACTOR_SWEEP, factSweep: FACT_SWEEP, factsInDistractorSweep: HEADLINE_FACTS, distractorsInFactSweep: HEADLINE_DISTRACTORS },
     seeds,
     backend,
     conditions: { cpus: os.cpus().length, loadAverage1m: load, note: '2 CPU cores shared with other engineers: timings are noisy' },
     seconds: (performance.now() - started) / 1000,
     headline,
+    controls,
     targets: { memoryOnAtG4: '>= 0.90', memoryOffAtG4: `<= chance + 0.05 = ${(chance + 0.05).toFixed(4)}`, met: headline.recallMemoryOn >= 0.9 && headline.recallMemoryOff <= chance + 0.05 },
-    byDistractors: { memoryOn: table(arms.memoryOn, 'byDistractors', DISTRACTOR_SWEEP), memoryOff: table(arms.memoryOff, 'byDistractors', DISTRACTOR_SWEEP) },
-    byFacts: { memoryOn: table(arms.memoryOn, 'byFacts', FACT_SWEEP), memoryOff: table(arms.memoryOff, 'byFacts', FACT_SWEEP) },
+    byDistractors: Object.fromEntries(Object.entries(arms).map(([name, arm]) => [name, table(arm, 'byDistractors', DISTRACTOR_SWEEP)])),
+    byFacts: Object.fromEntries(Object.entries(arms).map(([name, arm]) => [name, table(arm, 'byFacts', FACT_SWEEP)])),
     runs: arms,
     backendInfo: backendInfo(),
   };
