@@ -13,7 +13,7 @@
 //   fixedEqual   round(mean depth of act at the answer positions) blocks, ACT off: equal average compute
 // Depth is counted per answer position at inference (halted positions skip the remaining blocks).
 //
-//   npx tsx bench/act.ts [--steps 1500 --seeds 2 --out bench/results/act.json]
+//   npx tsx bench/act.ts [--steps 600 --seeds 1 --tau 0.1 --layers 6 --symbols 48 --hops 4 --out bench/results/act.json]
 // Last stdout line: {"accuracyAct":…,"meanDepthAct":…,"accuracyFixedFull":…,"fullDepth":…,"accuracyFixedEqualCompute":…}
 import os from 'node:os';
 import path from 'node:path';
@@ -113,8 +113,8 @@ function arg(name: string, fallback: string): string {
 }
 
 async function main(): Promise<void> {
-  const steps = Number(arg('steps', '1500'));
-  const seeds = Number(arg('seeds', '2'));
+  const steps = Number(arg('steps', '600'));
+  const seeds = Number(arg('seeds', '1'));
   const nLayers = Number(arg('layers', '6'));
   const symbols = Number(arg('symbols', '48'));
   const maxHops = Number(arg('hops', '4'));
