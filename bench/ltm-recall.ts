@@ -41,7 +41,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend } from '../common/backend';
 import { writeJsonAtomic } from '../common/export/files';
 import { CognateModel, type MemoryEntries, type ModelConfigInput } from '../activities/cognate/engine/model';
-import type { MemoryTensors } from '../activities/cognate/engine/ltm';
+import { LongTermMemory, type MemoryTensors } from '../activities/cognate/engine/ltm';
 import { AdamW, clipByGlobalNorm, globalNorm } from '../activities/cognate/engine/optim';
 import { SeededRng } from '../activities/cognate/engine/rng';
 
@@ -255,12 +255,28 @@ export interface RecallScores {
   /** Facts and questions in one segment, empty bank. */
   sameSegment: number;
   answers: number;
+  /** Share of offered positions the write filter let through (1 without the surprise filter). */
+  writtenShare: number;
 }
 
 /** Evaluate on `episodes` fresh episodes (batches of `batchSize`), writing through model.writeMemory and reading model.memory. */
-export function evaluateRecall(model: CognateModel, task: RecallTask, facts: number, distractorSegments: number, episodes: number, seed: number, batchSize = 32, useMemory = true): RecallScores {
-  const memory = useMemory ? model.memory : null;
-  const read = memory ? ('bank' as const) : ('none' as const);
+export function evaluateRecall(
+  model: CognateModel,
+  task: RecallTask,
+  facts: number,
+  distractorSegments: number,
+  episodes: number,
+  seed: number,
+  batchSize = 32,
+  useMemory = true,
+  /** Evaluate with the surprise write filter at this threshold (a bank of its own, written with the segments' token losses). */
+  surpriseThreshold: number | null = null,
+): RecallScores {
+  const filtered = useMemory && model.memory && surpriseThreshold !== null ? new LongTermMemory({ ...model.memory.config, surpriseThreshold }) : null;
+  const memory = useMemory ? (filtered ?? model.memory) : null;
+  const readOf = (B: number): 'bank' | 'none' | MemoryTensors => (!memory ? 'none' : filtered ? (filtered.tensors(B) ?? 'none') : 'bank');
+  let offered = 0;
+  let written = 0;
   const rng = new SeededRng(seed);
   const acc = { recall: { correct: 0, total: 0 }, cleared: { correct: 0, total: 0 }, same: { correct: 0, total: 0 } };
   const add = (into: { correct: number; total: number }, r: { correct: number; total: number }): void => {
@@ -274,21 +290,33 @@ export function evaluateRecall(model: CognateModel, task: RecallTask, facts: num
     memory?.clear();
     for (const seg of [ep.factSegment, ...ep.distractors]) {
       tf.tidy(() => {
-        const out = model.forward(int2(seg, B, L), { training: false, memory: read });
-        if (memory && out.memoryEntries) model.writeMemory(out.memoryEntries);
+        const out = model.forward(int2(seg, B, L), { training: false, memory: readOf(B) });
+        if (!memory || !out.memoryEntries) return;
+        if (filtered) {
+          const targets = Int32Array.from(seg, (_, i) => (i % L < L - 1 ? seg[i + 1] : PAD)); // next token within the segment
+          const losses = model.loss(int2(seg, B, L), int2(targets, B, L), undefined, { training: false, memory: 'none' }).tokenLosses;
+          const e = out.memoryEntries;
+          const r = filtered.write(e.keys.dataSync() as Float32Array, e.values.dataSync() as Float32Array, e.keys.shape as [number, number, number, number], losses.dataSync() as Float32Array);
+          written += r.written;
+        } else {
+          written += model.writeMemory(out.memoryEntries).written;
+        }
+        offered += B * L;
       });
     }
-    tf.tidy(() => add(acc.recall, maskedAccuracy(model.forward(int2(ep.querySegment, B, L), { training: false, memory: read }).logits, ep.queryTargets, ep.queryMask)));
+    tf.tidy(() => add(acc.recall, maskedAccuracy(model.forward(int2(ep.querySegment, B, L), { training: false, memory: readOf(B) }).logits, ep.queryTargets, ep.queryMask)));
     memory?.clear();
     if (memory) tf.tidy(() => add(acc.cleared, maskedAccuracy(model.forward(int2(ep.querySegment, B, L), { training: false }).logits, ep.queryTargets, ep.queryMask)));
-    tf.tidy(() => add(acc.same, maskedAccuracy(model.forward(int2(ep.sameSegment, B, 2 * L), { training: false, memory: read }).logits, ep.sameTargets, ep.sameMask)));
+    tf.tidy(() => add(acc.same, maskedAccuracy(model.forward(int2(ep.sameSegment, B, 2 * L), { training: false, memory: readOf(B) }).logits, ep.sameTargets, ep.sameMask)));
   }
   memory?.clear();
+  filtered?.dispose();
   return {
     recall: acc.recall.correct / acc.recall.total,
     bankCleared: memory ? acc.cleared.correct / acc.cleared.total : null,
     sameSegment: acc.same.correct / acc.same.total,
     answers: acc.recall.total,
+    writtenShare: offered > 0 ? written / offered : 1,
   };
 }
 
@@ -296,6 +324,8 @@ export function evaluateRecall(model: CognateModel, task: RecallTask, facts: num
 
 const DISTRACTOR_SWEEP = [0, 1, 2, 4, 8, 16];
 const FACT_SWEEP = [4, 8, 16];
+/** Surprise write-filter thresholds evaluated on the memory-on model at the headline setting (the default is off). */
+const SURPRISE_SWEEP = [0, 1];
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -317,6 +347,7 @@ async function main(): Promise<void> {
   const load = [os.loadavg()[0]];
   type ArmResult = { seed: number; trainSeconds: number; curve: { step: number; loss: number }[]; byDistractors: Record<string, RecallScores>; byFacts: Record<string, RecallScores> };
   const arms: Record<'memoryOn' | 'switchedOff' | 'memoryOff', ArmResult[]> = { memoryOn: [], switchedOff: [], memoryOff: [] };
+  const surprise: Record<string, RecallScores[]> = {};
   const sweep = (model: CognateModel, seed: number, useMemory: boolean) => {
     const byDistractors: Record<string, RecallScores> = {};
     for (const G of DISTRACTOR_SWEEP) byDistractors[G] = evaluateRecall(model, task, HEADLINE_FACTS, G, evalEpisodes, 5000 + seed, 32, useMemory);
@@ -339,6 +370,11 @@ async function main(): Promise<void> {
       show(`seed ${seed} ${arm}`, result);
       arms[arm].push({ seed, trainSeconds, curve, ...result });
       if (useMemory) {
+        for (const z of SURPRISE_SWEEP) {
+          const r = evaluateRecall(model, task, HEADLINE_FACTS, HEADLINE_DISTRACTORS, evalEpisodes, 5000 + seed, 32, true, z);
+          console.error(`seed ${seed} surprise filter z=${z}: recall ${r.recall.toFixed(3)}, written ${(100 * r.writtenShare).toFixed(1)}% of positions`);
+          (surprise[z] ??= []).push(r);
+        }
         const off = sweep(model, seed, false);
         show(`seed ${seed} switchedOff`, off);
         arms.switchedOff.push({ seed, trainSeconds, curve: [], ...off });
@@ -380,6 +416,10 @@ async function main(): Promise<void> {
     seconds: (performance.now() - started) / 1000,
     headline,
     controls,
+    surpriseFilter: {
+      note: 'memory-on model (trained without the filter), headline setting G = 4, K = 8; a position is written when the loss of predicting its token exceeded the running mean by z std',
+      byThreshold: Object.fromEntries(Object.entries(surprise).map(([z, rs]) => [z, { recall: mean(rs.map((r) => r.recall)), writtenShare: mean(rs.map((r) => r.writtenShare)), sameSegment: mean(rs.map((r) => r.sameSegment)) }])),
+    },
     targets: { memoryOnAtG4: '>= 0.90', memoryOffAtG4: `<= chance + 0.05 = ${(chance + 0.05).toFixed(4)}`, met: headline.recallMemoryOn >= 0.9 && headline.recallMemoryOff <= chance + 0.05 },
     byDistractors: Object.fromEntries(Object.entries(arms).map(([name, arm]) => [name, table(arm, 'byDistractors', DISTRACTOR_SWEEP)])),
     byFacts: Object.fromEntries(Object.entries(arms).map(([name, arm]) => [name, table(arm, 'byFacts', FACT_SWEEP)])),
