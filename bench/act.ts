@@ -13,7 +13,7 @@
 //   fixedEqual   round(mean depth of act at the answer positions) blocks, ACT off: equal average compute
 // Depth is counted per answer position at inference (halted positions skip the remaining blocks).
 //
-//   npx tsx bench/act.ts [--steps 600 --seeds 1 --tau 0.1 --layers 6 --symbols 48 --hops 4 --out bench/results/act.json]
+//   npx tsx bench/act.ts [--steps 600 --seeds 1 --tau 0.1 --layers 6 --symbols 48 --hops 4 --width 64 --ffn 64 --out bench/results/act.json]
 // Last stdout line: {"accuracyAct":…,"meanDepthAct":…,"accuracyFixedFull":…,"fullDepth":…,"accuracyFixedEqualCompute":…}
 import os from 'node:os';
 import path from 'node:path';
@@ -56,8 +56,8 @@ export function allQuestions(task: HopTask): { inputs: Int32Array; targets: Int3
   return { inputs, targets, hops };
 }
 
-export function actModelConfig(task: HopTask, nLayers: number, actEnabled: boolean, ponderCost = 0.01): ModelConfigInput {
-  return { dModel: 64, nHeads: 4, dFF: 64, nLayers, vocabSize: task.symbols + task.maxHops, maxSeqLen: 8, actEnabled, memEnabled: false, ponderCost, actThreshold: 0.99 };
+export function actModelConfig(task: HopTask, nLayers: number, actEnabled: boolean, ponderCost = 0.01, dModel = 64, dFF = 64): ModelConfigInput {
+  return { dModel, nHeads: 4, dFF, nLayers, vocabSize: task.symbols + task.maxHops, maxSeqLen: 8, actEnabled, memEnabled: false, ponderCost, actThreshold: 0.99 };
 }
 
 /** Train on the whole question set (loss at position 1 + the ponder cost). */
@@ -119,6 +119,8 @@ async function main(): Promise<void> {
   const symbols = Number(arg('symbols', '48'));
   const maxHops = Number(arg('hops', '4'));
   const ponderCost = Number(arg('tau', '0.1'));
+  const dModel = Number(arg('width', '64'));
+  const dFF = Number(arg('ffn', '64'));
   const learningRate = 3e-3;
   const out = arg('out', path.join(__dirname, 'results', 'act.json'));
   const backend = await initBackend((process.env.FORGE_TF_BACKEND as 'wasm' | undefined) ?? 'wasm');
@@ -128,7 +130,7 @@ async function main(): Promise<void> {
   for (let seed = 0; seed < seeds; seed++) {
     const task = makeTask(symbols, maxHops, 50 + seed);
     const arm = (layers: number, act: boolean) => {
-      const model = new CognateModel(actModelConfig(task, layers, act, ponderCost), 10 + seed);
+      const model = new CognateModel(actModelConfig(task, layers, act, ponderCost, dModel, dFF), 10 + seed);
       const t0 = performance.now();
       trainHops(model, task, steps, learningRate);
       const r = { layers, act, ...evaluateHops(model, task), trainSeconds: (performance.now() - t0) / 1000 };
@@ -154,7 +156,7 @@ async function main(): Promise<void> {
   };
   writeJsonAtomic(out, {
     task: { symbols, maxHops, question: '[HOP_h, x] -> pi^h(x) at position 1, pi a fixed random permutation per seed; all symbols x hops questions trained and scored' },
-    model: { ...actModelConfig(makeTask(symbols, maxHops, 0), nLayers, true, ponderCost), note: 'width 64, 4 heads, dFF 64; ACT arm with nLayers blocks; fixed arms ACT off' },
+    model: { ...actModelConfig(makeTask(symbols, maxHops, 0), nLayers, true, ponderCost, dModel, dFF), note: 'ACT arm with nLayers blocks; fixed arms ACT off' },
     training: { steps, learningRate, batch: 'all questions every step', optimizer: 'AdamW (0.9, 0.98), no weight decay, clip 1, 50 warmup steps' },
     seeds,
     runs,
