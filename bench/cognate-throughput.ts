@@ -122,12 +122,12 @@ async function runPreset(name: string, stepsOverride?: number): Promise<PresetRe
   const step = (): { seconds: number; loss: number; meanDepth: number } => {
     const { tokens, targets } = batch();
     const start = performance.now();
-    let hidden: tf.Tensor3D | null = null;
+    let entries: { keys: tf.Tensor4D; values: tf.Tensor4D } | null = null;
     let tokenLosses: tf.Tensor2D | null = null;
     let meanDepth = 0;
     const { value, grads } = tf.variableGrads(() => {
       const out = model.loss(tokens, targets, undefined, { training: true });
-      hidden = tf.keep(out.hidden);
+      if (out.memoryEntries) entries = { keys: tf.keep(out.memoryEntries.keys), values: tf.keep(out.memoryEntries.values) };
       tokenLosses = tf.keep(out.tokenLosses);
       meanDepth = out.meanDepth;
       return out.loss;
@@ -135,10 +135,11 @@ async function runPreset(name: string, stepsOverride?: number): Promise<PresetRe
     const byName: tf.NamedTensorMap = {};
     for (const p of model.params) if (grads[p.variable.name]) byName[p.name] = grads[p.variable.name];
     optimizer.update(byName, 1e-3);
-    model.updateMemory(hidden!, tokenLosses!);
+    const kept = entries as { keys: tf.Tensor4D; values: tf.Tensor4D } | null;
+    if (kept) model.writeMemory(kept, tokenLosses!);
     const loss = value.dataSync()[0]; // waits for the device: the step is done
     const seconds = (performance.now() - start) / 1000;
-    tf.dispose([value, tokens, targets, hidden!, tokenLosses!, ...Object.values(grads)]);
+    tf.dispose([value, tokens, targets, ...(kept ? [kept.keys, kept.values] : []), tokenLosses!, ...Object.values(grads)]);
     return { seconds, loss, meanDepth };
   };
 
