@@ -34,8 +34,8 @@
 //   model.writeMemory(entries, tokenLosses?, mask?)            → { written }  (outside the tape, after the step)
 //   model.dispose()
 //
-// Inside an optimizer's gradient function only `loss` is returned; keep `hidden` and `tokenLosses` with
-// tf.keep if they are to feed updateMemory after the step, and dispose them afterwards.
+// Inside an optimizer's gradient function only `loss` is returned; keep `memoryEntries` and `tokenLosses` with
+// tf.keep if they are to feed writeMemory after the step, and dispose them afterwards.
 // Parameters that did not influence the loss get no gradient (the memory gate while the bank is empty).
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';

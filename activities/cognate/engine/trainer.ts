@@ -376,7 +376,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     const now = performance.now();
     if (now - lastEmit >= intervalMs || step === config.maxSteps) {
       const ltm = model.memory?.stats();
-      const ltmFill = ltm ? ltm.fill / ltm.capacity : undefined; // share of LTM slots in use
+      const ltmFill = ltm ? ltm.fill / (ltm.capacity * Math.max(1, ltm.streams)) : undefined; // share of LTM slots in use (capacity is per document stream)
       ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm, microBatchSeconds, ltmFill });
       lastEmit = now;
       tokensSinceEmit = 0;
