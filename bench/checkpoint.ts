@@ -70,10 +70,10 @@ async function main(): Promise<void> {
   const batch = sampler.nextBatch();
   const input = tf.tensor2d(batch.inputs, [1, config.seqLen], 'int32');
   const target = tf.tensor2d(batch.targets, [1, config.seqLen], 'int32');
-  const kept: { hidden: tf.Tensor3D; tokenLosses: tf.Tensor2D }[] = [];
+  const kept: { keys: tf.Tensor4D; values: tf.Tensor4D; tokenLosses: tf.Tensor2D }[] = [];
   const { value, grads } = tf.variableGrads(() => {
     const out = model.loss(input, target, undefined, { training: true });
-    kept.push({ hidden: tf.keep(out.hidden), tokenLosses: tf.keep(out.tokenLosses) });
+    kept.push({ keys: tf.keep(out.memoryEntries!.keys), values: tf.keep(out.memoryEntries!.values), tokenLosses: tf.keep(out.tokenLosses) });
     return out.loss;
   });
   const byName: tf.NamedTensorMap = {};
@@ -84,8 +84,8 @@ async function main(): Promise<void> {
   optimizer.update(filtered, config.learningRate);
   const loss = value.dataSync()[0];
   const gradNorm = globalNorm(byName);
-  const memoryWrite = model.updateMemory(kept[0].hidden, kept[0].tokenLosses); // after the step, as in training
-  tf.dispose([value, grads, filtered, input, target, kept[0].hidden, kept[0].tokenLosses]);
+  const memoryWrite = model.writeMemory(kept[0], kept[0].tokenLosses); // after the step, as in training
+  tf.dispose([value, grads, filtered, input, target, kept[0].keys, kept[0].values, kept[0].tokenLosses]);
   const stepSeconds = (performance.now() - stepStarted) / 1000;
 
   const job = { modelName: 'bench', seed, config };

@@ -99,12 +99,12 @@ async function tfjsChild(arm: Arm, preset: Preset): Promise<void> {
   const step = (stages = false): { seconds: number; loss: number; meanDepth: number; stageSeconds?: Record<string, number> } => {
     const { tokens, targets } = batch();
     const start = performance.now();
-    let hidden: tf.Tensor3D | null = null;
+    let entries: { keys: tf.Tensor4D; values: tf.Tensor4D } | null = null;
     let tokenLosses: tf.Tensor2D | null = null;
     let meanDepth = 0;
     const { value, grads } = tf.variableGrads(() => {
       const out = model.loss(tokens, targets, undefined, { training: true });
-      hidden = tf.keep(out.hidden);
+      if (out.memoryEntries) entries = { keys: tf.keep(out.memoryEntries.keys), values: tf.keep(out.memoryEntries.values) };
       tokenLosses = tf.keep(out.tokenLosses);
       meanDepth = out.meanDepth;
       return out.loss;
@@ -116,10 +116,11 @@ async function tfjsChild(arm: Arm, preset: Preset): Promise<void> {
     optimizer.update(byName, 1e-3);
     if (stages) model.params[model.params.length - 1].variable.dataSync();
     const t2 = performance.now();
-    model.updateMemory(hidden!, tokenLosses!);
+    const kept = entries as { keys: tf.Tensor4D; values: tf.Tensor4D } | null;
+    if (kept) model.writeMemory(kept, tokenLosses!);
     const loss = value.dataSync()[0]; // waits for the device: the step is done
     const end = performance.now();
-    tf.dispose([value, tokens, targets, hidden!, tokenLosses!, ...Object.values(grads)]);
+    tf.dispose([value, tokens, targets, ...(kept ? [kept.keys, kept.values] : []), tokenLosses!, ...Object.values(grads)]);
     const stageSeconds = stages ? { forwardBackward: (t1 - start) / 1000, adamw: (t2 - t1) / 1000, ltmWrite: (end - t2) / 1000 } : undefined;
     return { seconds: (end - start) / 1000, loss, meanDepth, stageSeconds };
   };

@@ -7,12 +7,14 @@ usage: check_cognate_hf.py <export_dir> <reference_dir> [--tolerance 1e-4]
 tfjs model the export came from. Checks, in order:
   logits      AutoModelForCausalLM in eval mode on the same token ids: max |torch - tfjs| <= tolerance
   act_steps   blocks run per position equal tfjs's (ACT halts the same positions after the same blocks)
-  ltm         after that forward the bank's LRU clock and last_used equal tfjs's (the same slots were read)
+  ltm         the bank loaded from ltm.safetensors (cognate-ltm/2) has tfjs's per-stream fill and FIFO position,
+              and after that forward its read counter equals tfjs's (the memory block read the bank as often)
   train_mode  model.train() (every block on every position, halted ones masked) gives the same logits
   generate    model.generate(greedy) from row 0 produces tfjs's greedy tokens
   save_reload save_pretrained then from_pretrained again gives bit-identical logits
 and reports two ablations, which a faithful port must be far from (they show the test exercises the
-memory read and ACT): the logits with the bank emptied, and with ACT switched off.
+memory read and ACT): the logits with the bank emptied, and with ACT switched off. The PyTorch memory is
+read-only: a forward never writes to the bank (tfjs writes it while training).
 Prints one JSON object; exit 0 when every check passes, 1 when one fails, 2 on unusable input.
 """
 import argparse
@@ -63,7 +65,7 @@ def main():
     summary["class"] = f"{type(model).__module__}.{type(model).__name__}"
     summary["config_class"] = type(config).__name__
     summary["parameters"] = sum(p.numel() for p in model.parameters())
-    summary["ltm_fill"] = model.model.memory.fill if model.model.memory is not None else None
+    summary["ltm_fill"] = model.model.memory.size if model.model.memory is not None else None
 
     with torch.no_grad():
         out = model(input_ids=ids)
@@ -75,9 +77,10 @@ def main():
 
     memory = model.model.memory
     if memory is not None:
-        last_used = memory.last_used.tolist()
-        check("ltm", memory.clock == ref["ltm_clock_after"] and last_used == [int(v) for v in ref["ltm_last_used_after"]],
-              clock=memory.clock, tfjs_clock=ref["ltm_clock_after"], fill=memory.fill)
+        fill, nxt, reads = memory.fill.tolist(), memory.next.tolist(), memory.stats.get("reads", 0)
+        check("ltm", fill == ref["ltm_fill"] and nxt == ref["ltm_next"] and reads == ref["ltm_reads_after"],
+              fill=fill, tfjs_fill=ref["ltm_fill"], next=nxt, tfjs_next=ref["ltm_next"], reads=reads, tfjs_reads=ref["ltm_reads_after"],
+              mem_layer=model.config.mem_layer, tfjs_mem_layer=ref["mem_layer"])
 
     with torch.no_grad():
         model.train()
@@ -105,7 +108,7 @@ def main():
     with torch.no_grad():
         if memory is not None:
             fill = memory.fill
-            memory.fill = 0
+            memory.fill = torch.zeros_like(fill)
             ablations["no_memory_max_abs_diff"] = (model(input_ids=ids).logits - expected).abs().max().item()
             memory.fill = fill
         if model.config.act_enabled:

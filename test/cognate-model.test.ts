@@ -49,18 +49,12 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-/** Fill the model's memory with the hidden states of a batch: written through a bank with open gates, then loaded. */
-function fillMemory(model: CognateModel, tokens: tf.Tensor2D, targets: tf.Tensor2D): void {
-  const open = new LongTermMemory({ ...model.memory!.config, surpriseThreshold: -1e9, noveltyThreshold: 0 }, 1);
-  open.load(model.memory!.state());
+/** Fill the model's memory with the memory block's keys/values of a batch (one stream per row), as after a segment. */
+function fillMemory(model: CognateModel, tokens: tf.Tensor2D): void {
   tf.tidy(() => {
-    const out = model.loss(tokens, targets, undefined, { training: false });
-    const [b, t, c] = out.hidden.shape;
-    open.write(out.hidden.dataSync() as Float32Array, out.tokenLosses.dataSync() as Float32Array);
-    expect(b * t * c).toBeGreaterThan(0);
+    const out = model.forward(tokens, { training: false });
+    model.writeMemory(out.memoryEntries!);
   });
-  model.memory!.load(open.state());
-  open.dispose();
 }
 
 beforeAll(async () => {
@@ -202,9 +196,9 @@ describe('gradients', () => {
   test('every parameter gradient of a tiny model (ACT + LTM) on the backend under test matches the cpu backend', async () => {
     const { tokens, targets } = tokenBatch(2, 6, 23);
     const testedModel = new CognateModel(TINY, 7);
-    fillMemory(testedModel, tokens, targets);
+    fillMemory(testedModel, tokens);
     const bank = testedModel.memory!.state();
-    expect(bank.fill).toBeGreaterThan(3);
+    expect(testedModel.memory!.size).toBe(12); // 2 rows x 6 positions
     const onTested = gradients(testedModel, tokens, targets);
     testedModel.dispose();
 
@@ -262,20 +256,20 @@ describe('learning', () => {
     const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0, decoupled: true });
     const losses: number[] = [];
     for (let step = 0; step < 60; step++) {
-      let hidden: tf.Tensor3D | null = null;
-      let tokenLosses: tf.Tensor2D | null = null;
+      let entries: { keys: tf.Tensor4D; values: tf.Tensor4D } | null = null;
       const { value, grads } = tf.variableGrads(() => {
         const out = model.loss(tokens, targets);
-        hidden = tf.keep(out.hidden);
-        tokenLosses = tf.keep(out.tokenLosses);
+        entries = { keys: tf.keep(out.memoryEntries!.keys), values: tf.keep(out.memoryEntries!.values) };
         return out.ce;
       });
       losses.push(value.dataSync()[0]);
       const byName: tf.NamedTensorMap = {};
       for (const p of model.params) if (grads[p.variable.name]) byName[p.name] = grads[p.variable.name];
       optimizer.update(byName, 1e-2);
-      model.updateMemory(hidden!, tokenLosses!);
-      tf.dispose([value, hidden!, tokenLosses!, ...Object.values(grads)]);
+      const kept = entries!;
+      model.memory!.clear(); // the bank holds the previous step's segment, as when a document is read segment by segment
+      model.writeMemory(kept);
+      tf.dispose([value, kept.keys, kept.values, ...Object.values(grads)]);
     }
     console.log(`memorise one batch: cross-entropy ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)} in 60 steps; LTM`, model.memory!.stats());
     expect(losses[0]).toBeGreaterThan(Math.log(23) - 0.5); // starts near uniform
@@ -320,9 +314,9 @@ describe('adaptive computation time', () => {
   });
 
   test('with the memory read on, skipping halted rows still matches the masked training path', () => {
-    const { tokens, targets } = tokenBatch(2, 8, 23, 6);
+    const { tokens } = tokenBatch(2, 8, 23, 6);
     const model = haltingModel(0.5, true);
-    fillMemory(model, tokens, targets);
+    fillMemory(model, tokens);
     const r = tf.tidy(() => {
       const train = model.forward(tokens, { training: true });
       const infer = model.forward(tokens, { training: false });
@@ -395,86 +389,94 @@ describe('adaptive computation time', () => {
 });
 
 describe('long-term memory', () => {
-  const config: LtmConfig = { dModel: 4, dMem: 4, capacity: 3, topK: 1, surpriseThreshold: -1e9, noveltyThreshold: 0.01 };
-  const basis = (i: number, scale = 2): Float32Array => Float32Array.from({ length: 4 }, (_, j) => (j === i ? scale : 0));
-  const retrieveValue = (memory: LongTermMemory, query: Float32Array): number[] =>
-    tf.tidy(() => Array.from(memory.retrieve(tf.tensor2d(query, [1, 4]))!.values.dataSync()));
+  const config: LtmConfig = { nHeads: 2, headDim: 2, capacity: 3, topK: 1, surpriseThreshold: null };
+  /** Entries [B, H, T, D] where entry (b, h, t) = [100b + 10h + t, −that]. */
+  const entries = (B: number, T: number, offset = 0): Float32Array =>
+    Float32Array.from({ length: B * 2 * T * 2 }, (_, i) => {
+      const [b, h, t, d] = [Math.floor(i / (4 * T)), Math.floor(i / (2 * T)) % 2, Math.floor(i / 2) % T, i % 2];
+      const id = 100 * b + 10 * h + t + offset;
+      return d === 0 ? id : -id;
+    });
+  const slotIds = (m: LongTermMemory, stream: number, head: number): number[] => {
+    const s = m.state().streams[stream];
+    return Array.from({ length: s.fill }, (_, slot) => s.keys[(head * 3 + slot) * 2]);
+  };
 
-  test('top-k retrieval returns the stored value of the matching key', () => {
-    const memory = new LongTermMemory({ ...config, capacity: 4 }, 1);
-    for (let i = 0; i < 3; i++) memory.write(basis(i, i + 1), new Float32Array([1]));
-    expect(memory.size).toBe(3);
-    expect(retrieveValue(memory, basis(1, 1))).toEqual([0, 2, 0, 0]); // value = the written state, key = its unit vector
-    expect(retrieveValue(memory, basis(2, 1))).toEqual([0, 0, 3, 0]);
-    const top2 = new LongTermMemory({ ...config, capacity: 4, topK: 2 }, 1);
-    top2.load(memory.state());
-    const both = tf.tidy(() => Array.from(top2.retrieve(tf.tensor2d([0, 0.4, 0.9, 0], [1, 4]))!.values.dataSync()));
-    expect(both).toEqual([0, 0, 3, 0, 0, 2, 0, 0]); // best first
-    expect(memory.stats().reads).toBe(2);
-    memory.dispose();
-    top2.dispose();
-  });
-
-  test('a full bank evicts the least recently used slot', () => {
-    const memory = new LongTermMemory(config, 1);
-    memory.write(basis(0), new Float32Array([1])); // A
-    memory.write(basis(1), new Float32Array([1])); // B
-    memory.write(basis(2), new Float32Array([1])); // C
-    retrieveValue(memory, basis(0)); // A used: B is now the oldest
-    memory.write(basis(3), new Float32Array([1])); // D evicts B
-    const stored = (): number[][] => {
-      const s = memory.state();
-      return [0, 1, 2].map((slot) => Array.from(s.values.subarray(slot * 4, slot * 4 + 4)));
-    };
-    expect(stored()).toEqual([Array.from(basis(0)), Array.from(basis(3)), Array.from(basis(2))]);
-    memory.write(Float32Array.from([1, 1, 0, 0]), new Float32Array([1])); // E evicts C, the oldest now
-    expect(stored()[2]).toEqual([1, 1, 0, 0]);
-    expect(memory.stats()).toMatchObject({ fill: 3, writes: 5, evictions: 2 });
+  test('one stream per batch row; a full stream overwrites its oldest entry first (FIFO)', () => {
+    const memory = new LongTermMemory(config);
+    memory.write(entries(2, 2), entries(2, 2), [2, 2, 2, 2]);
+    expect(memory.size).toBe(4);
+    expect(slotIds(memory, 0, 1)).toEqual([10, 11]); // head 1 of row 0, positions 0 and 1
+    expect(slotIds(memory, 1, 0)).toEqual([100, 101]);
+    memory.write(entries(1, 2, 5), entries(1, 2, 5), [1, 2, 2, 2]); // row 0 gets positions 5, 6: slot 0 (the oldest) is overwritten
+    expect(slotIds(memory, 0, 0)).toEqual([6, 1, 5]);
+    expect(memory.stats()).toMatchObject({ fill: 5, streams: 2, writes: 6, evictions: 1, offered: 6 });
+    // read tensors: [B, H, S, D] padded to the fullest stream, with −1e9 on the padding
+    tf.tidy(() => {
+      const t = memory.tensors(2)!;
+      expect(t.keys.shape).toEqual([2, 2, 3, 2]);
+      expect(Array.from(t.mask!.dataSync())).toEqual([0, 0, 0, 0, 0, -1e9]);
+    });
+    expect(memory.tensors(3)!.keys.shape).toEqual([3, 2, 3, 2]); // a row without a stream reads nothing (all padding)
+    memory.clear();
+    expect(memory.size).toBe(0);
+    expect(memory.tensors(2)).toBeNull();
     memory.dispose();
   });
 
-  test('the surprise gate writes only surprising tokens; the novelty gate skips known states', () => {
-    const memory = new LongTermMemory({ ...config, capacity: 8, surpriseThreshold: 1.0, noveltyThreshold: 0.1 }, 1);
-    const hidden = new Float32Array(8 * 4);
-    for (let i = 0; i < 8; i++) hidden.set([i + 1, (i * 3) % 5, 1, -i], i * 4);
-    const losses = Float32Array.from([2, 2.1, 1.9, 2, 2.05, 1.95, 2, 9]); // token 7 is the surprise
-    const result = memory.write(hidden, losses);
-    expect(result).toEqual({ written: 1, surprising: 1, novel: 1 });
-    expect(Array.from(memory.state().values.subarray(0, 4))).toEqual(Array.from(hidden.subarray(28, 32)));
-    expect(memory.write(hidden.slice(28, 32), Float32Array.from([50])).written).toBe(0); // the same state again: not novel
-    const masked = memory.write(hidden, losses, Float32Array.from([1, 1, 1, 1, 1, 1, 1, 0]));
-    expect(masked.surprising).toBe(0); // padding is never offered
+  test('the surprise filter (when set) writes only positions whose token was surprising; masked positions are never offered', () => {
+    const memory = new LongTermMemory({ ...config, capacity: 8, surpriseThreshold: 1.0 });
+    const T = 8;
+    const losses = Float32Array.from([2, 2.1, 1.9, 2, 2.05, 1.95, 9, 2]); // loss at t predicts token t + 1: token 7 is the surprise
+    expect(memory.write(entries(1, T), entries(1, T), [1, 2, T, 2], losses)).toEqual({ written: 1 });
+    expect(slotIds(memory, 0, 0)).toEqual([7]);
+    expect(memory.write(entries(1, T), entries(1, T), [1, 2, T, 2], losses, Float32Array.from([1, 1, 1, 1, 1, 1, 1, 0])).written).toBe(0);
+    expect(() => memory.write(entries(1, T), entries(1, T), [1, 2, T, 2])).toThrow('surprise');
+    expect(() => memory.write(entries(1, T), entries(1, T), [1, 3, T, 2])).toThrow('heads');
     memory.dispose();
   });
 
-  test('state() and load() round-trip the bank, the LRU clock, the counters and the loss statistics', () => {
-    const memory = new LongTermMemory({ ...config, dModel: 6, capacity: 4 }, 3); // dModel != dMem: seeded write projection
-    for (let i = 0; i < 6; i++) memory.write(Float32Array.from({ length: 6 }, (_, j) => Math.sin(i * 6 + j)), new Float32Array([i]));
-    retrieveValue(memory, basis(0, 1));
+  test('state() and load() round-trip the streams, the counters and the loss statistics', () => {
+    const memory = new LongTermMemory({ ...config, surpriseThreshold: -1 });
+    memory.write(entries(2, 4), entries(2, 4, 1), [2, 2, 4, 2], Float32Array.from({ length: 8 }, (_, i) => Math.sin(i)));
     const state = memory.state();
-    const copy = new LongTermMemory({ ...config, dModel: 6, capacity: 4 }, 999);
+    const copy = new LongTermMemory({ ...config, surpriseThreshold: -1 });
     copy.load(state);
     expect(copy.state()).toEqual(state);
     expect(copy.stats()).toEqual(memory.stats());
-    expect(retrieveValue(copy, basis(2, 1))).toEqual(retrieveValue(memory, basis(2, 1)));
-    const other = new LongTermMemory({ ...config, dModel: 6, capacity: 5 }, 1);
+    const other = new LongTermMemory({ ...config, capacity: 5 });
     expect(() => other.load(state)).toThrow('capacity');
     [memory, copy, other].forEach((m) => m.dispose());
   });
 
-  test('gradients reach the memory read projections and gate, never the bank', () => {
+  test('gradients reach the memory gate, scale and value shift, and the entries when they are on the tape; never the bank', () => {
     const { tokens, targets } = tokenBatch(2, 6, 23, 4);
-    const model = new CognateModel(TINY, 8);
-    const memoryParams = model.params.filter((p) => p.name.includes('memory_attn'));
-    expect(memoryParams.length).toBe(3 * 6);
+    const model = new CognateModel({ ...TINY, actEnabled: false }, 8);
+    const memoryParams = model.params.filter((p) => /memory_gate|memory_log_scale/.test(p.name));
+    expect(memoryParams.map((p) => p.name)).toEqual(['model.layers.1.self_attn.memory_gate.weight', 'model.layers.1.self_attn.memory_gate.bias', 'model.layers.1.self_attn.memory_log_scale']);
     const before = gradients(model, tokens, targets);
     expect(memoryParams.every((p) => !before.has(p.name))).toBe(true); // empty bank: the read contributes nothing
-    fillMemory(model, tokens, targets);
+    fillMemory(model, tokens);
     const bank = model.memory!.state();
     const after = gradients(model, tokens, targets);
     for (const p of memoryParams) expect(maxAbs(after.get(p.name)!)).toBeGreaterThan(0);
-    expect(model.memory!.state().keys).toEqual(bank.keys); // the backward pass did not touch the bank
-    expect(model.params.every((p) => !p.name.includes('bank'))).toBe(true);
+    expect(model.memory!.state().streams).toEqual(bank.streams); // the backward pass did not touch the bank (only the read counter moved)
+    expect(maxAbs(before.get('model.layers.1.self_attn.v_prev_proj.weight')!)).toBeGreaterThan(0); // the value shift trains with or without a bank
+    // Entries computed in the same step (memory: tensors) pass gradients back into the segment that wrote them.
+    const other = tokenBatch(2, 6, 23, 9);
+    const kProj = model.params.find((p) => p.name === 'model.layers.1.self_attn.k_proj.weight')!.variable;
+    const gradK = (onTape: boolean): Float32Array =>
+      tf.tidy(() => {
+        const f = (k: tf.Tensor): tf.Scalar => {
+          void k;
+          const e = model.forward(other.tokens, { training: true, memory: 'none' }).memoryEntries!;
+          const keys = onTape ? e.keys : tf.tensor4d(e.keys.dataSync() as Float32Array, e.keys.shape);
+          return model.loss(tokens, targets, undefined, { training: true, memory: { keys, values: e.values, mask: null } }).ce;
+        };
+        const { grads } = tf.variableGrads(() => f(kProj), [kProj]);
+        return grads[kProj.name].dataSync() as Float32Array;
+      });
+    expect(maxAbsDiff(gradK(true), gradK(false))).toBeGreaterThan(0); // the written keys' own path contributes
     model.dispose();
   });
 });
@@ -484,9 +486,9 @@ describe('export', () => {
 
   test('safetensors + torch + tfjs + config.json + LTM bank; tfjs reload equals the original; verify_weights.py passes', () => {
     const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cognate-export-'));
-    const { tokens, targets } = tokenBatch(2, 6, 23, 5);
+    const { tokens } = tokenBatch(2, 6, 23, 5);
     const model = new CognateModel(TINY, 21);
-    fillMemory(model, tokens, targets);
+    fillMemory(model, tokens);
     const artifact = path.join(outDir, 'cognate_tiny');
     const { config } = exportModel(model, artifact, { config: { name: 'cognate_tiny' }, files: { 'metrics.json': { steps: 0 } } });
 
@@ -525,7 +527,7 @@ describe('export', () => {
       console.log('verify_weights.py:', verify.stdout.trim(), verify.stderr.trim());
       expect(verify.status).toBe(0);
       const ltm = spawnSync('python3', ['-c', `from safetensors.numpy import load_file; d = load_file(${JSON.stringify(path.join(artifact, 'ltm.safetensors'))}); print(sorted((k, v.shape) for k, v in d.items()))`], { encoding: 'utf8' });
-      expect(ltm.stdout).toContain("('keys', (16, 8))");
+      expect(ltm.stdout).toContain("('keys', (2, 2, 16, 8))"); // [streams, heads, capacity, head_dim]
     } else {
       console.log('python3 with numpy, safetensors and torch not found: verify_weights.py not run');
     }

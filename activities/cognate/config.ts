@@ -29,25 +29,27 @@ const ModelConfigFields = z.strictObject({
   vocabSize: z.number().int().min(16).max(1_000_000).default(32000),
   /** Longest sequence the rotary tables cover. */
   maxSeqLen: z.number().int().min(8).max(65536).default(4096),
-  /** SwiGLU hidden width. */
-  dFF: z.number().int().min(4).max(65536).default(864),
+  /** SwiGLU hidden width (1152 since issue 10, was 864: keeps the default at 24.1M parameters after the per-block memory cross-attention, 2.06M, gave way to the kNN memory). */
+  dFF: z.number().int().min(4).max(65536).default(1152),
   /** ACT halts a position once its cumulative halting probability reaches this (1 - epsilon). */
   actThreshold: z.number().gt(0).max(1).default(0.99),
   /** ACT ponder cost weight tau: loss += tau * mean(N + R). */
   ponderCost: z.number().min(0).max(10).default(0.01),
   /** Enable adaptive computation time. Off: every position runs every block. */
   actEnabled: z.boolean().default(true),
-  /** Width of LTM keys and values. */
+  /** Unused since the LTM became a kNN memory of attention keys/values (issue 10): entries have the head width dModel / nHeads. Kept so existing configs parse. */
   dMem: z.number().int().min(4).max(8192).default(216),
-  /** LTM slots (least-recently-used eviction beyond this). */
+  /** LTM slots per document stream (one stream per batch row; the oldest entry is forgotten first beyond this). */
   memCapacity: z.number().int().min(1).max(1_000_000).default(4096),
-  /** Memories retrieved per position for the cross-attention read. Default min(4, memCapacity). */
+  /** Memories retrieved per query and head for the memory block's kNN attention. Default min(4, memCapacity). */
   memTopK: z.number().int().min(1).max(256).optional(),
   /** Enable the long-term memory read and write. */
   memEnabled: z.boolean().default(true),
-  /** Write gate: a token is written when its loss exceeds the running mean by this many standard deviations. */
-  memSurpriseThreshold: z.number().default(1.0),
-  /** Write gate: also require cosine novelty (1 - max similarity to stored keys) above this. */
+  /** Block whose attention reads and writes the LTM (issue 10); -1: the middle block, floor(nLayers / 2). */
+  memLayer: z.number().int().min(-1).max(127).default(-1),
+  /** Write filter: null (default) writes every position, as Memorizing Transformers do; a number writes only tokens whose loss exceeded the running mean by this many standard deviations. */
+  memSurpriseThreshold: z.number().nullable().default(null),
+  /** Unused since issue 10 (the novelty test rejected distinct facts). Kept so existing configs parse. */
   memNoveltyThreshold: z.number().min(0).max(2).default(0.1),
 });
 
@@ -179,6 +181,7 @@ export const DEFAULT_MODELS: CognateModelSpec[] = [
 export function checkModelConfig(c: ModelConfig & { seqLen?: number }, ctx: z.RefinementCtx, prefix: (string | number)[] = []): void {
   if (c.dModel % c.nHeads !== 0) ctx.addIssue({ code: 'custom', path: [...prefix, 'nHeads'], message: `must divide dModel (${c.dModel})` });
   else if ((c.dModel / c.nHeads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: [...prefix, 'nHeads'], message: `dModel / nHeads (${c.dModel / c.nHeads}) must be even for rotary positions` });
+  if (c.memLayer >= c.nLayers) ctx.addIssue({ code: 'custom', path: [...prefix, 'memLayer'], message: `must be below nLayers (${c.nLayers}), or -1 for the middle block` });
   if (c.memTopK > c.memCapacity) ctx.addIssue({ code: 'custom', path: [...prefix, 'memTopK'], message: `must not exceed memCapacity (${c.memCapacity})` });
   if (c.seqLen !== undefined && c.seqLen > c.maxSeqLen) ctx.addIssue({ code: 'custom', path: [...prefix, 'seqLen'], message: `must not exceed maxSeqLen (${c.maxSeqLen})` });
 }

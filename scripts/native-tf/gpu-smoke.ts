@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../common/backend';
-import { CognateModel } from '../../activities/cognate/engine/model';
+import { CognateModel, type MemoryEntries } from '../../activities/cognate/engine/model';
 import { AdamW } from '../../common/optim';
 import { Rng } from '../../common/rng';
 
@@ -46,21 +46,22 @@ async function main(): Promise<number> {
     const tokens = tf.tensor2d(Int32Array.from({ length: BATCH * SEQ }, () => rng.int(c.vocabSize)), [BATCH, SEQ], 'int32');
     const targets = tf.tensor2d(Int32Array.from({ length: BATCH * SEQ }, () => rng.int(c.vocabSize)), [BATCH, SEQ], 'int32');
     const start = performance.now();
-    let hidden: tf.Tensor3D | null = null;
+    let entries: MemoryEntries | null = null;
     let tokenLosses: tf.Tensor2D | null = null;
     const { value, grads } = tf.variableGrads(() => {
       const out = model.loss(tokens, targets, undefined, { training: true });
-      hidden = tf.keep(out.hidden);
+      if (out.memoryEntries) entries = { keys: tf.keep(out.memoryEntries.keys), values: tf.keep(out.memoryEntries.values) };
       tokenLosses = tf.keep(out.tokenLosses);
       return out.loss;
     });
     const byName: tf.NamedTensorMap = {};
     for (const p of model.params) if (grads[p.variable.name]) byName[p.name] = grads[p.variable.name];
     optimizer.update(byName, 1e-3);
-    model.updateMemory(hidden!, tokenLosses!);
+    const kept = entries as MemoryEntries | null; // assigned inside the closure: TypeScript's narrowing does not see it
+    if (kept) model.writeMemory(kept, tokenLosses!);
     const loss = value.dataSync()[0];
     const seconds = (performance.now() - start) / 1000;
-    tf.dispose([tokens, targets, value, hidden!, tokenLosses!, ...Object.values(grads)]);
+    tf.dispose([tokens, targets, value, tokenLosses!, ...(kept ? [kept.keys, kept.values] : []), ...Object.values(grads)]);
     const rate = (BATCH * SEQ) / seconds;
     if (step > 1) rates.push(rate);
     console.log(`step ${step}: loss ${loss.toFixed(4)}, ${seconds.toFixed(3)} s, ${Math.round(rate)} tokens/s${step === 1 ? ' (warm-up)' : ''}`);

@@ -5,8 +5,10 @@
 //   <outDir>/tfjs/model.json        the same tensors for tfjs (+ weights.bin); loadModelFromExport reads these
 //   <outDir>/config.json            architectures ["CognateForCausalLM"], model_type "cognate", every hyperparameter,
 //                                   parameter_count (= the tensors' total), backend/device of the run
-//   <outDir>/ltm.safetensors        the long-term memory bank (when memEnabled): keys, values, last_used,
-//                                   write_projection; fill/clock/counters in the metadata
+//   <outDir>/ltm.safetensors        the long-term memory bank (when memEnabled), format cognate-ltm/2: keys, values
+//                                   [streams, heads, capacity, head_dim] (pre-rotary attention keys/values of block
+//                                   mem_layer; slot i of a stream is valid for i < fill), fill, next (FIFO write slot)
+//                                   [streams] int64; config/counters in the metadata
 //   <outDir>/configuration_cognate.py, modeling_cognate.py
 //                                   the PyTorch implementation (hf/); config.json's auto_map names it, so
 //                                   AutoModelForCausalLM.from_pretrained(outDir, trust_remote_code=True) loads the model
@@ -61,7 +63,8 @@ export interface CognateHfConfig {
   mem_dim: number;
   mem_capacity: number;
   mem_top_k: number;
-  mem_surprise_threshold: number;
+  mem_layer: number;
+  mem_surprise_threshold: number | null;
   mem_novelty_threshold: number;
   parameter_count: number;
   parameter_breakdown: Record<string, number>;
@@ -85,38 +88,37 @@ export function modelTensors(model: CognateModel): NamedTensor[] {
 
 /** The LTM bank as safetensors tensors + string metadata. */
 export function ltmToSafetensors(state: LtmState): { tensors: NamedTensor[]; metadata: Record<string, string> } {
-  const { capacity, dMem, dModel } = state.config;
-  const tensors: NamedTensor[] = [
-    { name: 'keys', shape: [capacity, dMem], dtype: 'float32', data: state.keys },
-    { name: 'values', shape: [capacity, dMem], dtype: 'float32', data: state.values },
-    { name: 'last_used', shape: [capacity], dtype: 'int64', data: BigInt64Array.from(state.lastUsed, (v) => BigInt(v)) },
-  ];
-  if (state.writeProjection) tensors.push({ name: 'write_projection', shape: [dModel, dMem], dtype: 'float32', data: state.writeProjection });
-  const metadata = {
-    format: 'cognate-ltm/1',
-    config: JSON.stringify(state.config),
-    fill: String(state.fill),
-    clock: String(state.clock),
-    stats: JSON.stringify(state.stats),
-    loss_stats: JSON.stringify(state.lossStats),
+  const { capacity, nHeads, headDim } = state.config;
+  const n = state.streams.length;
+  const stacked = (field: 'keys' | 'values'): Float32Array => {
+    const out = new Float32Array(n * nHeads * capacity * headDim);
+    state.streams.forEach((s, i) => out.set(s[field], i * nHeads * capacity * headDim));
+    return out;
   };
+  const tensors: NamedTensor[] = [
+    { name: 'keys', shape: [n, nHeads, capacity, headDim], dtype: 'float32', data: stacked('keys') },
+    { name: 'values', shape: [n, nHeads, capacity, headDim], dtype: 'float32', data: stacked('values') },
+    { name: 'fill', shape: [n], dtype: 'int64', data: BigInt64Array.from(state.streams, (s) => BigInt(s.fill)) },
+    { name: 'next', shape: [n], dtype: 'int64', data: BigInt64Array.from(state.streams, (s) => BigInt(s.next)) },
+  ];
+  const metadata = { format: 'cognate-ltm/2', config: JSON.stringify(state.config), stats: JSON.stringify(state.stats), loss_stats: JSON.stringify(state.lossStats) };
   return { tensors, metadata };
 }
 
 export function ltmFromSafetensors(bytes: Buffer): LtmState {
   const { tensors, metadata } = decodeSafetensors(bytes);
-  if (metadata.format !== 'cognate-ltm/1') throw new Error(`${LTM_FILE}: unknown format "${metadata.format}"`);
-  const get = (name: string): NamedTensor | undefined => tensors.find((t) => t.name === name);
-  const need = (name: string): NamedTensor => get(name) ?? (() => { throw new Error(`${LTM_FILE}: tensor "${name}" missing`); })();
+  if (metadata.format !== 'cognate-ltm/2') throw new Error(`${LTM_FILE}: unknown format "${metadata.format}" (expected cognate-ltm/2)`);
+  const need = (name: string): NamedTensor => tensors.find((t) => t.name === name) ?? (() => { throw new Error(`${LTM_FILE}: tensor "${name}" missing`); })();
+  const config = JSON.parse(metadata.config) as LtmState['config'];
+  const size = config.nHeads * config.capacity * config.headDim;
+  const keys = need('keys').data as Float32Array;
+  const values = need('values').data as Float32Array;
+  const fill = need('fill').data as BigInt64Array;
+  const next = need('next').data as BigInt64Array;
   return {
-    version: 1,
-    config: JSON.parse(metadata.config) as LtmState['config'],
-    fill: Number(metadata.fill),
-    clock: Number(metadata.clock),
-    keys: need('keys').data as Float32Array,
-    values: need('values').data as Float32Array,
-    lastUsed: Float64Array.from(need('last_used').data as BigInt64Array, (v) => Number(v)),
-    writeProjection: (get('write_projection')?.data as Float32Array | undefined) ?? null,
+    version: 2,
+    config,
+    streams: Array.from(fill, (f, i) => ({ fill: Number(f), next: Number(next[i]), keys: keys.slice(i * size, (i + 1) * size), values: values.slice(i * size, (i + 1) * size) })),
     stats: JSON.parse(metadata.stats) as LtmState['stats'],
     lossStats: JSON.parse(metadata.loss_stats) as LtmState['lossStats'],
   };
@@ -157,6 +159,7 @@ export function hfConfig(model: CognateModel, extra: Record<string, unknown> = {
     mem_dim: c.dMem,
     mem_capacity: c.memCapacity,
     mem_top_k: c.memTopK,
+    mem_layer: model.memLayer,
     mem_surprise_threshold: c.memSurpriseThreshold,
     mem_novelty_threshold: c.memNoveltyThreshold,
     parameter_count: total,

@@ -1,186 +1,206 @@
-// Long-term memory: a bank of `capacity` slots of (key, value) vectors of width dMem that persists
-// across batches and outside the gradient tape.
+// Long-term memory: a kNN memory of one block's own attention keys and values (Memorizing Transformers,
+// Wu et al. 2022, arXiv 2203.08913), kept across segments and outside the gradient tape.
 //
-// - Read: per query, the top-k slots by dot product with the unit keys (the model passes its read
-//   query already mapped into key space, so the top-k are exactly the largest attention logits).
-//   The bank enters the model as constants: gradients reach the model's projections, never the bank.
-// - Write: a hidden state is written when its token was surprising (loss above running mean + z·std)
-//   and novel (1 − max cosine to stored keys above a threshold); a full bank evicts its
-//   least-recently-used slot (reads and writes both count as use).
-// - Float32Arrays are the source of truth; tensors of them are cached for reads and dropped on writes.
+// - Entries: every written position of the memory block contributes one slot holding, per attention head,
+//   its key and value (width dModel / nHeads), taken before rotary positions: a memory has no position
+//   relative to the current segment, so it is matched on content only.
+// - Streams: one bank per batch row (row b of every batch continues document stream b, as when a long
+//   document is read segment by segment); each stream holds at most `capacity` slots and forgets its
+//   oldest first (FIFO, as in the paper).
+// - Read (model.ts): each query of the memory block takes the top-k slots of its own head by q·k and
+//   attends over them; the model mixes that with local attention by a learned per-head gate.
+// - Write: after a segment, its positions are offered; a position is written unless the surprise filter is
+//   on (surpriseThreshold not null) and its token was not surprising (the loss of predicting it stayed
+//   below the running mean + threshold · std). Off by default: the paper writes every position.
+// - Float32Arrays are the source of truth; the tensors of a read are cached and dropped on writes.
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../../common/rng';
 
 export interface LtmConfig {
-  /** Width of the hidden states written. */
-  dModel: number;
-  dMem: number;
+  nHeads: number;
+  /** Width of one head's key and value (dModel / nHeads). */
+  headDim: number;
+  /** Slots per stream. */
   capacity: number;
   topK: number;
-  /** Write when (loss − mean) / std exceeds this. */
-  surpriseThreshold: number;
-  /** Write when 1 − max cosine similarity to stored keys exceeds this. */
-  noveltyThreshold: number;
+  /** null: write every position; a number: write positions whose token loss is above mean + this · std. */
+  surpriseThreshold: number | null;
 }
 
 export interface LtmStats {
+  /** Slots in use, summed over streams. */
   fill: number;
+  /** Capacity of one stream. */
   capacity: number;
-  /** Queries answered (one per position per layer that read). */
+  streams: number;
+  /** Queries answered (one per position per head that read a non-empty bank). */
   reads: number;
   writes: number;
+  /** Slots overwritten because their stream was full. */
   evictions: number;
-  /** Tokens offered to the write gate and how many passed each test. */
+  /** Positions offered to the write filter and how many passed it. */
   offered: number;
   surprising: number;
-  novel: number;
-  /** Running token-loss statistics of the surprise gate. */
+  /** Running token-loss statistics of the surprise filter. */
   lossMean: number;
   lossStd: number;
 }
 
-export interface LtmState {
-  version: 1;
-  config: LtmConfig;
+interface Stream {
   fill: number;
-  clock: number;
-  keys: Float32Array; // [capacity, dMem], unit rows for occupied slots
-  values: Float32Array; // [capacity, dMem]
-  lastUsed: Float64Array; // [capacity], clock of the last read or write
-  /** [dModel, dMem] projection of hidden states into memory space; null when dModel == dMem (identity). */
-  writeProjection: Float32Array | null;
-  stats: { reads: number; writes: number; evictions: number; offered: number; surprising: number; novel: number };
+  /** Next slot to write (FIFO ring). */
+  next: number;
+  keys: Float32Array; // [nHeads, capacity, headDim]
+  values: Float32Array; // [nHeads, capacity, headDim]
+}
+
+export interface LtmState {
+  version: 2;
+  config: LtmConfig;
+  streams: { fill: number; next: number; keys: Float32Array; values: Float32Array }[];
+  stats: { reads: number; writes: number; evictions: number; offered: number; surprising: number };
   lossStats: { mean: number; variance: number; count: number };
 }
 
-/** Weight of history in the running loss mean/variance, per batch. */
+/** Read tensors: keys/values [B, H, S, D] (S = the largest fill of the streams read) and an additive mask [B, 1, 1, S]. */
+export interface MemoryTensors {
+  keys: tf.Tensor4D;
+  values: tf.Tensor4D;
+  /** 0 for a slot in use, −1e9 for padding; null when every slot is in use. */
+  mask: tf.Tensor4D | null;
+}
+
+/** Weight of history in the running loss mean/variance, per write. */
 const LOSS_STATS_DECAY = 0.99;
 
 export class LongTermMemory {
   readonly config: LtmConfig;
-  private fill = 0;
-  private clock = 0;
-  private keys: Float32Array;
-  private values: Float32Array;
-  private lastUsed: Float64Array;
-  private writeProjection: Float32Array | null;
-  private counters = { reads: 0, writes: 0, evictions: 0, offered: 0, surprising: 0, novel: 0 };
+  private streams: Stream[] = [];
+  private counters = { reads: 0, writes: 0, evictions: 0, offered: 0, surprising: 0 };
   private lossStats = { mean: 0, variance: 0, count: 0 };
-  private cache: { keys: tf.Tensor2D; keysT: tf.Tensor2D; values: tf.Tensor2D } | null = null;
+  private cache: { rows: number; tensors: MemoryTensors } | null = null;
 
-  constructor(config: LtmConfig, seed: number) {
+  constructor(config: LtmConfig) {
     this.config = { ...config };
-    const { capacity, dMem, dModel } = config;
-    this.keys = new Float32Array(capacity * dMem);
-    this.values = new Float32Array(capacity * dMem);
-    this.lastUsed = new Float64Array(capacity);
-    // A fixed Gaussian projection with variance 1/dMem keeps norms and angles on average (Johnson–Lindenstrauss);
-    // it is not trained because the bank sits outside the tape.
-    this.writeProjection = dModel === dMem ? null : gaussianMatrix(new Rng(seed), dModel * dMem, 1 / Math.sqrt(dMem));
   }
 
+  /** Slots in use over all streams. */
   get size(): number {
-    return this.fill;
+    return this.streams.reduce((n, s) => n + s.fill, 0);
   }
 
   stats(): LtmStats {
-    return {
-      fill: this.fill,
-      capacity: this.config.capacity,
-      ...this.counters,
-      lossMean: this.lossStats.mean,
-      lossStd: Math.sqrt(this.lossStats.variance),
-    };
+    return { fill: this.size, capacity: this.config.capacity, streams: this.streams.length, ...this.counters, lossMean: this.lossStats.mean, lossStd: Math.sqrt(this.lossStats.variance) };
   }
 
-  /**
-   * Top-k slots for each query [N, dMem] (a tensor without tape history) → keys, values [N, k, dMem],
-   * k = min(topK, fill); null while the bank is empty.
-   */
-  retrieve(query: tf.Tensor2D): { keys: tf.Tensor3D; values: tf.Tensor3D } | null {
-    if (this.fill === 0) return null;
-    const k = Math.min(this.config.topK, this.fill);
-    const bank = this.tensors();
-    const n = query.shape[0];
-    const scores = tf.matMul(query, bank.keysT); // [N, fill]
-    const { indices } = tf.topk(scores, k); // [N, k]
-    const flat = indices.reshape<tf.Tensor1D>([-1]);
-    this.clock++;
-    for (const slot of flat.dataSync()) this.lastUsed[slot] = this.clock;
-    this.counters.reads += n;
-    return {
-      keys: tf.gather(bank.keys, flat).reshape([n, k, this.config.dMem]),
-      values: tf.gather(bank.values, flat).reshape([n, k, this.config.dMem]),
-    };
+  /** Forget every entry (counters stay). */
+  clear(): void {
+    this.streams = [];
+    this.dropCache();
   }
 
-  /**
-   * Offer hidden states [N, dModel] with their token losses [N] (and a 0/1 mask [N]): the surprising and
-   * novel ones are written. Returns how many were written.
-   */
-  write(hidden: Float32Array, tokenLosses: Float32Array, mask?: Float32Array): { written: number; surprising: number; novel: number } {
-    const { dModel, dMem, surpriseThreshold, noveltyThreshold } = this.config;
-    const n = tokenLosses.length;
-    if (hidden.length !== n * dModel) throw new Error(`ltm.write: hidden has ${hidden.length} values, expected ${n} x ${dModel}`);
-    const live = [...Array(n).keys()].filter((i) => !mask || mask[i] > 0);
-    if (live.length === 0) return { written: 0, surprising: 0, novel: 0 };
-    this.updateLossStats(live.map((i) => tokenLosses[i]));
-    const std = Math.sqrt(this.lossStats.variance) + 1e-6;
-    const surprising = live.filter((i) => (tokenLosses[i] - this.lossStats.mean) / std > surpriseThreshold);
-    this.counters.offered += live.length;
-    this.counters.surprising += surprising.length;
-    this.clock++;
-    let written = 0;
-    let novel = 0;
-    for (const i of surprising) {
-      const value = this.project(hidden.subarray(i * dModel, (i + 1) * dModel));
-      const key = unit(value);
-      if (1 - this.maxSimilarity(key) <= noveltyThreshold) continue;
-      novel++;
-      const slot = this.claimSlot();
-      this.keys.set(key, slot * dMem);
-      this.values.set(value, slot * dMem);
-      this.lastUsed[slot] = this.clock;
-      written++;
+  /** The bank of streams 0..rows−1 as tensors, or null when they are all empty. Counts rows·T·H reads via countReads. */
+  tensors(rows: number): MemoryTensors | null {
+    if (this.cache && this.cache.rows === rows) return this.cache.tensors;
+    this.dropCache();
+    const { nHeads: H, headDim: D, capacity } = this.config;
+    const fills = Array.from({ length: rows }, (_, b) => this.streams[b]?.fill ?? 0);
+    const S = Math.max(0, ...fills);
+    if (S === 0) return null;
+    const keys = new Float32Array(rows * H * S * D);
+    const values = new Float32Array(rows * H * S * D);
+    const mask = new Float32Array(rows * S);
+    for (let b = 0; b < rows; b++) {
+      const s = this.streams[b];
+      mask.fill(-1e9, b * S + fills[b], (b + 1) * S);
+      if (!s) continue;
+      for (let h = 0; h < H; h++) {
+        const from = h * capacity * D;
+        const to = (b * H + h) * S * D;
+        keys.set(s.keys.subarray(from, from + s.fill * D), to);
+        values.set(s.values.subarray(from, from + s.fill * D), to);
+      }
     }
-    this.counters.novel += novel;
-    this.counters.writes += written;
-    if (written > 0) this.dropCache();
-    return { written, surprising: surprising.length, novel };
+    const padded = fills.some((f) => f < S);
+    const tensors: MemoryTensors = {
+      keys: tf.keep(tf.tensor4d(keys, [rows, H, S, D])),
+      values: tf.keep(tf.tensor4d(values, [rows, H, S, D])),
+      mask: padded ? tf.keep(tf.tensor4d(mask, [rows, 1, 1, S])) : null,
+    };
+    this.cache = { rows, tensors };
+    return tensors;
+  }
+
+  countReads(n: number): void {
+    this.counters.reads += n;
+  }
+
+  /**
+   * Offer one segment's entries: keys, values [B, H, T, D] (row b goes to stream b) with the per-position
+   * next-token losses [B, T] (needed by the surprise filter only) and an optional 0/1 mask [B, T].
+   */
+  write(keys: Float32Array, values: Float32Array, shape: [number, number, number, number], tokenLosses?: Float32Array, mask?: Float32Array): { written: number } {
+    const [B, H, T, D] = shape;
+    const { nHeads, headDim, capacity, surpriseThreshold } = this.config;
+    if (H !== nHeads || D !== headDim) throw new Error(`ltm.write: entries have ${H} heads of ${D}, the memory ${nHeads} of ${headDim}`);
+    if (keys.length !== B * H * T * D || values.length !== keys.length) throw new Error(`ltm.write: keys/values do not hold ${B}x${H}x${T}x${D} values`);
+    if (tokenLosses && tokenLosses.length !== B * T) throw new Error(`ltm.write: tokenLosses has ${tokenLosses.length} values, expected ${B * T}`);
+    // Position t holds token t; how surprising token t was is the loss of predicting it at t − 1.
+    const surpriseOf = (b: number, t: number): number => (tokenLosses ? tokenLosses[b * T + Math.max(0, t - 1)] : 0);
+    const live: [number, number][] = [];
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) if (!mask || mask[b * T + t] > 0) live.push([b, t]);
+    let chosen = live;
+    if (surpriseThreshold !== null) {
+      if (!tokenLosses) throw new Error('ltm.write: the surprise filter is on (surpriseThreshold set) but no token losses were given');
+      const losses = live.map(([b, t]) => surpriseOf(b, t));
+      if (losses.length > 0) this.updateLossStats(losses);
+      const std = Math.sqrt(this.lossStats.variance) + 1e-6;
+      chosen = live.filter((_, i) => (losses[i] - this.lossStats.mean) / std > surpriseThreshold);
+    }
+    this.counters.offered += live.length;
+    this.counters.surprising += chosen.length;
+    for (const [b, t] of chosen) {
+      const s = this.stream(b);
+      const slot = s.next;
+      if (s.fill === capacity) this.counters.evictions++;
+      else s.fill++;
+      s.next = (s.next + 1) % capacity;
+      for (let h = 0; h < H; h++) {
+        const from = ((b * H + h) * T + t) * D;
+        const to = (h * capacity + slot) * D;
+        s.keys.set(keys.subarray(from, from + D), to);
+        s.values.set(values.subarray(from, from + D), to);
+      }
+    }
+    this.counters.writes += chosen.length;
+    if (chosen.length > 0) this.dropCache();
+    return { written: chosen.length };
   }
 
   state(): LtmState {
     return {
-      version: 1,
+      version: 2,
       config: { ...this.config },
-      fill: this.fill,
-      clock: this.clock,
-      keys: this.keys.slice(),
-      values: this.values.slice(),
-      lastUsed: this.lastUsed.slice(),
-      writeProjection: this.writeProjection ? this.writeProjection.slice() : null,
+      streams: this.streams.map((s) => ({ fill: s.fill, next: s.next, keys: s.keys.slice(), values: s.values.slice() })),
       stats: { ...this.counters },
       lossStats: { ...this.lossStats },
     };
   }
 
   load(state: LtmState): void {
-    const { dModel, dMem, capacity } = this.config;
-    if (state.version !== 1) throw new Error(`ltm.load: unknown state version ${String(state.version)}`);
-    for (const field of ['dModel', 'dMem', 'capacity'] as const) {
+    const { nHeads, headDim, capacity } = this.config;
+    if (state.version !== 2) throw new Error(`ltm.load: state version ${String(state.version)} is not 2 (the kNN memory of attention keys/values)`);
+    for (const field of ['nHeads', 'headDim', 'capacity'] as const) {
       if (state.config[field] !== this.config[field]) throw new Error(`ltm.load: state has ${field}=${state.config[field]}, this memory has ${this.config[field]}`);
     }
-    if (state.keys.length !== capacity * dMem || state.values.length !== capacity * dMem || state.lastUsed.length !== capacity) {
-      throw new Error('ltm.load: keys/values/lastUsed sizes do not match capacity x dMem');
-    }
-    if ((state.writeProjection?.length ?? 0) !== (dModel === dMem ? 0 : dModel * dMem)) throw new Error('ltm.load: writeProjection size mismatch');
-    if (!Number.isInteger(state.fill) || state.fill < 0 || state.fill > capacity) throw new Error(`ltm.load: fill ${state.fill} out of range`);
-    this.fill = state.fill;
-    this.clock = state.clock;
-    this.keys = state.keys.slice();
-    this.values = state.values.slice();
-    this.lastUsed = state.lastUsed.slice();
-    this.writeProjection = state.writeProjection ? state.writeProjection.slice() : null;
+    const size = nHeads * capacity * headDim;
+    state.streams.forEach((s, i) => {
+      if (s.keys.length !== size || s.values.length !== size) throw new Error(`ltm.load: stream ${i} keys/values do not hold ${nHeads}x${capacity}x${headDim} values`);
+      if (!Number.isInteger(s.fill) || s.fill < 0 || s.fill > capacity || !Number.isInteger(s.next) || s.next < 0 || s.next >= capacity) {
+        throw new Error(`ltm.load: stream ${i} fill ${s.fill} / next ${s.next} out of range`);
+      }
+    });
+    this.streams = state.streams.map((s) => ({ fill: s.fill, next: s.next, keys: s.keys.slice(), values: s.values.slice() }));
     this.counters = { ...state.stats };
     this.lossStats = { ...state.lossStats };
     this.dropCache();
@@ -188,6 +208,14 @@ export class LongTermMemory {
 
   dispose(): void {
     this.dropCache();
+  }
+
+  private stream(b: number): Stream {
+    const { nHeads, headDim, capacity } = this.config;
+    while (this.streams.length <= b) {
+      this.streams.push({ fill: 0, next: 0, keys: new Float32Array(nHeads * capacity * headDim), values: new Float32Array(nHeads * capacity * headDim) });
+    }
+    return this.streams[b];
   }
 
   /** Mixture update of the running mean/variance with a batch of losses (the first batch initialises). */
@@ -206,66 +234,12 @@ export class LongTermMemory {
     s.count += losses.length;
   }
 
-  private project(h: Float32Array): Float32Array {
-    const { dModel, dMem } = this.config;
-    if (!this.writeProjection) return h.slice();
-    const out = new Float32Array(dMem);
-    for (let i = 0; i < dModel; i++) {
-      const hi = h[i];
-      const row = i * dMem;
-      for (let j = 0; j < dMem; j++) out[j] += hi * this.writeProjection[row + j];
-    }
-    return out;
-  }
-
-  /** Largest cosine between a unit key and the stored keys (−1 when empty). */
-  private maxSimilarity(key: Float32Array): number {
-    const dMem = this.config.dMem;
-    let best = -1;
-    for (let slot = 0; slot < this.fill; slot++) {
-      let dot = 0;
-      const base = slot * dMem;
-      for (let j = 0; j < dMem; j++) dot += key[j] * this.keys[base + j];
-      if (dot > best) best = dot;
-    }
-    return best;
-  }
-
-  /** The next empty slot, or the least recently used one (lowest index on ties). */
-  private claimSlot(): number {
-    if (this.fill < this.config.capacity) return this.fill++;
-    let victim = 0;
-    for (let slot = 1; slot < this.fill; slot++) if (this.lastUsed[slot] < this.lastUsed[victim]) victim = slot;
-    this.counters.evictions++;
-    return victim;
-  }
-
-  private tensors(): { keys: tf.Tensor2D; keysT: tf.Tensor2D; values: tf.Tensor2D } {
-    if (!this.cache) {
-      const { dMem } = this.config;
-      const used = this.fill * dMem;
-      const keys = tf.keep(tf.tensor2d(this.keys.subarray(0, used), [this.fill, dMem]));
-      const keysT = tf.keep(tf.transpose<tf.Tensor2D>(keys)); // [dMem, fill]: untransposed matMul for the search
-      const values = tf.keep(tf.tensor2d(this.values.subarray(0, used), [this.fill, dMem]));
-      this.cache = { keys, keysT, values };
-    }
-    return this.cache;
-  }
-
   private dropCache(): void {
     if (!this.cache) return;
-    this.cache.keys.dispose();
-    this.cache.keysT.dispose();
-    this.cache.values.dispose();
+    const { keys, values, mask } = this.cache.tensors;
+    tf.dispose([keys, values, ...(mask ? [mask] : [])]);
     this.cache = null;
   }
-}
-
-function unit(v: Float32Array): Float32Array {
-  let norm = 0;
-  for (const x of v) norm += x * x;
-  norm = Math.sqrt(norm) || 1;
-  return v.map((x) => x / norm);
 }
 
 const { cos, log, sin, sqrt, PI } = Math; // module-level: global lookups are slow inside jest's sandbox

@@ -2,9 +2,16 @@
 // memory, readable top to bottom.
 //
 //   tokens [B, T] → embedding → N × block → ACT-weighted state → RMSNorm → LM head → logits [B, T, V]
-//   block(x) = x + SelfAttn(norm x) (causal, rotary)
-//              + Gate · MemAttn(norm ·) (cross-attention over the top-k LTM slots of each position)
-//              + SwiGLU(norm ·)
+//   block(x) = x + SelfAttn(norm x) (causal, rotary) + SwiGLU(norm ·)
+//   memory block (memLayer; the middle one by default), per head h (Memorizing Transformers, arXiv 2203.08913):
+//     local  = causal rotary attention of the segment, as in every block
+//     memory = softmax over the top-k bank entries (by q·k) of q·k/√D, times their values; q and the
+//              bank's keys are taken before rotary (a memory has no position in this segment)
+//     values = W_v·norm(x)_t + W_vp·norm(x)_{t−1} (value shift, this block only; 0 before the segment start)
+//     g      = σ(norm(x) · W_gate + b_gate)[h]          (per position and head, W_gate [C, H], b_gate [H])
+//     head   = local + g · (memory − local)              (local alone while the bank is empty)
+//   The memory block's pre-rotary keys and its values are returned as `memoryEntries` [B, H, T, D] and
+//   written to the bank after the segment (model.writeMemory), so later segments can read them.
 //   ACT: after every block but the last a halting unit p = σ(w·s + b) per position; halted positions keep
 //        their state (training) or skip the remaining blocks (inference); loss += τ·mean(N + R).
 //
@@ -16,16 +23,20 @@
 //                                                              in a stable order; `linear` weights are stored
 //                                                              [in, out] and exported transposed to [out, in]
 //   model.parameterCount(): { total, breakdown }               breakdown by component
-//   model.forward(tokens [B,T] int32, { training, onBlock? })  → { logits [B,T,V], ponderCost (τ-weighted scalar),
-//                                                                 meanDepth (number), hidden [B,T,C] (normed final state) }
-//   model.loss(tokens, targets, mask?, { training })           → { loss = ce + ponderCost, ce, ponderCost, meanDepth,
-//                                                                 tokenLosses [B,T] (no tape), hidden [B,T,C] }
-//   model.updateMemory(hidden, tokenLosses, mask?)             → { written }  (outside the tape, after the step)
+//   model.forward(tokens [B,T] int32, { training, memory?, onBlock? })
+//                                                              → { logits [B,T,V], ponderCost (τ-weighted scalar),
+//                                                                 meanDepth (number), hidden [B,T,C] (normed final state),
+//                                                                 memoryEntries ({ keys, values } [B,H,T,D] or null) }
+//        memory: 'bank' (default: read model.memory), 'none' (no read), or MemoryTensors (read these, e.g.
+//                entries of earlier segments computed in the same gradient step: gradients then reach them)
+//   model.loss(tokens, targets, mask?, { training, memory? })  → { loss = ce + ponderCost, ce, ponderCost, meanDepth,
+//                                                                 tokenLosses [B,T] (no tape), hidden, memoryEntries }
+//   model.writeMemory(entries, tokenLosses?, mask?)            → { written }  (outside the tape, after the step)
 //   model.dispose()
 //
-// Inside an optimizer's gradient function only `loss` is returned; keep `hidden` and `tokenLosses` with
-// tf.keep if they are to feed updateMemory after the step, and dispose them afterwards.
-// Parameters that did not influence the loss get no gradient (the memory read while the bank is empty).
+// Inside an optimizer's gradient function only `loss` is returned; keep `memoryEntries` and `tokenLosses` with
+// tf.keep if they are to feed writeMemory after the step, and dispose them afterwards.
+// Parameters that did not influence the loss get no gradient (the memory gate while the bank is empty).
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { checkModelConfig, ModelConfigSchema, type ModelConfig } from '../config';
@@ -33,7 +44,7 @@ import { formatZodError } from '../../../common/validation';
 import { HaltingAccumulator } from './act';
 import { embed } from './embedding';
 import { addSame, applyRotary, attention, causalMask, crossEntropy, detach, linear, reshape, rmsNorm, rotaryTables, rotateHalfMatrix, select, swiglu } from './layers';
-import { gaussianMatrix, LongTermMemory } from './ltm';
+import { gaussianMatrix, LongTermMemory, type MemoryTensors } from './ltm';
 import { Rng } from '../../../common/rng';
 
 export type ModelConfigInput = z.input<typeof ModelConfigSchema>;
@@ -49,6 +60,8 @@ export interface ModelParam {
 export interface ForwardOptions {
   /** true: every position runs every block (masked) so ACT stays differentiable; false: halted positions skip blocks. */
   training: boolean;
+  /** What the memory block reads: the model's bank (default), nothing, or the given entries. */
+  memory?: 'bank' | 'none' | MemoryTensors;
   /** Called after each block with its input and output states [B, T, C] and the positions that were still running [B, T] (tests, probes). */
   onBlock?: (info: { layer: number; before: tf.Tensor3D; after: tf.Tensor3D; runningBefore: tf.Tensor2D | null }) => void;
 }
@@ -60,6 +73,13 @@ export interface ForwardResult {
   /** Mean blocks run per position. */
   meanDepth: number;
   hidden: tf.Tensor3D;
+  /** The memory block's pre-rotary keys and values [B, H, T, D] (part of the tape when training); null without memory. */
+  memoryEntries: MemoryEntries | null;
+}
+
+export interface MemoryEntries {
+  keys: tf.Tensor4D;
+  values: tf.Tensor4D;
 }
 
 export interface LossResult {
@@ -69,6 +89,7 @@ export interface LossResult {
   meanDepth: number;
   tokenLosses: tf.Tensor2D;
   hidden: tf.Tensor3D;
+  memoryEntries: MemoryEntries | null;
 }
 
 interface Block {
@@ -77,7 +98,8 @@ interface Block {
   k: tf.Variable;
   v: tf.Variable;
   o: tf.Variable;
-  memory: { norm: tf.Variable; q: tf.Variable; k: tf.Variable; v: tf.Variable; o: tf.Variable; gateW: tf.Variable; gateB: tf.Variable } | null;
+  memGate: { w: tf.Variable; b: tf.Variable; logScale: tf.Variable } | null; // [C, H], [H], [H]; the memory block only
+  vPrev: tf.Variable | null; // [C, C]; the memory block only: values also see the previous position
   ffnNorm: tf.Variable; // [C]
   gate: tf.Variable; // [C, F]
   up: tf.Variable; // [C, F]
@@ -97,6 +119,8 @@ let modelCounter = 0;
 export class CognateModel {
   readonly config: ModelConfig;
   readonly memory: LongTermMemory | null;
+  /** Index of the memory block; -1 without memory. */
+  readonly memLayer: number;
   readonly params: ModelParam[] = [];
   private readonly embedTokens: tf.Variable; // [V, C]
   private readonly blocks: Block[] = [];
@@ -115,7 +139,8 @@ export class CognateModel {
     const normal = (name: string, shape: number[], s: number, linear = true): tf.Variable =>
       this.param(name, tf.tensor(gaussianMatrix(rng, shape.reduce((a, b) => a * b, 1), s), shape), linear);
     const ones = (name: string, n: number): tf.Variable => this.param(name, tf.ones([n]), false);
-    const { dModel: C, dFF: F, dMem: M, vocabSize: V } = c;
+    const { dModel: C, dFF: F, vocabSize: V, nHeads: H } = c;
+    this.memLayer = c.memEnabled ? (c.memLayer < 0 ? Math.floor(c.nLayers / 2) : c.memLayer) : -1;
 
     this.embedTokens = normal('model.embed_tokens.weight', [V, C], std, false);
     for (let i = 0; i < c.nLayers; i++) {
@@ -126,17 +151,17 @@ export class CognateModel {
         k: normal(`${p}self_attn.k_proj.weight`, [C, C], std),
         v: normal(`${p}self_attn.v_proj.weight`, [C, C], std),
         o: normal(`${p}self_attn.o_proj.weight`, [C, C], residualStd),
-        memory: c.memEnabled
-          ? {
-              norm: ones(`${p}memory_layernorm.weight`, C),
-              q: normal(`${p}memory_attn.q_proj.weight`, [C, M], std),
-              k: normal(`${p}memory_attn.k_proj.weight`, [M, M], std),
-              v: normal(`${p}memory_attn.v_proj.weight`, [M, M], std),
-              o: normal(`${p}memory_attn.o_proj.weight`, [M, C], residualStd),
-              gateW: normal(`${p}memory_attn.gate.weight`, [C, 1], std),
-              gateB: this.param(`${p}memory_attn.gate.bias`, tf.zeros([1]), false),
-            }
-          : null,
+        // g starts at σ(0) = 0.5: the memory read counts from the first step its bank has entries.
+        memGate:
+          i === this.memLayer
+            ? {
+                w: normal(`${p}self_attn.memory_gate.weight`, [C, H], std),
+                b: this.param(`${p}self_attn.memory_gate.bias`, tf.zeros([H]), false),
+                // Memory logits are τ_h · cos(q, k) with τ_h = exp(logScale_h), starting at 10: sharp enough that the best match dominates its top-k.
+                logScale: this.param(`${p}self_attn.memory_log_scale`, tf.fill([H], Math.log(10)), false),
+              }
+            : null,
+        vPrev: i === this.memLayer ? normal(`${p}self_attn.v_prev_proj.weight`, [C, C], std) : null,
         ffnNorm: ones(`${p}post_attention_layernorm.weight`, C),
         gate: normal(`${p}mlp.gate_proj.weight`, [C, F], std),
         up: normal(`${p}mlp.up_proj.weight`, [C, F], std),
@@ -150,17 +175,19 @@ export class CognateModel {
               }
             : null,
       };
+      if (block.memGate) {
+        // The memory block's query projection starts as a copy of its key projection: a token's query then
+        // finds the entries written at the same token from the first step (q·k = |W x|² for equal inputs),
+        // so retrieval is right before training and the gradient can shape what the entries carry.
+        // Without this, top-k retrieval starts random and the recall benchmark did not learn in 500 steps.
+        block.q.assign(block.k);
+      }
       this.blocks.push(block);
     }
     this.finalNorm = ones('model.norm.weight', C);
     this.lmHead = normal('lm_head.weight', [C, V], std);
     this.rotary = { ...rotaryTables(c.maxSeqLen, C / c.nHeads), rotateHalf: rotateHalfMatrix(C / c.nHeads) };
-    this.memory = c.memEnabled
-      ? new LongTermMemory(
-          { dModel: C, dMem: M, capacity: c.memCapacity, topK: c.memTopK, surpriseThreshold: c.memSurpriseThreshold, noveltyThreshold: c.memNoveltyThreshold },
-          seed + 1,
-        )
-      : null;
+    this.memory = c.memEnabled ? new LongTermMemory({ nHeads: H, headDim: C / H, capacity: c.memCapacity, topK: c.memTopK, surpriseThreshold: c.memSurpriseThreshold }) : null;
   }
 
   private param(name: string, init: tf.Tensor, linear: boolean): tf.Variable {
@@ -174,7 +201,7 @@ export class CognateModel {
     const breakdown: Record<string, number> = {};
     for (const { name, variable } of this.params) {
       const component =
-        /embed_tokens|lm_head/.exec(name)?.[0] ?? /self_attn|memory_attn|mlp|halting|layernorm|norm/.exec(name)?.[0] ?? 'other';
+        /embed_tokens|lm_head/.exec(name)?.[0] ?? /memory_gate|self_attn|mlp|halting|layernorm|norm/.exec(name)?.[0] ?? 'other';
       const key = component.endsWith('norm') ? 'norms' : component;
       breakdown[key] = (breakdown[key] ?? 0) + variable.size;
     }
@@ -190,16 +217,27 @@ export class CognateModel {
 
     let x = embed(this.embedTokens as tf.Tensor2D, tokens) as tf.Tensor3D; // [B, T, C]
     const act = c.actEnabled ? new HaltingAccumulator([B, T], c.actThreshold) : null;
+    const source = opts.memory ?? 'bank';
+    const bank = !this.memory || source === 'none' ? null : source === 'bank' ? this.memory.tensors(B) : source;
+    let memoryEntries: MemoryEntries | null = null;
     for (let layer = 0; layer < c.nLayers; layer++) {
       const block = this.blocks[layer];
       const before = x;
       const runningBefore = act ? act.running : null;
       // tidy: the block's intermediates are freed now, not at the end of the forward (the backward needs only what the ops saved)
-      x = tf.tidy(() => {
-        if (act && !opts.training) return this.blockOnRunningRows(block, before, act.running, cos, sin); // halted positions skip the block
-        const out = this.blockForward(block, before, cos, sin);
-        return act ? select(act.running, out, before) : out; // halted positions keep their state
+      const result = tf.tidy(() => {
+        if (block.memGate) {
+          // The memory block runs on every position (its entries are written for all of them); halted ones keep their state.
+          const out = this.blockForward(block, before, cos, sin, bank);
+          return { out: act ? select(act.running, out.out, before) : out.out, keys: out.entries!.keys, values: out.entries!.values };
+        }
+        if (act && !opts.training) return { out: this.blockOnRunningRows(block, before, act.running, cos, sin) }; // halted positions skip the block
+        const out = this.blockForward(block, before, cos, sin, null).out;
+        return { out: act ? select(act.running, out, before) : out }; // halted positions keep their state
       });
+      x = result.out;
+      if (result.keys && result.values) memoryEntries = { keys: result.keys, values: result.values };
+      if (block.memGate && bank && this.memory && source === 'bank') this.memory.countReads(B * T * c.nHeads);
       opts.onBlock?.({ layer, before, after: x, runningBefore });
       if (act) {
         const isLast = layer === c.nLayers - 1;
@@ -220,25 +258,78 @@ export class CognateModel {
     }
     const hidden = rmsNorm(state, this.finalNorm as tf.Tensor1D) as tf.Tensor3D; // [B, T, C]
     const logits = linear(hidden, this.lmHead as tf.Tensor2D) as tf.Tensor3D; // [B, T, V]
-    return { logits, ponderCost, meanDepth, hidden };
+    return { logits, ponderCost, meanDepth, hidden, memoryEntries };
   }
 
-  /** One pre-norm block on every position: x [B, T, C] → [B, T, C]. */
-  private blockForward(block: Block, x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor3D {
+  /**
+   * One pre-norm block on every position: x [B, T, C] → [B, T, C]. The memory block also returns its
+   * pre-rotary keys and values [B, H, T, D] and, when `bank` has entries, mixes in the kNN memory read.
+   */
+  private blockForward(block: Block, x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D, bank: MemoryTensors | null): { out: tf.Tensor3D; entries: MemoryEntries | null } {
     const [B, T, C] = x.shape;
     const H = this.config.nHeads;
     const D = C / H;
     const h = rmsNorm(x, block.inputNorm as tf.Tensor1D);
-    const heads = (w: tf.Variable, rotate: boolean): tf.Tensor3D => {
-      let t = reshape(linear(h, w as tf.Tensor2D), [B, T, H, D]);
-      if (rotate) t = applyRotary(t, cos, sin, this.rotary.rotateHalf);
-      return reshape<tf.Tensor3D>(t.transpose([0, 2, 1, 3]), [B * H, T, D]); // [B·H, T, D]
-    };
-    const y = attention(heads(block.q, true), heads(block.k, true), heads(block.v, false), this.causalMask(T)); // [B·H, T, D]
+    const project = (w: tf.Variable): tf.Tensor => reshape(linear(h, w as tf.Tensor2D), [B, T, H, D]);
+    const toHeads = (t: tf.Tensor): tf.Tensor3D => reshape<tf.Tensor3D>(t.transpose([0, 2, 1, 3]), [B * H, T, D]); // [B·H, T, D]
+    const rotate = (t: tf.Tensor): tf.Tensor => applyRotary(t, cos, sin, this.rotary.rotateHalf);
+    const qRaw = project(block.q);
+    const kRaw = project(block.k);
+    let vBT = project(block.v);
+    if (block.vPrev) {
+      // Value shift: v_t = W_v h_t + W_vp h_{t−1} (h_{−1} = 0 at the segment start). An entry written at a key
+      // token then carries the token before it, so "value, key" pairs bind without first learning a
+      // previous-token attention head (the recall benchmark did not learn that within 500 steps).
+      const hPrev = tf.concat([tf.zeros([B, 1, C]), h.slice([0, 0, 0], [B, T - 1, C])], 1);
+      vBT = vBT.add(reshape(linear(hPrev, block.vPrev as tf.Tensor2D), [B, T, H, D]));
+    }
+    const v = toHeads(vBT);
+    let y = attention(toHeads(rotate(qRaw)), toHeads(rotate(kRaw)), v, this.causalMask(T)); // [B·H, T, D]
+    let entries: MemoryEntries | null = null;
+    if (block.memGate) {
+      entries = { keys: reshape<tf.Tensor4D>(toHeads(kRaw), [B, H, T, D]), values: reshape<tf.Tensor4D>(v, [B, H, T, D]) };
+      if (bank) {
+        const read = this.memoryAttention(toHeads(qRaw), bank, B, block.memGate.logScale); // [B·H, T, D]
+        const gate = linear(h, block.memGate.w as tf.Tensor2D, block.memGate.b as tf.Tensor1D).sigmoid(); // [B, T, H]
+        const g = gate.transpose([0, 2, 1]).reshape([B * H, T, 1]);
+        y = y.add<tf.Tensor3D>(read.sub(y).mul(g));
+      }
+    }
     const merged = reshape(reshape(y, [B, H, T, D]).transpose([0, 2, 1, 3]), [B, T, C]); // [B, T, C]
-    let out = addSame(x, linear(merged, block.o as tf.Tensor2D));
-    out = this.memoryAndFeedForward(block, out);
-    return out;
+    const out = addSame(x, linear(merged, block.o as tf.Tensor2D));
+    return { out: this.feedForward(block, out), entries };
+  }
+
+  /**
+   * kNN attention over the bank: q [B·H, T, D] (pre-rotary) → [B·H, T, D]. Queries and keys are compared
+   * by cosine (normalised, as Memorizing Transformers do for its memory): each query takes the top-k
+   * entries of its own row and head (found on detached copies: topk has no gradient), then attends over
+   * them with logits τ_h·cos; the gathered keys and values stay on the tape, so entries computed in the
+   * same step receive gradients. A bank of one row is shared by every row of the batch.
+   */
+  private memoryAttention(qIn: tf.Tensor3D, bank: MemoryTensors, B: number, logScale: tf.Variable): tf.Tensor3D {
+    const [Bm, H, S, D] = bank.keys.shape;
+    if (Bm !== B && Bm !== 1) throw new Error(`memory has ${Bm} rows, the batch ${B}`);
+    const T = qIn.shape[1];
+    const k = Math.min(this.config.memTopK, S);
+    const rows = (t: tf.Tensor): tf.Tensor => (Bm === B ? t : t.tile([B, 1, 1, 1]));
+    const unitRows = (t: tf.Tensor): tf.Tensor => t.div(t.square().sum(-1, true).add(1e-12).sqrt());
+    const q = unitRows(qIn) as tf.Tensor3D;
+    const keys = unitRows(rows(bank.keys).reshape([B * H * S, D])) as tf.Tensor2D;
+    const values = rows(bank.values).reshape<tf.Tensor2D>([B * H * S, D]);
+    const maskFlat = bank.mask ? (rows(bank.mask).tile([1, H, 1, 1]).reshape<tf.Tensor3D>([B * H, 1, S])) : null; // [B·H, 1, S]
+    let scores: tf.Tensor = tf.matMul(detach(q), detach(keys).reshape([B * H, S, D]), false, true); // [B·H, T, S]
+    if (maskFlat) scores = scores.add(maskFlat);
+    const { indices } = tf.topk(scores, k); // [B·H, T, k]
+    const offsets = tf.range(0, B * H, 1, 'int32').mul(tf.scalar(S, 'int32')).reshape([B * H, 1, 1]);
+    const flat = indices.add(offsets).reshape<tf.Tensor1D>([-1]); // rows of keys/values
+    const kSel = embed(keys, flat).reshape([B * H, T, k, D]); // [B·H, T, k, D]
+    const vSel = embed(values, flat).reshape([B * H, T, k, D]);
+    const scale = logScale.exp().tile([B]).reshape([B * H, 1, 1]); // τ of each row's head
+    let logits = q.expandDims(2).mul(kSel).sum(-1).mul(scale); // [B·H, T, k]
+    if (maskFlat) logits = logits.add(tf.gather(maskFlat.reshape([-1]), flat).reshape([B * H, T, k]));
+    const weights = tf.softmax(logits).expandDims(-1); // [B·H, T, k, 1]
+    return vSel.mul(weights).sum<tf.Tensor3D>(2);
   }
 
   /**
@@ -251,7 +342,7 @@ export class CognateModel {
     const D = C / H;
     const runningFlags = running.dataSync();
     const rows = [...runningFlags.keys()].filter((i) => runningFlags[i] > 0); // flat b·T + t
-    if (rows.length === runningFlags.length) return this.blockForward(block, x, cos, sin);
+    if (rows.length === runningFlags.length) return this.blockForward(block, x, cos, sin, null).out;
     const R = rows.length;
     const rowIds = tf.tensor1d(rows, 'int32');
     const rowPositions = tf.tensor1d(rows.map((r) => r % T), 'int32');
@@ -273,45 +364,18 @@ export class CognateModel {
     });
     const y = attention(q, k, v, tf.tensor2d(mask, [R, B * T])); // [H, R, D]
     let out = tf.gather(xFlat, rowIds).add(linear(y.transpose([1, 0, 2]).reshape([R, C]), block.o as tf.Tensor2D)); // [R, C]
-    out = this.memoryAndFeedForward(block, out);
+    out = this.feedForward(block, out);
     // Scatter back with a gather: row i comes from out (running) or from the old state (halted).
     const source = new Int32Array(B * T).map((_, r) => R + r); // index into concat([out, xFlat])
     rows.forEach((r, i) => (source[r] = i));
     return tf.gather(tf.concat([out, xFlat], 0), tf.tensor1d(source, 'int32')).reshape<tf.Tensor3D>([B, T, C]);
   }
 
-  /** The two position-wise sublayers: gated memory read, then SwiGLU. x [..., C] → [..., C]. */
-  private memoryAndFeedForward<X extends tf.Tensor>(block: Block, x: X): X {
-    let out: tf.Tensor = x;
-    if (block.memory && this.memory) {
-      const read = this.memoryRead(block.memory, rmsNorm(out, block.memory.norm as tf.Tensor1D));
-      if (read) out = addSame(out, read);
-    }
-    const h = rmsNorm(out, block.ffnNorm as tf.Tensor1D);
+  /** The position-wise SwiGLU sublayer. x [..., C] → [..., C]. */
+  private feedForward<X extends tf.Tensor>(block: Block, x: X): X {
+    const h = rmsNorm(x, block.ffnNorm as tf.Tensor1D);
     const ffn = linear(swiglu(linear(h, block.gate as tf.Tensor2D), linear(h, block.up as tf.Tensor2D)), block.down as tf.Tensor2D); // [..., F] → [..., C]
-    return addSame(out, ffn) as X;
-  }
-
-  /**
-   * Gated cross-attention over each position's top-k memories. h [..., C] → [..., C], or null while the
-   * bank is empty. Retrieval uses detached values, so gradients reach q/k/v/o and the gate, not the bank.
-   */
-  private memoryRead(m: NonNullable<Block['memory']>, h: tf.Tensor): tf.Tensor | null {
-    const C = this.config.dModel;
-    const M = this.config.dMem;
-    const rows = reshape<tf.Tensor2D>(h, [-1, C]); // [N, C]
-    const q = linear(rows, m.q as tf.Tensor2D) as tf.Tensor2D; // [N, M]
-    // logit_i = q · (key_i W_k) = (q W_kᵀ) · key_i: search the bank with q W_kᵀ to get the top-k logits exactly.
-    const searchQuery = tf.matMul<tf.Tensor2D>(detach(q), detach(m.k as tf.Tensor2D).transpose()); // [N, M]
-    const retrieved = this.memory!.retrieve(searchQuery);
-    if (!retrieved) return null;
-    const keys = linear(retrieved.keys, m.k as tf.Tensor2D); // [N, k, M]
-    const values = linear(retrieved.values, m.v as tf.Tensor2D); // [N, k, M]
-    const logits = q.expandDims(1).mul(keys).sum(-1).div(Math.sqrt(M)); // [N, k]
-    const weights = tf.softmax(logits).expandDims(-1); // [N, k, 1]
-    const read = linear(values.mul(weights).sum(1), m.o as tf.Tensor2D); // [N, C]
-    const gate = linear(rows, m.gateW as tf.Tensor2D, m.gateB as tf.Tensor1D).sigmoid(); // [N, 1]
-    return reshape(read.mul(gate), h.shape);
+    return addSame<X>(x, ffn);
   }
 
   private causalMask(t: number): tf.Tensor2D {
@@ -325,18 +389,19 @@ export class CognateModel {
 
   loss(tokens: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D, opts: ForwardOptions = { training: true }): LossResult {
     const [B, T] = tokens.shape;
-    const { logits, ponderCost, meanDepth, hidden } = this.forward(tokens, opts);
+    const { logits, ponderCost, meanDepth, hidden, memoryEntries } = this.forward(tokens, opts);
     const perToken = crossEntropy(logits, targets) as tf.Tensor2D; // [B, T]
     const weights = mask ? mask.toFloat() : tf.ones([B, T]);
     const ce = perToken.mul(weights).sum().div<tf.Scalar>(weights.sum().maximum(1));
-    return { loss: ce.add(ponderCost), ce, ponderCost, meanDepth, tokenLosses: detach(perToken), hidden };
+    return { loss: ce.add(ponderCost), ce, ponderCost, meanDepth, tokenLosses: detach(perToken), hidden, memoryEntries };
   }
 
-  updateMemory(hidden: tf.Tensor3D, tokenLosses: tf.Tensor2D, mask?: tf.Tensor2D): { written: number } {
+  /** Write a segment's memory entries (forward's memoryEntries) to the bank; tokenLosses [B, T] feed the surprise filter. */
+  writeMemory(entries: MemoryEntries, tokenLosses?: tf.Tensor2D, mask?: tf.Tensor2D): { written: number } {
     if (!this.memory) return { written: 0 };
     const maskValues = mask ? tf.tidy(() => mask.toFloat().dataSync() as Float32Array) : undefined;
-    const { written } = this.memory.write(hidden.dataSync() as Float32Array, tokenLosses.dataSync() as Float32Array, maskValues);
-    return { written };
+    const shape = entries.keys.shape;
+    return this.memory.write(entries.keys.dataSync() as Float32Array, entries.values.dataSync() as Float32Array, shape, tokenLosses?.dataSync() as Float32Array | undefined, maskValues);
   }
 
   dispose(): void {

@@ -65,7 +65,7 @@ export function cognateReportUnit(modelDir: string): ReportUnit {
     validation: { loss: number; perplexity: number; tokenAccuracy: number } | null;
     convergence: { initialLoss: number | null; bestValidationLoss: number | null; bestValidationStep: number | null };
     act: { enabled: boolean; meanDepth: number | null; nLayers: number };
-    ltm: { fill: number; capacity: number; writes: number } | null;
+    ltm: { fill: number; capacity: number; writes: number; streams?: number } | null;
     parameters: { total: number };
     tokensSeen: number;
     tokensPerSecond: number | null;
@@ -85,7 +85,7 @@ export function cognateReportUnit(modelDir: string): ReportUnit {
       'final validation token accuracy': s.validation?.tokenAccuracy ?? null,
       'best validation loss (step)': s.convergence.bestValidationLoss === null ? null : `${Number(s.convergence.bestValidationLoss.toPrecision(4))} (${s.convergence.bestValidationStep})`,
       'ACT mean depth': s.act.enabled ? s.act.meanDepth : 'ACT off',
-      'LTM fill': s.ltm ? `${s.ltm.fill} / ${s.ltm.capacity} (${s.ltm.writes} writes)` : 'LTM off',
+      'LTM fill': s.ltm ? `${s.ltm.fill} / ${s.ltm.capacity * Math.max(1, s.ltm.streams ?? 1)} (${s.ltm.streams ?? 1} streams of ${s.ltm.capacity}; ${s.ltm.writes} writes)` : 'LTM off',
       'tokens seen': s.tokensSeen,
       'tokens per second': s.tokensPerSecond,
       resumes: s.resumes.length,

@@ -15,7 +15,7 @@ import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast'
 import { loadCognateParent, type CognateParentRef } from './init-from';
 import { crossEntropyPerRow } from './layers';
 import type { LtmState, LtmStats } from './ltm';
-import { CognateModel } from './model';
+import { CognateModel, type MemoryEntries } from './model';
 import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamWState } from '../../../common/optim';
 import { learningRateAt } from './schedule';
 
@@ -310,14 +310,14 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     }
     const stepStarted = performance.now();
     const learningRate = learningRateAt(step, config, config.maxSteps);
-    // What a step's micro-batches change before the update: the data position and the LTM's read clock.
+    // What a step's micro-batches change before the update: the data position and the LTM's read counter.
     const canAbandon = config.gradientAccumulationSteps > 1;
     const samplerAtStepStart = sampler.state();
     const memoryAtStepStart = canAbandon && model.memory ? model.memory.state() : null;
 
     // Forward/backward over micro-batches; the step sees their mean gradient (one large batch).
     const accumulator = new GradientAccumulator();
-    const memoryInputs: { hidden: tf.Tensor3D; tokenLosses: tf.Tensor2D }[] = [];
+    const memoryInputs: { entries: MemoryEntries; tokenLosses: tf.Tensor2D }[] = [];
     const totals = { loss: 0, ce: 0, ponderCost: 0, meanDepth: 0 };
     let abandoned = false;
     for (let micro = 0; micro < config.gradientAccumulationSteps; micro++) {
@@ -333,7 +333,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
         if (ctx.stopRequested()) {
           // Drop the unfinished step: nothing of it reached the weights, optimizer, filter or LTM yet.
           tf.dispose(accumulator.takeMean());
-          for (const m of memoryInputs) tf.dispose([m.hidden, m.tokenLosses]);
+          for (const m of memoryInputs) tf.dispose([m.entries.keys, m.entries.values, m.tokenLosses]);
           sampler.load(samplerAtStepStart);
           if (memoryAtStepStart && model.memory) model.memory.load(memoryAtStepStart);
           ctx.emit({ kind: 'stopping', step, abandonedMicroBatches: micro + 1 });
@@ -354,10 +354,10 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     optimizer.update(filtered, learningRate);
     tf.dispose([meanGrads, clipped, filtered]);
 
-    // LTM writes use the step's hidden states and token losses, after the weights moved (outside the tape).
-    for (const { hidden, tokenLosses } of memoryInputs) {
-      model.updateMemory(hidden, tokenLosses);
-      tf.dispose([hidden, tokenLosses]);
+    // LTM writes: the memory block's keys/values of the step's windows, after the weights moved (outside the tape).
+    for (const { entries, tokenLosses } of memoryInputs) {
+      model.writeMemory(entries, tokenLosses);
+      tf.dispose([entries.keys, entries.values, tokenLosses]);
     }
     step++;
 
@@ -376,7 +376,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     const now = performance.now();
     if (now - lastEmit >= intervalMs || step === config.maxSteps) {
       const ltm = model.memory?.stats();
-      const ltmFill = ltm ? ltm.fill / ltm.capacity : undefined; // share of LTM slots in use
+      const ltmFill = ltm ? ltm.fill / (ltm.capacity * Math.max(1, ltm.streams)) : undefined; // share of LTM slots in use (capacity is per document stream)
       ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm, microBatchSeconds, ltmFill });
       lastEmit = now;
       tokensSinceEmit = 0;
@@ -434,7 +434,7 @@ function microStep(
   model: CognateModel,
   batch: TokenBatch,
   varNames: string[],
-  memoryInputs: { hidden: tf.Tensor3D; tokenLosses: tf.Tensor2D }[],
+  memoryInputs: { entries: MemoryEntries; tokenLosses: tf.Tensor2D }[],
 ): { grads: tf.NamedTensorMap; scalars: { loss: number; ce: number; ponderCost: number; meanDepth: number } } {
   let ce!: tf.Scalar;
   let ponderCost!: tf.Scalar;
@@ -446,7 +446,7 @@ function microStep(
     ce = tf.keep(out.ce);
     ponderCost = tf.keep(out.ponderCost);
     meanDepth = out.meanDepth;
-    if (model.memory && out.hidden && out.tokenLosses) memoryInputs.push({ hidden: tf.keep(out.hidden), tokenLosses: tf.keep(out.tokenLosses) });
+    if (out.memoryEntries) memoryInputs.push({ entries: { keys: tf.keep(out.memoryEntries.keys), values: tf.keep(out.memoryEntries.values) }, tokenLosses: tf.keep(out.tokenLosses) });
     return out.loss;
   });
   const scalars = { loss: value.dataSync()[0], ce: ce.dataSync()[0], ponderCost: ponderCost.dataSync()[0], meanDepth };

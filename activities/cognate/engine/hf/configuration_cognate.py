@@ -16,7 +16,7 @@ class CognateConfig(PretrainedConfig):
         hidden_size=216,
         num_hidden_layers=11,
         num_attention_heads=4,
-        intermediate_size=864,
+        intermediate_size=1152,
         max_position_embeddings=4096,
         rms_norm_eps=1e-6,
         rope_theta=10000.0,
@@ -27,7 +27,8 @@ class CognateConfig(PretrainedConfig):
         mem_dim=216,
         mem_capacity=4096,
         mem_top_k=4,
-        mem_surprise_threshold=1.0,
+        mem_layer=-1,
+        mem_surprise_threshold=None,
         mem_novelty_threshold=0.1,
         ltm_file="ltm.safetensors",
         initializer_range=0.02,
@@ -47,8 +48,11 @@ class CognateConfig(PretrainedConfig):
         self.act_enabled = act_enabled
         self.act_threshold = act_threshold
         self.ponder_cost = ponder_cost
-        # Long-term memory (ltm.ts): the bank itself is the separate file `ltm_file` of the export.
+        # Long-term memory (ltm.ts): a kNN memory of block mem_layer's attention keys/values (-1: the middle
+        # block); the bank itself is the separate file `ltm_file` of the export. mem_dim, mem_surprise_threshold
+        # and mem_novelty_threshold are kept for the record (tfjs training settings); the forward does not use them.
         self.mem_enabled = mem_enabled
+        self.mem_layer = mem_layer
         self.mem_dim = mem_dim
         self.mem_capacity = mem_capacity
         self.mem_top_k = mem_top_k
@@ -63,6 +67,8 @@ class CognateConfig(PretrainedConfig):
                 f"CognateConfig: hidden_size ({hidden_size}) / num_attention_heads ({num_attention_heads}) "
                 "must be an even integer for rotary positions"
             )
+        if mem_enabled and not -1 <= mem_layer < num_hidden_layers:
+            raise ValueError(f"CognateConfig: mem_layer ({mem_layer}) must be below num_hidden_layers ({num_hidden_layers}), or -1")
         if mem_enabled and mem_top_k > mem_capacity:
             raise ValueError(f"CognateConfig: mem_top_k ({mem_top_k}) must not exceed mem_capacity ({mem_capacity})")
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)

@@ -6,8 +6,13 @@ compute the same numbers: test/cognate-hf.test.ts holds its logits to the tfjs m
 
     tokens [B, T] -> embedding -> N x block -> ACT-weighted state -> RMSNorm -> LM head -> logits [B, T, V]
     block(x) = x + SelfAttn(norm x)                      causal, rotary (GPT-NeoX half split, base rope_theta)
-                 + sigmoid(gate(norm .)) * MemAttn(norm .)  cross-attention over each position's top-k LTM slots
                  + SwiGLU(norm .)
+    memory block (mem_layer, default floor(N / 2); Memorizing Transformers, arXiv 2203.08913), per head h:
+        local  = the causal rotary attention above, with values v_t = W_v h_t + W_vp h_{t-1} (h_{-1} = 0)
+        memory = softmax over the top-k bank entries (by cosine of the pre-rotary query and key) of
+                 tau_h * cos(q, k), tau_h = exp(memory_log_scale[h]), times their values
+        g      = sigmoid(memory_gate(norm x))[h]         per position and head
+        head   = local + g * (memory - local)             (local alone while the bank is empty)
     ACT: after every block but the last, p = sigmoid(halting(x)) per position. A position halts at the first
          block n where sum_{m<=n} p_m >= act_threshold (or at the last block); its output is
          sum_{m<n} p_m * s_m + R * s_n with R = 1 - sum_{m<n} p_m; ponder cost = N + R.
@@ -15,8 +20,11 @@ compute the same numbers: test/cognate-hf.test.ts holds its logits to the tfjs m
 Things a reader could easily get wrong, all as in the tfjs model:
 - RMSNorm is x * rsqrt(mean(x^2) + eps) * w with eps 1e-6, applied before each sublayer; the halting unit
   reads the raw (un-normed) residual state.
-- The memory sublayer's gate reads the *normed* state; its search query is q W_k (q = q_proj(h)), so the
-  top-k slots are exactly those with the largest attention logits q . k_proj(key); k = min(top_k, fill).
+- The memory block's query and the bank's keys are taken *before* rotary (a memory has no position in the
+  segment) and normalised to unit length (x / sqrt(|x|^2 + 1e-12)); k = min(top_k, S) with S the largest
+  fill of the streams read; a stream with fewer entries is padded, the padding masked with -1e9. Row b of
+  the batch reads stream b of the bank. The memory block runs on every position even in inference with ACT
+  (halted positions then keep their state), where the other blocks skip halted positions.
 - Inference (model.eval()): a halted position skips the remaining blocks and keeps its state, but the
   still-running positions' queries attend to it (its frozen state is a key/value). Training (model.train())
   runs every block on every position and then keeps the halted positions' old state: the same numbers.
@@ -26,8 +34,10 @@ Things a reader could easily get wrong, all as in the tfjs model:
   causal, ACT halting included) and simple; it costs one forward of the whole sequence per generated token.
   A cache would have to hold each halted position's frozen state per block, not only keys and values.
 
-The long-term memory bank is not a parameter: it is the export's ltm.safetensors, loaded by
-from_pretrained into CognateLongTermMemory (non-persistent buffers) and written back by save_pretrained.
+The long-term memory bank is not a parameter: it is the export's ltm.safetensors (format cognate-ltm/2), loaded
+by from_pretrained into CognateLongTermMemory (non-persistent buffers) and written back by save_pretrained.
+It is read-only here: a forward reads the bank as tfjs inference does but never writes to it (tfjs writes the
+memory block's keys/values while training); parity with tfjs needs no writes.
 """
 import json
 import math
@@ -43,35 +53,52 @@ from transformers.utils import ModelOutput
 
 from .configuration_cognate import CognateConfig
 
-LTM_FORMAT = "cognate-ltm/1"
+LTM_FORMAT = "cognate-ltm/2"
 # Additive mask value of the tfjs model (layers.ts causalMask): exp(-1e9 - max) is exactly 0 in float32.
 MASK_VALUE = -1e9
 
 
-class CognateLongTermMemory(nn.Module):
-    """The long-term memory bank (ltm.ts), read-only here.
+def memory_layer(config: CognateConfig) -> int:
+    """Index of the block that reads the LTM (model.ts memLayer): mem_layer, -1 meaning floor(N / 2); -1 without memory."""
+    if not config.mem_enabled:
+        return -1
+    return config.mem_layer if config.mem_layer >= 0 else config.num_hidden_layers // 2
 
-    Everything about the bank lives in this class: its file format (ltm.safetensors: keys, values, last_used
-    [, write_projection] + fill/clock/config/stats metadata), the top-k search and the LRU bookkeeping of
-    reads. Writes (the surprise and novelty gate) happen only while training in tfjs; a PyTorch user who
-    wants them would add a `write` here. If the memory design changes, this class is what follows it.
+
+class CognateLongTermMemory(nn.Module):
+    """The long-term memory (ltm.ts): a kNN memory of the memory block's attention keys and values, read-only here.
+
+    Everything about the bank lives in this class: its file format (ltm.safetensors, format cognate-ltm/2:
+    keys, values [streams, heads, capacity, head_dim] float32, the pre-rotary keys and the values of block
+    mem_layer; fill, next [streams] int64, slot i of stream b valid for i < fill[b], next the FIFO write
+    slot; config/stats/loss_stats JSON in the metadata) and how a forward reads it (tensors()).
+
+    Read-only: tfjs writes the bank while training (every position of every segment, FIFO per stream, an
+    optional surprise filter); a forward here only reads it, which is all the parity with tfjs inference
+    needs. A PyTorch user who wants a growing memory would add a `write(keys, values)` that appends the
+    forward's memory-block keys/values per stream as ltm.ts does. Row b of a batch reads stream b (the
+    document stream it continues); a batch of one row reads stream 0.
     """
 
     def __init__(self, config: CognateConfig):
         super().__init__()
-        self.dim = config.mem_dim
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
         self.capacity = config.mem_capacity
         self.top_k = config.mem_top_k
-        self.fill = 0
-        self.clock = 0
         self.stats = {}  # counters of ltm.ts (reads, writes, evictions, ...), kept for save()
         self.metadata = {}
         # Non-persistent: the bank is not in model.safetensors (it is not trained by gradients); from_pretrained
-        # loads it from its own file. Capacity-sized like the tfjs arrays, rows >= fill unused.
-        self.register_buffer("keys", torch.zeros(0, self.dim), persistent=False)  # unit rows
-        self.register_buffer("values", torch.zeros(0, self.dim), persistent=False)
-        self.register_buffer("last_used", torch.zeros(0, dtype=torch.int64), persistent=False)
-        self.register_buffer("write_projection", torch.zeros(0), persistent=False)  # [hidden, dim] or empty
+        # loads it from its own file.
+        self.register_buffer("keys", torch.zeros(0, self.num_heads, self.capacity, self.head_dim), persistent=False)
+        self.register_buffer("values", torch.zeros(0, self.num_heads, self.capacity, self.head_dim), persistent=False)
+        self.register_buffer("fill", torch.zeros(0, dtype=torch.int64), persistent=False)
+        self.register_buffer("next", torch.zeros(0, dtype=torch.int64), persistent=False)
+
+    @property
+    def size(self) -> int:
+        """Slots in use over all streams."""
+        return int(self.fill.sum().item())
 
     def load(self, path: str) -> None:
         from safetensors import safe_open
@@ -81,55 +108,57 @@ class CognateLongTermMemory(nn.Module):
             if metadata.get("format") != LTM_FORMAT:
                 raise ValueError(f"{path}: format is {metadata.get('format')!r}, expected {LTM_FORMAT!r}")
             tensors = {name: f.get_tensor(name) for name in f.keys()}
-        for name in ("keys", "values", "last_used"):
+        for name in ("keys", "values", "fill", "next"):
             if name not in tensors:
                 raise ValueError(f"{path}: tensor {name!r} missing")
-        keys, values = tensors["keys"], tensors["values"]
-        if tuple(keys.shape) != (self.capacity, self.dim) or tuple(values.shape) != (self.capacity, self.dim):
+        keys, values, fill, nxt = tensors["keys"], tensors["values"], tensors["fill"], tensors["next"]
+        n = fill.shape[0]
+        want = (n, self.num_heads, self.capacity, self.head_dim)
+        if tuple(keys.shape) != want or tuple(values.shape) != want or tuple(nxt.shape) != (n,):
             raise ValueError(
-                f"{path}: keys/values have shapes {tuple(keys.shape)}/{tuple(values.shape)}, "
-                f"config says mem_capacity x mem_dim = ({self.capacity}, {self.dim})"
+                f"{path}: keys/values/next have shapes {tuple(keys.shape)}/{tuple(values.shape)}/{tuple(nxt.shape)}, "
+                f"config says [streams, num_attention_heads, mem_capacity, head_dim] = {list(want)}"
             )
-        fill = int(metadata["fill"])
-        if not 0 <= fill <= self.capacity:
-            raise ValueError(f"{path}: fill {fill} out of range [0, {self.capacity}]")
+        if bool(((fill < 0) | (fill > self.capacity) | (nxt < 0) | (nxt >= self.capacity)).any()):
+            raise ValueError(f"{path}: fill {fill.tolist()} / next {nxt.tolist()} out of range for mem_capacity {self.capacity}")
         device = self.keys.device
         self.keys = keys.to(device=device, dtype=torch.float32)
         self.values = values.to(device=device, dtype=torch.float32)
-        self.last_used = tensors["last_used"].to(device=device, dtype=torch.int64)
-        wp = tensors.get("write_projection")
-        self.write_projection = wp.to(device) if wp is not None else torch.zeros(0, device=device)
-        self.fill = fill
-        self.clock = int(metadata.get("clock", "0"))
+        self.fill = fill.to(device=device, dtype=torch.int64)
+        self.next = nxt.to(device=device, dtype=torch.int64)
         self.stats = json.loads(metadata.get("stats", "{}"))
         self.metadata = metadata
 
     def save(self, path: str) -> None:
         from safetensors.torch import save_file
 
-        tensors = {
-            "keys": self.keys.detach().cpu().contiguous(),
-            "values": self.values.detach().cpu().contiguous(),
-            "last_used": self.last_used.detach().cpu().contiguous(),
-        }
-        if self.write_projection.numel() > 0:
-            tensors["write_projection"] = self.write_projection.detach().cpu().contiguous()
-        metadata = {**self.metadata, "format": LTM_FORMAT, "fill": str(self.fill), "clock": str(self.clock), "stats": json.dumps(self.stats)}
-        save_file(tensors, path, metadata=metadata)
+        tensors = {name: getattr(self, name).detach().cpu().contiguous() for name in ("keys", "values", "fill", "next")}
+        save_file(tensors, path, metadata={**self.metadata, "format": LTM_FORMAT, "stats": json.dumps(self.stats)})
 
-    def retrieve(self, query: torch.Tensor):
-        """Top-k slots per search query [N, dim] (no gradient) -> keys, values [N, k, dim]; None while empty."""
-        if self.fill == 0:
+    def tensors(self, rows: int, dtype: torch.dtype):
+        """The bank of streams 0..rows-1 (ltm.ts tensors): keys, values [rows, H, S, D] and an additive mask
+        [rows, 1, 1, S] (0 in use, MASK_VALUE padding; None when every slot is in use), S the largest fill;
+        None when those streams are all empty."""
+        fills = [int(self.fill[b]) if b < self.fill.shape[0] else 0 for b in range(rows)]
+        s = max(fills, default=0)
+        if s == 0:
             return None
-        k = min(self.top_k, self.fill)
-        bank_keys = self.keys[: self.fill]
-        scores = query @ bank_keys.T  # [N, fill]
-        indices = torch.topk(scores, k, dim=-1).indices  # [N, k]; the read is a softmax over them: order is irrelevant
-        # LRU bookkeeping as in ltm.ts: one clock tick per retrieve, every returned slot marked used.
-        self.clock += 1
-        self.last_used[indices.reshape(-1)] = self.clock
-        self.stats["reads"] = self.stats.get("reads", 0) + query.shape[0]
-        return bank_keys[indices], self.values[: self.fill][indices]
+        shape = (rows, self.num_heads, s, self.head_dim)
+        keys = torch.zeros(shape, dtype=dtype, device=self.keys.device)
+        values = torch.zeros(shape, dtype=dtype, device=self.keys.device)
+        for b, f in enumerate(fills):
+            keys[b, :, :f] = self.keys[b, :, :f].to(dtype)
+            values[b, :, :f] = self.values[b, :, :f].to(dtype)
+        if all(f == s for f in fills):
+            return keys, values, None
+        slot = torch.arange(s, device=self.keys.device)
+        used = slot[None, :] < torch.tensor(fills, device=self.keys.device)[:, None]  # [rows, S]
+        mask = torch.where(used, 0.0, mask_value(dtype)).to(dtype)[:, None, None, :]
+        return keys, values, mask
+
+    def count_reads(self, n: int) -> None:
+        """ltm.ts counts rows x T x heads reads per forward of the memory block."""
+        self.stats["reads"] = self.stats.get("reads", 0) + n
 
 
 class CognateRMSNorm(nn.Module):
@@ -175,31 +204,76 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
 
 
 class CognateSelfAttention(nn.Module):
-    def __init__(self, config: CognateConfig):
+    def __init__(self, config: CognateConfig, memory_block: bool = False):
         super().__init__()
         c = config.hidden_size
         self.num_heads = config.num_attention_heads
         self.head_dim = c // self.num_heads
+        self.top_k = config.mem_top_k
         self.q_proj = nn.Linear(c, c, bias=False)
         self.k_proj = nn.Linear(c, c, bias=False)
         self.v_proj = nn.Linear(c, c, bias=False)
         self.o_proj = nn.Linear(c, c, bias=False)
         self.o_proj._cognate_residual = True
+        if memory_block:
+            # The memory block (model.ts, block mem_layer): value shift, per-head gate and temperature.
+            self.v_prev_proj = nn.Linear(c, c, bias=False)
+            self.memory_gate = nn.Linear(c, self.num_heads)  # bias starts at 0: g = 0.5
+            self.memory_log_scale = nn.Parameter(torch.full((self.num_heads,), math.log(10.0)))
+        else:
+            self.v_prev_proj = self.memory_gate = self.memory_log_scale = None
 
-    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """Every position: h [B, T, C] (normed) -> [B, T, C], causal."""
+    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, memory=None) -> torch.Tensor:
+        """Every position: h [B, T, C] (normed) -> [B, T, C], causal. In the memory block, `memory` is the
+        bank read (keys, values, mask from CognateLongTermMemory.tensors) or None while it is empty."""
         b, t, c = h.shape
         heads = lambda x: x.view(b, t, self.num_heads, self.head_dim)  # noqa: E731
-        q = apply_rotary(heads(self.q_proj(h)), cos, sin).transpose(1, 2)  # [B, H, T, D]
-        k = apply_rotary(heads(self.k_proj(h)), cos, sin).transpose(1, 2)
-        v = heads(self.v_proj(h)).transpose(1, 2)
+        q_raw, k_raw = heads(self.q_proj(h)), heads(self.k_proj(h))
+        v = self.v_proj(h)
+        if self.v_prev_proj is not None:
+            # Value shift: v_t = W_v h_t + W_vp h_{t-1}, h_{-1} = 0 at the segment start.
+            v = v + self.v_prev_proj(torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], dim=1))
+        v = heads(v).transpose(1, 2)  # [B, H, T, D]
+        q = apply_rotary(q_raw, cos, sin).transpose(1, 2)
+        k = apply_rotary(k_raw, cos, sin).transpose(1, 2)
         mask = torch.full((t, t), mask_value(h.dtype), dtype=h.dtype, device=h.device).triu(1)
         y = attend(q, k, v, mask)  # [B, H, T, D]
+        if self.memory_gate is not None and memory is not None:
+            read = self.memory_read(q_raw.transpose(1, 2), *memory)  # [B, H, T, D]
+            g = torch.sigmoid(self.memory_gate(h)).transpose(1, 2)[..., None]  # [B, H, T, 1]
+            y = y + (read - y) * g
         return self.o_proj(y.transpose(1, 2).reshape(b, t, c))
+
+    def memory_read(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """kNN attention over the bank (model.ts memoryAttention): q [B, H, T, D] pre-rotary, keys/values
+        [Bm, H, S, D] (Bm = B, or 1 shared by every row) -> [B, H, T, D]. Queries and keys compared by cosine;
+        each query takes the top-k entries of its own row and head, then softmax(tau_h * cos) over them."""
+        b, t = q.shape[0], q.shape[2]
+        if keys.shape[0] not in (b, 1):
+            raise ValueError(f"memory has {keys.shape[0]} rows, the batch {b}")
+        keys, values = keys.expand(b, -1, -1, -1), values.expand(b, -1, -1, -1)
+        unit = lambda x: x / torch.sqrt(x.square().sum(-1, keepdim=True) + 1e-12)  # noqa: E731
+        q, keys = unit(q), unit(keys)
+        k = min(self.top_k, keys.shape[2])
+        scores = q.detach() @ keys.detach().transpose(-1, -2)  # [B, H, T, S]
+        if mask is not None:
+            scores = scores + mask.expand(b, -1, -1, -1)
+        indices = torch.topk(scores, k, dim=-1).indices  # [B, H, T, k]; a softmax over them: order is irrelevant
+        gather = lambda bank: torch.gather(  # noqa: E731
+            bank[:, :, None].expand(-1, -1, t, -1, -1), 3, indices[..., None].expand(-1, -1, -1, -1, bank.shape[-1])
+        )  # [B, H, T, k, D]
+        k_sel, v_sel = gather(keys), gather(values)
+        scale = self.memory_log_scale.exp()[None, :, None, None]  # tau of each head
+        logits = (q[..., None, :] * k_sel).sum(-1) * scale  # [B, H, T, k]
+        if mask is not None:
+            logits = logits + torch.gather(mask.expand(b, self.num_heads, t, -1), 3, indices)
+        weights = torch.softmax(logits, dim=-1)
+        return (v_sel * weights[..., None]).sum(3)
 
     def forward_rows(self, h: torch.Tensor, rows: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Only the query rows `rows` (flat b*T + t, [R]) of h [B, T, C]; keys and values are every position's
-        current state, each query seeing its own sequence up to its position (model.ts blockOnRunningRows)."""
+        current state, each query seeing its own sequence up to its position (model.ts blockOnRunningRows).
+        Not used for the memory block, which always runs on every position."""
         b, t, c = h.shape
         flat = h.reshape(b * t, c)
         positions = torch.arange(b * t, device=h.device) % t
@@ -213,33 +287,6 @@ class CognateSelfAttention(nn.Module):
         mask = torch.where(visible, 0.0, mask_value(h.dtype)).to(h.dtype)
         y = attend(q, k, v, mask)  # [H, R, D]
         return self.o_proj(y.transpose(0, 1).reshape(-1, c))
-
-
-class CognateMemoryAttention(nn.Module):
-    """Gated cross-attention over each position's top-k memories (model.ts memoryRead)."""
-
-    def __init__(self, config: CognateConfig):
-        super().__init__()
-        c, m = config.hidden_size, config.mem_dim
-        self.mem_dim = m
-        self.q_proj = nn.Linear(c, m, bias=False)
-        self.k_proj = nn.Linear(m, m, bias=False)
-        self.v_proj = nn.Linear(m, m, bias=False)
-        self.o_proj = nn.Linear(m, c, bias=False)
-        self.o_proj._cognate_residual = True
-        self.gate = nn.Linear(c, 1)
-
-    def forward(self, h: torch.Tensor, memory: CognateLongTermMemory) -> Optional[torch.Tensor]:
-        """h [N, C] (normed) -> [N, C], or None while the bank is empty."""
-        q = self.q_proj(h)  # [N, M]
-        # logit_i = q . (key_i W_k^T) = (q W_k) . key_i: search the bank with q W_k, outside the gradient.
-        found = memory.retrieve((q.detach() @ self.k_proj.weight.detach()).to(memory.keys.dtype))
-        if found is None:
-            return None
-        keys, values = self.k_proj(found[0].to(h.dtype)), self.v_proj(found[1].to(h.dtype))  # [N, k, M]
-        weights = torch.softmax((q[:, None, :] * keys).sum(-1) / math.sqrt(self.mem_dim), dim=-1)  # [N, k]
-        read = self.o_proj((values * weights[..., None]).sum(1))  # [N, C]
-        return read * torch.sigmoid(self.gate(h))
 
 
 class CognateMLP(nn.Module):
@@ -259,13 +306,9 @@ class CognateBlock(nn.Module):
     def __init__(self, config: CognateConfig, layer: int):
         super().__init__()
         c, eps = config.hidden_size, config.rms_norm_eps
+        self.is_memory_block = layer == memory_layer(config)
         self.input_layernorm = CognateRMSNorm(c, eps)
-        self.self_attn = CognateSelfAttention(config)
-        if config.mem_enabled:
-            self.memory_layernorm = CognateRMSNorm(c, eps)
-            self.memory_attn = CognateMemoryAttention(config)
-        else:
-            self.memory_layernorm = self.memory_attn = None
+        self.self_attn = CognateSelfAttention(config, self.is_memory_block)
         self.post_attention_layernorm = CognateRMSNorm(c, eps)
         self.mlp = CognateMLP(config)
         # ACT halting unit after every block but the last.
@@ -274,26 +317,17 @@ class CognateBlock(nn.Module):
             # p = 1 / (2 N) at the start: the summed p stays below the threshold, every position runs every block.
             self.halting._cognate_init_bias = -math.log(2 * config.num_hidden_layers - 1)
 
-    def position_wise(self, x: torch.Tensor, memory: Optional[CognateLongTermMemory]) -> torch.Tensor:
-        """The gated memory read, then SwiGLU; x [N, C] -> [N, C]."""
-        if self.memory_attn is not None and memory is not None:
-            read = self.memory_attn(self.memory_layernorm(x), memory)
-            if read is not None:
-                x = x + read
+    def forward(self, x, cos, sin, memory=None):
+        """Every position: x [B, T, C] -> [B, T, C]; `memory` is the bank read of the memory block (or None)."""
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, memory)
         return x + self.mlp(self.post_attention_layernorm(x))
 
-    def forward(self, x, cos, sin, memory):
-        """Every position: x [B, T, C] -> [B, T, C]."""
-        b, t, c = x.shape
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
-        return self.position_wise(x.reshape(b * t, c), memory).view(b, t, c)
-
-    def forward_rows(self, x, rows, cos, sin, memory):
+    def forward_rows(self, x, rows, cos, sin):
         """Only the positions `rows` (flat indices) run the block; the others keep their state."""
         b, t, c = x.shape
         flat = x.reshape(b * t, c)
         out = flat[rows] + self.self_attn.forward_rows(self.input_layernorm(x), rows, cos, sin)
-        out = self.position_wise(out, memory)
+        out = out + self.mlp(self.post_attention_layernorm(out))
         return flat.index_copy(0, rows, out).view(b, t, c)
 
 
@@ -329,7 +363,7 @@ class CognateHalting:
 class CognateOutput(ModelOutput):
     loss: Optional[torch.FloatTensor] = None
     logits: Optional[torch.FloatTensor] = None
-    last_hidden_state: Optional[torch.FloatTensor] = None  # final normed state [B, T, C] (what the LTM stores)
+    last_hidden_state: Optional[torch.FloatTensor] = None  # final normed state [B, T, C]
     ponder_cost: Optional[torch.FloatTensor] = None  # ponder_cost * mean(N + R); 0 without ACT
     act_steps: Optional[torch.FloatTensor] = None  # blocks run per position [B, T]
 
@@ -342,7 +376,8 @@ class CognatePreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         """Random init of a fresh model, as model.ts: N(0, 0.02), residual writes 0.02 / sqrt(2 N), norms 1,
-        halting bias -log(2N - 1) so every position starts at full depth."""
+        halting bias -log(2N - 1) so every position starts at full depth; in the memory block tau = 10 and the
+        query projection a copy of the key projection (a token's query finds its own entries from the start)."""
         std = self.config.initializer_range
         n = self.config.num_hidden_layers
         if isinstance(module, nn.Linear):
@@ -353,6 +388,9 @@ class CognatePreTrainedModel(PreTrainedModel):
             nn.init.normal_(module.weight, 0.0, std)
         elif isinstance(module, CognateRMSNorm):
             nn.init.ones_(module.weight)
+        elif isinstance(module, CognateSelfAttention) and module.memory_log_scale is not None:
+            nn.init.constant_(module.memory_log_scale, math.log(10.0))
+            module.q_proj.weight.copy_(module.k_proj.weight)  # children are initialised first
 
 
 class CognateModel(CognatePreTrainedModel):
@@ -381,19 +419,27 @@ class CognateModel(CognatePreTrainedModel):
         x = self.embed_tokens(input_ids)  # [B, T, C]
         cos, sin = (r.to(x.dtype) for r in rotary_tables(t, c.hidden_size // c.num_attention_heads, c.rope_theta, x.device))
         act = CognateHalting((b, t), c.act_threshold, x.dtype, x.device) if c.act_enabled else None
+        bank = self.memory.tensors(b, x.dtype) if self.memory is not None else None
         n = len(self.layers)
         for i, block in enumerate(self.layers):
-            if act is None:
-                x = block(x, cos, sin, self.memory)
+            if block.is_memory_block:
+                # The memory block runs on every position (tfjs writes its entries for all of them); halted
+                # positions keep their state, in training and inference alike.
+                out = block(x, cos, sin, bank)
+                x = out if act is None else torch.where(act.running[..., None] > 0, out, x)
+                if bank is not None:
+                    self.memory.count_reads(b * t * c.num_attention_heads)
+            elif act is None:
+                x = block(x, cos, sin)
             elif self.training:
                 # Every position runs (differentiable ACT), halted positions keep their state.
-                x = torch.where(act.running[..., None] > 0, block(x, cos, sin, self.memory), x)
+                x = torch.where(act.running[..., None] > 0, block(x, cos, sin), x)
             else:
                 rows = torch.nonzero(act.running.reshape(-1) > 0).squeeze(1)
                 if rows.numel() == b * t:
-                    x = block(x, cos, sin, self.memory)
+                    x = block(x, cos, sin)
                 else:
-                    x = block.forward_rows(x, rows, cos, sin, self.memory)  # halted positions skip the block
+                    x = block.forward_rows(x, rows, cos, sin)  # halted positions skip the block
             if act is not None:
                 last = i == n - 1
                 p = torch.sigmoid(block.halting(x)).squeeze(-1) if block.halting is not None else torch.zeros_like(act.running)
