@@ -41,16 +41,19 @@ def main():
     config = CognateConfig(
         vocab_size=c["vocabSize"], hidden_size=c["dModel"], num_hidden_layers=c["nLayers"], num_attention_heads=c["nHeads"],
         intermediate_size=c["dFF"], max_position_embeddings=c["maxSeqLen"], act_enabled=c["actEnabled"],
-        act_threshold=c["actThreshold"], ponder_cost=c["ponderCost"], mem_enabled=c["memEnabled"], mem_dim=c["dMem"],
-        mem_capacity=c["memCapacity"], mem_top_k=c["memTopK"],
+        act_threshold=c["actThreshold"], ponder_cost=c["ponderCost"], mem_enabled=c["memEnabled"],
+        mem_capacity=c["memCapacity"], mem_top_k=c["memTopK"], mem_layer=c.get("memLayer", -1),
     )
     model = CognateForCausalLM(config)
     model.train()
     memory = model.model.memory
     if memory is not None:
-        keys = F.normalize(torch.randn(config.mem_capacity, config.mem_dim), dim=-1)
-        memory.keys, memory.values = keys, torch.randn(config.mem_capacity, config.mem_dim) * 0.1
-        memory.last_used = torch.zeros(config.mem_capacity, dtype=torch.int64)
+        # One stream of the kNN bank (cognate-ltm/2: [streams, heads, capacity, head_dim]), random unit keys.
+        shape = (1, memory.num_heads, memory.capacity, memory.head_dim)
+        memory.keys = F.normalize(torch.randn(shape), dim=-1)
+        memory.values = torch.randn(shape) * 0.1
+        memory.fill = torch.zeros(1, dtype=torch.int64)
+        memory.next = torch.zeros(1, dtype=torch.int64)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -65,7 +68,9 @@ def main():
         msg = json.loads(line)
         if msg["cmd"] == "step":
             if memory is not None:
-                memory.fill = min(int(msg.get("fill", 0)), config.mem_capacity)
+                n = min(int(msg.get("fill", 0)), memory.capacity)
+                memory.fill = torch.tensor([n], dtype=torch.int64)
+                memory.next = torch.tensor([n % memory.capacity], dtype=torch.int64)
             ids = torch.randint(0, config.vocab_size, (batch, seq + 1), generator=gen)
             tokens, targets = ids[:, :-1], ids[:, 1:]
             start = time.perf_counter()

@@ -147,6 +147,8 @@ class CognateLongTermMemory(nn.Module):
         keys = torch.zeros(shape, dtype=dtype, device=self.keys.device)
         values = torch.zeros(shape, dtype=dtype, device=self.keys.device)
         for b, f in enumerate(fills):
+            if f == 0:
+                continue  # a row without a stream yet (ltm.ts: empty, all padding)
             keys[b, :, :f] = self.keys[b, :, :f].to(dtype)
             values[b, :, :f] = self.values[b, :, :f].to(dtype)
         if all(f == s for f in fills):
