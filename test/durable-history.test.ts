@@ -96,7 +96,7 @@ function trainingLog(session: string, model: string): Record<string, unknown>[] 
 }
 
 test('Cognate: chunks + continue-as-new finish under lowered limits; query answers throughout; SIGKILLs at seeded random moments; losses equal an uninterrupted run', async () => {
-  const config = { ...TINY_COGNATE, maxSteps: 150, saveSteps: 5, evalSteps: 50, seed: 3, trainingChunkSeconds: 4, progressIntervalSeconds: 0.5 };
+  const config = { ...TINY_COGNATE, maxSteps: 400, saveSteps: 5, evalSteps: 50, seed: 3, trainingChunkSeconds: 4, progressIntervalSeconds: 0.5 };
   const session = `limits-cog-${Date.now().toString(36)}`;
   let worker = spawnWorker('cognate', env());
   const started = await startRun(client, 'cognate', { sessionId: session, config, models: [{ name: 'm1' }] });
@@ -207,7 +207,7 @@ test('Agent Forge: chunks + continue-as-new finish under lowered limits; the que
 test('worker SIGTERM during a multi-micro-batch step: the final checkpoint is written, the next worker resumes from it and redoes at most one step', async () => {
   // 8 micro-batches per optimizer step, one long chunk: the stop comes from the worker's shutdown, not a roll-over.
   // Rare progress signals: this run must stay one run (no roll-over) so the stop comes from the SIGTERM alone.
-  const config = { ...TINY_COGNATE, maxSteps: 40, gradientAccumulationSteps: 8, saveSteps: 1000, evalSteps: 1000, seed: 4, trainingChunkSeconds: 3600, progressIntervalSeconds: 600 };
+  const config = { ...TINY_COGNATE, maxSteps: 200, gradientAccumulationSteps: 8, saveSteps: 1000, evalSteps: 1000, seed: 4, trainingChunkSeconds: 3600, progressIntervalSeconds: 600 };
   const session = `sigterm-cog-${Date.now().toString(36)}`;
   let worker = spawnWorker('cognate', env());
   const started = await startRun(client, 'cognate', { sessionId: session, config, models: [{ name: 'm1' }] });
@@ -226,7 +226,7 @@ test('worker SIGTERM during a multi-micro-batch step: the final checkpoint is wr
     worker = spawnWorker('cognate', env());
     const result = await started.handle.result();
     expect((await chain(started.workflowId)).length).toBe(1);
-    expect(result.models[0].finalStep).toBe(40);
+    expect(result.models[0].finalStep).toBe(200);
     expect(result.models[0].resumedFromStep).toBe(finalCheckpoint!.step);
     const after = trainingLog(session, 'm1').filter((e) => e.kind === 'step' && (e.attempt as number) > 1);
     const redone = after.filter((e) => (e.step as number) <= (finalCheckpoint!.step as number) + 1);
