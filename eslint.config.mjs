@@ -25,7 +25,10 @@ export default tseslint.config(
       // Progress and child-process code awaits on purpose in sync-looking helpers.
       '@typescript-eslint/require-await': 'off',
       // Shapes (number[]) and exhaustive-switch leftovers (never) read fine in error messages.
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowNullish: true, allowArray: true, allowNever: true }],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true, allowNullish: true, allowArray: true, allowNever: true },
+      ],
     },
   },
   {
@@ -36,7 +39,11 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must stay deterministic: no Node built-ins.' })),
           patterns: [
-            { regex: '^(\\.\\./)+activities/(agent|cognate)(/(activities|index))?$', allowTypeImports: true, message: 'Workflows import only activity *types*.' },
+            {
+              regex: '^(\\.\\./)+activities/(agent|cognate)(/(activities|index))?$',
+              allowTypeImports: true,
+              message: 'Workflows import only activity *types*.',
+            },
             { regex: '^(\\.\\./)+activities/.+/engine/', allowTypeImports: true, message: 'Workflows import only types from engine code.' },
           ],
         },
@@ -45,14 +52,50 @@ export default tseslint.config(
   },
   {
     files: ['activities/agent/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.{1,2}/(.*/)?(workflows|client|cli|workers|cognate)(/|$)', message: 'agent never imports cognate, nor workflow, client, CLI or worker code.' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.{1,2}/(.*/)?(workflows|client|cli|workers|cognate)(/|$)',
+              message: 'agent never imports cognate, nor workflow, client, CLI or worker code.',
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ['activities/cognate/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.{1,2}/(.*/)?(workflows|client|cli|workers|agent)(/|$)', message: 'cognate never imports agent, nor workflow, client, CLI or worker code.' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.{1,2}/(.*/)?(workflows|client|cli|workers|agent)(/|$)',
+              message: 'cognate never imports agent, nor workflow, client, CLI or worker code.',
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ['common/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.{1,2}/(.*/)?(workflows|activities|client|cli|workers)(/|$)', message: 'common/ depends on no pipeline and no entry point.' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.{1,2}/(.*/)?(workflows|activities|client|cli|workers)(/|$)',
+              message: 'common/ depends on no pipeline and no entry point.',
+            },
+          ],
+        },
+      ],
+    },
   },
 );

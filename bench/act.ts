@@ -56,8 +56,26 @@ export function allQuestions(task: HopTask): { inputs: Int32Array; targets: Int3
   return { inputs, targets, hops };
 }
 
-export function actModelConfig(task: HopTask, nLayers: number, actEnabled: boolean, ponderCost = 0.01, dModel = 64, dFF = 64): ModelConfigInput {
-  return { dModel, nHeads: 4, dFF, nLayers, vocabSize: task.symbols + task.maxHops, maxSeqLen: 8, actEnabled, memEnabled: false, ponderCost, actThreshold: 0.99 };
+export function actModelConfig(
+  task: HopTask,
+  nLayers: number,
+  actEnabled: boolean,
+  ponderCost = 0.01,
+  dModel = 64,
+  dFF = 64,
+): ModelConfigInput {
+  return {
+    dModel,
+    nHeads: 4,
+    dFF,
+    nLayers,
+    vocabSize: task.symbols + task.maxHops,
+    maxSeqLen: 8,
+    actEnabled,
+    memEnabled: false,
+    ponderCost,
+    actThreshold: 0.99,
+  };
 }
 
 /** Train on the whole question set (loss at position 1 + the ponder cost). */
@@ -66,7 +84,10 @@ export function trainHops(model: CognateModel, task: HopTask, steps: number, lea
   const n = q.hops.length;
   const tokens = tf.tensor2d(q.inputs, [n, 2], 'int32');
   const targets = tf.tensor2d(q.targets, [n, 2], 'int32');
-  const mask = tf.tensor2d(Array.from({ length: n }, () => [0, 1]), [n, 2]);
+  const mask = tf.tensor2d(
+    Array.from({ length: n }, () => [0, 1]),
+    [n, 2],
+  );
   const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0, decoupled: true });
   for (let step = 0; step < steps; step++) {
     const lr = learningRate * Math.min(1, (step + 1) / 50);
@@ -82,7 +103,10 @@ export function trainHops(model: CognateModel, task: HopTask, steps: number, lea
 }
 
 /** Accuracy and blocks run at the answer position, overall and per hop count (inference: halted positions skip blocks). */
-export function evaluateHops(model: CognateModel, task: HopTask): { accuracy: number; meanDepth: number; byHops: Record<number, { accuracy: number; meanDepth: number }> } {
+export function evaluateHops(
+  model: CognateModel,
+  task: HopTask,
+): { accuracy: number; meanDepth: number; byHops: Record<number, { accuracy: number; meanDepth: number }> } {
   const q = allQuestions(task);
   const n = q.hops.length;
   const depth = new Float64Array(n);
@@ -135,7 +159,10 @@ async function main(): Promise<void> {
       trainHops(model, task, steps, learningRate);
       const r = { layers, act, ...evaluateHops(model, task), trainSeconds: (performance.now() - t0) / 1000 };
       model.dispose();
-      console.error(`seed ${seed} ${act ? 'ACT' : 'fixed'} ${layers} layers: accuracy ${r.accuracy.toFixed(3)} mean depth ${r.meanDepth.toFixed(2)}`, JSON.stringify(r.byHops));
+      console.error(
+        `seed ${seed} ${act ? 'ACT' : 'fixed'} ${layers} layers: accuracy ${r.accuracy.toFixed(3)} mean depth ${r.meanDepth.toFixed(2)}`,
+        JSON.stringify(r.byHops),
+      );
       load.push(os.loadavg()[0]);
       return r;
     };
@@ -155,9 +182,22 @@ async function main(): Promise<void> {
     accuracyFixedEqualCompute: mean((r) => (r.fixedEqual as Arm).accuracy),
   };
   writeJsonAtomic(out, {
-    task: { symbols, maxHops, question: '[HOP_h, x] -> pi^h(x) at position 1, pi a fixed random permutation per seed; all symbols x hops questions trained and scored' },
-    model: { ...actModelConfig(makeTask(symbols, maxHops, 0), nLayers, true, ponderCost, dModel, dFF), note: 'ACT arm with nLayers blocks; fixed arms ACT off' },
-    training: { steps, learningRate, batch: 'all questions every step', optimizer: 'AdamW (0.9, 0.98), no weight decay, clip 1, 50 warmup steps' },
+    task: {
+      symbols,
+      maxHops,
+      question:
+        '[HOP_h, x] -> pi^h(x) at position 1, pi a fixed random permutation per seed; all symbols x hops questions trained and scored',
+    },
+    model: {
+      ...actModelConfig(makeTask(symbols, maxHops, 0), nLayers, true, ponderCost, dModel, dFF),
+      note: 'ACT arm with nLayers blocks; fixed arms ACT off',
+    },
+    training: {
+      steps,
+      learningRate,
+      batch: 'all questions every step',
+      optimizer: 'AdamW (0.9, 0.98), no weight decay, clip 1, 50 warmup steps',
+    },
     seeds,
     runs,
     headline,

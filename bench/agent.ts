@@ -22,7 +22,14 @@ const POLICY_FOR: Record<EnvKind, 'planning_agent' | 'reactive_agent' | 'hierarc
 };
 
 function settings(kind: EnvKind) {
-  return { id: kind, kind, numAgents: 3, protocols: ['direct', 'broadcast'] as ('direct' | 'broadcast')[], strategy: 'hierarchical' as const, seed: 1 };
+  return {
+    id: kind,
+    kind,
+    numAgents: 3,
+    protocols: ['direct', 'broadcast'] as ('direct' | 'broadcast')[],
+    strategy: 'hierarchical' as const,
+    seed: 1,
+  };
 }
 
 function rawEnvSpeed(kind: EnvKind, seconds = 2) {
@@ -60,11 +67,23 @@ function policySpeed(kind: EnvKind, batch: number, seconds = 4) {
   const t0 = performance.now();
   while (performance.now() - t0 < seconds * 1000) {
     envs.forEach((e) => e.reset(new Rng(rng.nextUint32())));
-    rollout({ envs, controllers: [{ net, slots: [0, 1, 2] }], rng, mode: 'sample', epsilon: 0.1, shaping: { coordination: 0, delivery: 0 } });
+    rollout({
+      envs,
+      controllers: [{ net, slots: [0, 1, 2] }],
+      rng,
+      mode: 'sample',
+      epsilon: 0.1,
+      shaping: { coordination: 0, delivery: 0 },
+    });
     episodes += batch;
   }
   const s = (performance.now() - t0) / 1000;
-  return { architecture: POLICY_FOR[kind], batch, episodesPerSecond: episodes / s, envStepsPerSecond: (episodes * envs[0].spec.horizon) / s };
+  return {
+    architecture: POLICY_FOR[kind],
+    batch,
+    episodesPerSecond: episodes / s,
+    envStepsPerSecond: (episodes * envs[0].spec.horizon) / s,
+  };
 }
 
 async function main(): Promise<void> {
@@ -88,13 +107,37 @@ async function main(): Promise<void> {
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       note: 'default config, the 3 default agents trained one after another in this process (the workflow trains them in parallel), then the team, then artifacts; greedy evaluation on config.evalEpisodes seeded episodes',
       wallSeconds: r.wallSeconds,
-      agents: r.agents.map((a) => ({ agentId: a.label, architecture: a.units[0].architecture, parameterCount: a.units[0].parameterCount, environmentId: a.environmentId, episodes: a.episodesRun, wallSeconds: a.wallSeconds, trained: a.metrics?.trained, random: a.metrics?.random, episodesToThreshold: a.episodesToThreshold })),
-      team: r.team ? { environmentId: r.team.environmentId, episodes: r.team.episodesRun, wallSeconds: r.team.wallSeconds, trained: r.team.metrics?.trained, random: r.team.metrics?.random } : null,
+      agents: r.agents.map((a) => ({
+        agentId: a.label,
+        architecture: a.units[0].architecture,
+        parameterCount: a.units[0].parameterCount,
+        environmentId: a.environmentId,
+        episodes: a.episodesRun,
+        wallSeconds: a.wallSeconds,
+        trained: a.metrics?.trained,
+        random: a.metrics?.random,
+        episodesToThreshold: a.episodesToThreshold,
+      })),
+      team: r.team
+        ? {
+            environmentId: r.team.environmentId,
+            episodes: r.team.episodesRun,
+            wallSeconds: r.team.wallSeconds,
+            trained: r.team.metrics?.trained,
+            random: r.team.metrics?.random,
+          }
+        : null,
       artifactFiles: r.files.length,
     };
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
-  const out = { generatedAt: new Date().toISOString(), machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version }, backend: backendInfo(), environments, defaultRun };
+  const out = {
+    generatedAt: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version },
+    backend: backendInfo(),
+    environments,
+    defaultRun,
+  };
   const file = process.env.BENCH_AGENT_OUT || path.join(__dirname, 'results', 'agent.json');
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');

@@ -15,7 +15,15 @@ import { TrainSampler } from '../activities/cognate/engine/data';
 import { CognateModel } from '../activities/cognate/engine/model';
 import { globalNorm } from '../common/optim';
 import { Rng } from '../common/rng';
-import { captureTrainingState, emptyProgress, makeGrokFast, makeOptimizer, modelConfigOf, restoreTrainingState, type CheckpointState } from '../activities/cognate/engine/trainer';
+import {
+  captureTrainingState,
+  emptyProgress,
+  makeGrokFast,
+  makeOptimizer,
+  modelConfigOf,
+  restoreTrainingState,
+  type CheckpointState,
+} from '../activities/cognate/engine/trainer';
 import { CognateConfigSchema } from '../activities/cognate/config';
 
 const MB = 1024 * 1024;
@@ -73,7 +81,11 @@ async function main(): Promise<void> {
   const kept: { keys: tf.Tensor4D; values: tf.Tensor4D; tokenLosses: tf.Tensor2D }[] = [];
   const { value, grads } = tf.variableGrads(() => {
     const out = model.loss(input, target, undefined, { training: true });
-    kept.push({ keys: tf.keep(out.memoryEntries!.keys), values: tf.keep(out.memoryEntries!.values), tokenLosses: tf.keep(out.tokenLosses) });
+    kept.push({
+      keys: tf.keep(out.memoryEntries!.keys),
+      values: tf.keep(out.memoryEntries!.values),
+      tokenLosses: tf.keep(out.tokenLosses),
+    });
     return out.loss;
   });
   const byName: tf.NamedTensorMap = {};
@@ -105,10 +117,15 @@ async function main(): Promise<void> {
     restoreTrainingState(loaded.state, parts);
     const restoreSeconds = (performance.now() - t) / 1000;
     runs.push({ captureSeconds, writeSeconds: saved.seconds, readVerifySeconds, restoreSeconds, bytes: saved.bytes });
-    console.error(`save: capture ${captureSeconds.toFixed(2)} s + write ${saved.seconds.toFixed(2)} s (${(saved.bytes / MB).toFixed(0)} MiB); load: read+verify ${readVerifySeconds.toFixed(2)} s + restore ${restoreSeconds.toFixed(2)} s`);
+    console.error(
+      `save: capture ${captureSeconds.toFixed(2)} s + write ${saved.seconds.toFixed(2)} s (${(saved.bytes / MB).toFixed(0)} MiB); load: read+verify ${readVerifySeconds.toFixed(2)} s + restore ${restoreSeconds.toFixed(2)} s`,
+    );
   }
   const bytes = runs[0].bytes;
-  const diskSeconds = [diskWriteSeconds(path.join(dir, 'plain-write.bin'), bytes), diskWriteSeconds(path.join(dir, 'plain-write.bin'), bytes)];
+  const diskSeconds = [
+    diskWriteSeconds(path.join(dir, 'plain-write.bin'), bytes),
+    diskWriteSeconds(path.join(dir, 'plain-write.bin'), bytes),
+  ];
   const hashSeconds = sha256Seconds(bytes);
   fs.rmSync(dir, { recursive: true, force: true });
 
@@ -119,14 +136,38 @@ async function main(): Promise<void> {
     state: {
       bytes,
       mib: bytes / MB,
-      contents: 'weights + AdamW m, v + GrokFast EMA (mode ' + config.grokfastMode + ') + LTM bank (capacity ' + config.memCapacity + ') + sampler/RNG + config',
+      contents:
+        'weights + AdamW m, v + GrokFast EMA (mode ' +
+        config.grokfastMode +
+        ') + LTM bank (capacity ' +
+        config.memCapacity +
+        ') + sampler/RNG + config',
       grokfastFloats: grokfast.stateSize(),
       ltmFill: model.memory?.size ?? 0,
     },
-    realStep: { seconds: stepSeconds, loss, gradNorm, ltmWritten: memoryWrite.written, batch: `${config.batchSize} x ${config.seqLen} tokens` },
-    save: { captureSeconds: best('captureSeconds'), writeSeconds: best('writeSeconds'), totalSeconds: best('captureSeconds') + best('writeSeconds') },
-    load: { readVerifySeconds: best('readVerifySeconds'), restoreSeconds: best('restoreSeconds'), totalSeconds: best('readVerifySeconds') + best('restoreSeconds') },
-    disk: { plainWriteFsyncSeconds: diskBest, plainWriteMiBps: bytes / MB / diskBest, checkpointWriteMiBps: bytes / MB / best('writeSeconds'), sha256MiBps: bytes / MB / hashSeconds },
+    realStep: {
+      seconds: stepSeconds,
+      loss,
+      gradNorm,
+      ltmWritten: memoryWrite.written,
+      batch: `${config.batchSize} x ${config.seqLen} tokens`,
+    },
+    save: {
+      captureSeconds: best('captureSeconds'),
+      writeSeconds: best('writeSeconds'),
+      totalSeconds: best('captureSeconds') + best('writeSeconds'),
+    },
+    load: {
+      readVerifySeconds: best('readVerifySeconds'),
+      restoreSeconds: best('restoreSeconds'),
+      totalSeconds: best('readVerifySeconds') + best('restoreSeconds'),
+    },
+    disk: {
+      plainWriteFsyncSeconds: diskBest,
+      plainWriteMiBps: bytes / MB / diskBest,
+      checkpointWriteMiBps: bytes / MB / best('writeSeconds'),
+      sha256MiBps: bytes / MB / hashSeconds,
+    },
     checkpointWriteVsDisk: best('writeSeconds') / diskBest,
     runs,
     diskRuns: diskSeconds,
@@ -138,7 +179,15 @@ async function main(): Promise<void> {
   const outFile = path.join(__dirname, 'results', 'checkpoint.json');
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   fs.writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
-  console.log(JSON.stringify({ mib: Math.round(result.state.mib), saveSeconds: result.save.totalSeconds, loadSeconds: result.load.totalSeconds, diskWriteMiBps: result.disk.plainWriteMiBps, checkpointWriteMiBps: result.disk.checkpointWriteMiBps }));
+  console.log(
+    JSON.stringify({
+      mib: Math.round(result.state.mib),
+      saveSeconds: result.save.totalSeconds,
+      loadSeconds: result.load.totalSeconds,
+      diskWriteMiBps: result.disk.plainWriteMiBps,
+      checkpointWriteMiBps: result.disk.checkpointWriteMiBps,
+    }),
+  );
   optimizer.dispose();
   grokfast.dispose();
   model.dispose();

@@ -40,7 +40,13 @@ interface Preset {
 }
 
 const PRESETS: Record<string, Preset> = {
-  default: { description: 'default Cognate config (24.1M, ACT + LTM on) at seqLen 512, batch 1', model: {}, batchSize: 1, seqLen: 512, rounds: 4 },
+  default: {
+    description: 'default Cognate config (24.1M, ACT + LTM on) at seqLen 512, batch 1',
+    model: {},
+    batchSize: 1,
+    seqLen: 512,
+    rounds: 4,
+  },
   tiny: {
     description: 'tiny Cognate (ACT + LTM on), 2 layers of width 64',
     model: { dModel: 64, nLayers: 2, nHeads: 4, dFF: 256, vocabSize: 512, maxSeqLen: 128, dMem: 64, memCapacity: 256 },
@@ -92,7 +98,8 @@ async function tfjsChild(arm: Arm, preset: Preset): Promise<void> {
   const { batchSize: B, seqLen: T } = preset;
   const batch = (): { tokens: tf.Tensor2D; targets: tf.Tensor2D } => {
     const ids = Int32Array.from({ length: B * (T + 1) }, () => rng.int(c.vocabSize));
-    const rows = (offset: number): Int32Array => Int32Array.from({ length: B * T }, (_, i) => ids[Math.floor(i / T) * (T + 1) + (i % T) + offset]);
+    const rows = (offset: number): Int32Array =>
+      Int32Array.from({ length: B * T }, (_, i) => ids[Math.floor(i / T) * (T + 1) + (i % T) + offset]);
     return { tokens: tf.tensor2d(rows(0), [B, T], 'int32'), targets: tf.tensor2d(rows(1), [B, T], 'int32') };
   };
   /** One training step; `stages` syncs between its parts to time them (the profile only). */
@@ -121,7 +128,9 @@ async function tfjsChild(arm: Arm, preset: Preset): Promise<void> {
     const loss = value.dataSync()[0]; // waits for the device: the step is done
     const end = performance.now();
     tf.dispose([value, tokens, targets, ...(kept ? [kept.keys, kept.values] : []), tokenLosses!, ...Object.values(grads)]);
-    const stageSeconds = stages ? { forwardBackward: (t1 - start) / 1000, adamw: (t2 - t1) / 1000, ltmWrite: (end - t2) / 1000 } : undefined;
+    const stageSeconds = stages
+      ? { forwardBackward: (t1 - start) / 1000, adamw: (t2 - t1) / 1000, ltmWrite: (end - t2) / 1000 }
+      : undefined;
     return { seconds: (end - start) / 1000, loss, meanDepth, stageSeconds };
   };
 
@@ -156,7 +165,10 @@ async function tfjsChild(arm: Arm, preset: Preset): Promise<void> {
         add(byShape, `${k.name} ${JSON.stringify(k.inputShapes)}`);
       }
       const top = (map: Map<string, { ms: number; calls: number }>, n: number): { op: string; ms: number; calls: number }[] =>
-        [...map].sort((a, b) => b[1].ms - a[1].ms).slice(0, n).map(([op, e]) => ({ op, ms: Math.round(e.ms * 10) / 10, calls: e.calls }));
+        [...map]
+          .sort((a, b) => b[1].ms - a[1].ms)
+          .slice(0, n)
+          .map(([op, e]) => ({ op, ms: Math.round(e.ms * 10) / 10, calls: e.calls }));
       const kernelMs = [...byKernel.values()].reduce((a, e) => a + e.ms, 0);
       emit({
         profile: {
@@ -205,7 +217,8 @@ class ArmProcess {
     const queued = this.replies.shift();
     if (queued) return Promise.resolve(JSON.parse(queued) as T);
     return new Promise((resolve, reject) => {
-      const onExit = (code: number | null): void => reject(new Error(`${this.arm} arm exited (${code}) before replying:\n${this.stderrTail}`));
+      const onExit = (code: number | null): void =>
+        reject(new Error(`${this.arm} arm exited (${code}) before replying:\n${this.stderrTail}`));
       this.child.once('exit', onExit);
       this.waiting = (line) => {
         this.child.off('exit', onExit);
@@ -236,10 +249,16 @@ function startArm(arm: Arm, presetName: string, preset: Preset, config: ModelCon
     arm === 'torch'
       ? // OMP_WAIT_POLICY=PASSIVE: on this oversubscribed machine, OpenMP's default spin-waiting made torch's steps 3-7x
         // slower (measured 6-16 s vs 2.1 s per default step at load 8); an explicit setting is kept.
-        spawn('python3', [path.join(__dirname, 'cognate_torch_step.py'), JSON.stringify({ config, batchSize: preset.batchSize, seqLen: preset.seqLen })], {
-          env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
-        })
-      : spawn(process.execPath, ['--import', 'tsx', __filename, '--child', arm, '--preset', presetName], { env: { ...process.env, FORGE_COGNATE_OPS: '' } });
+        spawn(
+          'python3',
+          [path.join(__dirname, 'cognate_torch_step.py'), JSON.stringify({ config, batchSize: preset.batchSize, seqLen: preset.seqLen })],
+          {
+            env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
+          },
+        )
+      : spawn(process.execPath, ['--import', 'tsx', __filename, '--child', arm, '--preset', presetName], {
+          env: { ...process.env, FORGE_COGNATE_OPS: '' },
+        });
   return new ArmProcess(arm, child);
 }
 
@@ -281,9 +300,19 @@ async function main(): Promise<void> {
   ];
   const loadBefore = os.loadavg();
   const procs = arms.map((a) => startArm(a, presetName, preset, config));
-  const ready = await Promise.all(procs.map((p) => p.next<{ ready: { backend: string; device: string; opStyle?: string; parameters: number } }>()));
-  const state = procs.map((p, i) => ({ proc: p, ready: ready[i].ready, steps: [] as { seconds: number; loss: number; meanDepth: number }[], rates: [] as Rate[][], warmup: 0 }));
-  console.log(`${presetName}: ${preset.description}; arms ${arms.join(', ')}; ${rounds} rounds after one warm-up step each; load ${loadBefore.map((l) => l.toFixed(1)).join(' ')}`);
+  const ready = await Promise.all(
+    procs.map((p) => p.next<{ ready: { backend: string; device: string; opStyle?: string; parameters: number } }>()),
+  );
+  const state = procs.map((p, i) => ({
+    proc: p,
+    ready: ready[i].ready,
+    steps: [] as { seconds: number; loss: number; meanDepth: number }[],
+    rates: [] as Rate[][],
+    warmup: 0,
+  }));
+  console.log(
+    `${presetName}: ${preset.description}; arms ${arms.join(', ')}; ${rounds} rounds after one warm-up step each; load ${loadBefore.map((l) => l.toFixed(1)).join(' ')}`,
+  );
 
   let fill = 0; // the LTM fill of the native (else first tfjs) arm: the torch arm's bank is filled to it
   const loads: number[][] = [];
@@ -298,14 +327,21 @@ async function main(): Promise<void> {
       s.rates.push((await s.proc.ask<{ rates: Rate[] }>({ cmd: 'rate', shapes: matmulShapes, ms: round === 0 ? 800 : 250 })).rates);
     }
     loads.push(os.loadavg());
-    if (round > 0) console.log(`round ${round}: ${state.map((s) => `${s.proc.arm} ${s.steps[s.steps.length - 1].seconds.toFixed(2)} s`).join(', ')}  (load ${os.loadavg()[0].toFixed(1)})`);
+    if (round > 0)
+      console.log(
+        `round ${round}: ${state.map((s) => `${s.proc.arm} ${s.steps[s.steps.length - 1].seconds.toFixed(2)} s`).join(', ')}  (load ${os.loadavg()[0].toFixed(1)})`,
+      );
   }
 
   let profile: unknown = null;
   const nativeArm = state.find((s) => s.proc.arm === 'native');
-  if (nativeArm && !process.argv.includes('--no-profile')) profile = (await nativeArm.proc.ask<{ profile: unknown }>({ cmd: 'profile' })).profile;
+  if (nativeArm && !process.argv.includes('--no-profile'))
+    profile = (await nativeArm.proc.ask<{ profile: unknown }>({ cmd: 'profile' })).profile;
 
-  const modelFlopsPerStep = preset.batchSize * preset.seqLen * (6 * (ready[0].ready.parameters - config.vocabSize * config.dModel) + 12 * config.nLayers * config.dModel * preset.seqLen);
+  const modelFlopsPerStep =
+    preset.batchSize *
+    preset.seqLen *
+    (6 * (ready[0].ready.parameters - config.vocabSize * config.dModel) + 12 * config.nLayers * config.dModel * preset.seqLen);
   const results = [];
   for (const s of state) {
     const { peakRssMiB } = await s.proc.ask<{ peakRssMiB: number }>({ cmd: 'finish' });
@@ -329,7 +365,8 @@ async function main(): Promise<void> {
     });
   }
   const byArm = Object.fromEntries(results.map((r) => [r.arm, r]));
-  const ratio = (a: string, b: string): number | null => (byArm[a] && byArm[b] ? byArm[a].tokensPerSecond / byArm[b].tokensPerSecond : null);
+  const ratio = (a: string, b: string): number | null =>
+    byArm[a] && byArm[b] ? byArm[a].tokensPerSecond / byArm[b].tokensPerSecond : null;
   for (const r of results) {
     console.log(
       `${r.arm.padEnd(16)} ${r.tokensPerSecond.toFixed(0).padStart(6)} tok/s  steps ${r.stepSeconds.map((x) => x.toFixed(2)).join('/')} s  ` +
@@ -346,20 +383,34 @@ async function main(): Promise<void> {
     seqLen: preset.seqLen,
     tokensPerStep: preset.batchSize * preset.seqLen,
     modelFlopsPerStep,
-    host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', totalMemGiB: os.totalmem() / 2 ** 30, node: process.version },
+    host: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      totalMemGiB: os.totalmem() / 2 ** 30,
+      node: process.version,
+    },
     // The machine is shared with other work: the load average says how much of it this run could use, per round.
     loadAverageBefore: loadBefore,
     loadAverageAfterEachRound: loads,
     noise: 'arms interleaved one step each per round on a shared 2-core machine; figures move with the other load (see loadAverage*)',
-    step: 'tfjs: forward + backward (tf.variableGrads) + AdamW (common/optim.ts) + LTM write; torch: forward + backward + torch.optim.AdamW, LTM read over a bank of the native arm\'s fill (the port has no write)',
+    step: "tfjs: forward + backward (tf.variableGrads) + AdamW (common/optim.ts) + LTM write; torch: forward + backward + torch.optim.AdamW, LTM read over a bank of the native arm's fill (the port has no write)",
     threads: `native TensorFlow: its default intra-op pool (one thread per core, 2); wasm: 1 thread (SIMD); torch: torch.set_num_threads(2), OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}`,
-    mfuDefinition: 'tokens/step * (6 * matmul parameters + 12 * nLayers * dModel * seqLen) / median step time / best fp32 matmul rate of that arm\'s library at the model\'s shapes, measured before and between its steps',
+    mfuDefinition:
+      "tokens/step * (6 * matmul parameters + 12 * nLayers * dModel * seqLen) / median step time / best fp32 matmul rate of that arm's library at the model's shapes, measured before and between its steps",
     skipped,
-    ratios: { nativeOverTorch: ratio('native', 'torch'), nativeOverWasm: ratio('native', 'wasm'), nativeOpsOverWasmOpsOnNative: ratio('native', 'native-wasm-ops') },
+    ratios: {
+      nativeOverTorch: ratio('native', 'torch'),
+      nativeOverWasm: ratio('native', 'wasm'),
+      nativeOpsOverWasmOpsOnNative: ratio('native', 'native-wasm-ops'),
+    },
     results,
     nativeProfile: profile,
   };
-  const file = path.join(__dirname, 'results', presetName === 'default' ? 'cognate-throughput.json' : `cognate-throughput-${presetName}.json`);
+  const file = path.join(
+    __dirname,
+    'results',
+    presetName === 'default' ? 'cognate-throughput.json' : `cognate-throughput-${presetName}.json`,
+  );
   writeJsonAtomic(file, report);
   console.log(`ratios: ${JSON.stringify(report.ratios)}`);
   console.log(`wrote ${path.relative(process.cwd(), file)}`);

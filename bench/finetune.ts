@@ -11,7 +11,15 @@ import { backendInfo, initBackend } from '../common/backend';
 import { compareFineTuning, type FineTuneComparison } from '../activities/agent/engine/adaptation';
 import { AgentForgeConfigSchema, type AgentForgeConfig } from '../activities/agent/config';
 
-const SIZES = { hiddenSize: 64, numLayers: 2, numHeads: 4, batchSize: 16, environmentTypes: ['interactive'] as const, evalEpisodes: 64, checkpointEvery: 1_000_000 };
+const SIZES = {
+  hiddenSize: 64,
+  numLayers: 2,
+  numHeads: 4,
+  batchSize: 16,
+  environmentTypes: ['interactive'] as const,
+  evalEpisodes: 64,
+  checkpointEvery: 1_000_000,
+};
 
 function cfg(over: Partial<AgentForgeConfig>): AgentForgeConfig {
   return AgentForgeConfigSchema.parse({ ...SIZES, ...over });
@@ -50,7 +58,9 @@ async function main(): Promise<void> {
       for (const s of scenarios(seed).filter((x) => !process.env.FINETUNE_ONLY || x.name.startsWith(process.env.FINETUNE_ONLY))) {
         const r = await compareFineTuning({ ...s, dataDir, evalEpisodes: 64 });
         results.push({ ...r, what: s.what, seed });
-        console.log(`${s.name}: fine-tuned ${r.fineTuned.episodesToThreshold ?? '>budget'} episodes (${r.fineTuned.wallSeconds.toFixed(0)} s), scratch ${r.scratch.episodesToThreshold ?? '>budget'} (${r.scratch.wallSeconds.toFixed(0)} s); parent success ${r.parent.evaluation.successRate.toFixed(2)}`);
+        console.log(
+          `${s.name}: fine-tuned ${r.fineTuned.episodesToThreshold ?? '>budget'} episodes (${r.fineTuned.wallSeconds.toFixed(0)} s), scratch ${r.scratch.episodesToThreshold ?? '>budget'} (${r.scratch.wallSeconds.toFixed(0)} s); parent success ${r.parent.evaluation.successRate.toFixed(2)}`,
+        );
       }
     }
   } finally {
@@ -64,14 +74,27 @@ async function main(): Promise<void> {
       threshold: rs[0]?.fineTuned && scenarios(0).find((s) => s.name.startsWith(kind))!.childConfig.adaptationThreshold,
       fineTunedEpisodes: rs.map((r) => budget(r, r.fineTuned.episodesToThreshold)),
       scratchEpisodes: rs.map((r) => budget(r, r.scratch.episodesToThreshold)),
-      fineTunedFasterInAllSeeds: rs.length > 0 && rs.every((r) => r.fineTuned.episodesToThreshold !== null && (r.scratch.episodesToThreshold === null || r.fineTuned.episodesToThreshold < r.scratch.episodesToThreshold)),
+      fineTunedFasterInAllSeeds:
+        rs.length > 0 &&
+        rs.every(
+          (r) =>
+            r.fineTuned.episodesToThreshold !== null &&
+            (r.scratch.episodesToThreshold === null || r.fineTuned.episodesToThreshold < r.scratch.episodesToThreshold),
+        ),
     };
   });
   const out = {
     benchmark: 'fine-tuning vs training from scratch: episodes until the seeded greedy evaluation reaches the success threshold',
     measuredAt: new Date().toISOString(),
-    conditions: { cpus: os.cpus().length, loadAverageAtStart: load, loadAverageAtEnd: os.loadavg(), backend: backendInfo(), node: process.version },
-    method: 'parent trained and published with the real artifact writer, loaded through the same inspect/load path as the workflow; fine-tuned and scratch children share config, seed and evaluation episodes (64 per point, every 32 training episodes, plus the starting weights at 0)',
+    conditions: {
+      cpus: os.cpus().length,
+      loadAverageAtStart: load,
+      loadAverageAtEnd: os.loadavg(),
+      backend: backendInfo(),
+      node: process.version,
+    },
+    method:
+      'parent trained and published with the real artifact writer, loaded through the same inspect/load path as the workflow; fine-tuned and scratch children share config, seed and evaluation episodes (64 per point, every 32 training episodes, plus the starting weights at 0)',
     sizes: SIZES,
     summary,
     runs: results,

@@ -111,7 +111,10 @@ export class LocalDecoder implements Decoder {
       else if (kind === 'embedding') values = tf.tensor(gaussianMatrix(rng, n, 1), shape);
       else {
         const bound = 1 / Math.sqrt(shape[0]); // linear weights are [in, out]
-        values = tf.tensor(Float32Array.from({ length: n }, () => (2 * rng.next() - 1) * bound), shape);
+        values = tf.tensor(
+          Float32Array.from({ length: n }, () => (2 * rng.next() - 1) * bound),
+          shape,
+        );
       }
       const variable = tf.variable(values, true, `grokfast-local-${seed}-${init}/${name}`);
       values.dispose();
@@ -138,7 +141,8 @@ export class LocalDecoder implements Decoder {
     const D = C / H;
     const w = (name: string) => this.w[name] as tf.Tensor;
     let x = tf.add(embed(w('tok') as tf.Tensor2D, tokens), tf.slice(w('pos'), [0, 0], [T, C])); // [B, T, C]
-    const heads = (h: tf.Tensor, m: string): tf.Tensor3D => tf.reshape(tf.transpose(tf.reshape(linear(h, w(m) as tf.Tensor2D), [B, T, H, D]), [0, 2, 1, 3]), [B * H, T, D]);
+    const heads = (h: tf.Tensor, m: string): tf.Tensor3D =>
+      tf.reshape(tf.transpose(tf.reshape(linear(h, w(m) as tf.Tensor2D), [B, T, H, D]), [0, 2, 1, 3]), [B * H, T, D]);
     for (let l = 0; l < nLayers; l++) {
       const h = rmsNorm(x, w(`${l}.norm1`) as tf.Tensor1D);
       const scores = tf.add(tf.mul(tf.matMul(heads(h, `${l}.q`), heads(h, `${l}.k`), false, true), 1 / Math.sqrt(D)), this.mask); // [B·H, T, T]
@@ -163,7 +167,10 @@ export type DecoderInit = 'torch' | 'small';
 
 export function makeDecoder(kind: DecoderKind, seed: number, init: DecoderInit = 'torch'): Decoder {
   if (kind === 'local') return new LocalDecoder(seed, init);
-  return new CognateModel({ nLayers: 2, dModel: 128, nHeads: 4, dFF: 512, vocabSize: PRIME + 2, maxSeqLen: 8, actEnabled: false, memEnabled: false }, seed);
+  return new CognateModel(
+    { nLayers: 2, dModel: 128, nHeads: 4, dFF: 512, vocabSize: PRIME + 2, maxSeqLen: 8, actEnabled: false, memEnabled: false },
+    seed,
+  );
 }
 
 /** Logits of the answer, read at the last position ("=") of each row: [n, vocab]. */
@@ -204,7 +211,16 @@ export interface ModularRunResult {
   model: DecoderKind;
   init: DecoderInit | null;
   parameters: number;
-  settings: { alpha: number; lamb: number; weightDecay: number; learningRate: number; betas: [number, number]; batchSize: number; warmupSteps: number; optimizer: string };
+  settings: {
+    alpha: number;
+    lamb: number;
+    weightDecay: number;
+    learningRate: number;
+    betas: [number, number];
+    batchSize: number;
+    warmupSteps: number;
+    optimizer: string;
+  };
   stepsTo95: number | null;
   secondsTo95: number | null;
   stepsRun: number;
@@ -245,7 +261,10 @@ export async function runModularTask(opts: ModularRunOptions): Promise<ModularRu
       const [l, h] = tf.tidy(() => {
         const logits = answerLogits(model, inputs, idx.length, false);
         const targets = tf.tensor1d(answers, 'int32');
-        return [tf.sum(crossEntropyPerRow(logits, targets)).dataSync()[0], tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), targets), 'int32')).dataSync()[0]];
+        return [
+          tf.sum(crossEntropyPerRow(logits, targets)).dataSync()[0],
+          tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), targets), 'int32')).dataSync()[0],
+        ];
       });
       lossSum += l;
       hits += h;
@@ -291,7 +310,13 @@ export async function runModularTask(opts: ModularRunOptions): Promise<ModularRu
 
     if (step % opts.evalEvery === 0 || step === opts.maxSteps) {
       const val = evaluate(validation);
-      const point: EvalPoint = { step, trainLoss: trainLossSum / trainSeen, trainAccuracy: trainHits / trainSeen, valLoss: val.loss, valAccuracy: val.accuracy };
+      const point: EvalPoint = {
+        step,
+        trainLoss: trainLossSum / trainSeen,
+        trainAccuracy: trainHits / trainSeen,
+        valLoss: val.loss,
+        valAccuracy: val.accuracy,
+      };
       history.push(point);
       trainLossSum = trainHits = trainSeen = 0;
       log(
@@ -311,7 +336,16 @@ export async function runModularTask(opts: ModularRunOptions): Promise<ModularRu
     model: opts.model ?? 'local',
     init: (opts.model ?? 'local') === 'local' ? (opts.init ?? 'torch') : null,
     parameters,
-    settings: { alpha, lamb, weightDecay, learningRate, betas: [0.9, 0.98], batchSize, warmupSteps, optimizer: 'Adam (L2 weight decay, as torch.optim.Adam)' },
+    settings: {
+      alpha,
+      lamb,
+      weightDecay,
+      learningRate,
+      betas: [0.9, 0.98],
+      batchSize,
+      warmupSteps,
+      optimizer: 'Adam (L2 weight decay, as torch.optim.Adam)',
+    },
     stepsTo95,
     secondsTo95,
     stepsRun: step,
@@ -359,16 +393,32 @@ async function main(): Promise<void> {
       model === 'local'
         ? `local pre-norm decoder (${init} init): 2 layers, width 128, 4 heads, SiLU MLP 512, learned positions, vocab 99; loss on the answer position`
         : 'CognateModel nLayers 2, dModel 128, nHeads 4, dFF 512, vocab 99, ACT off, LTM off; loss on the answer position',
-    paper: { emaStepsTo95: 910, baselineStepsTo95: 39890, source: 'github.com/ironjr/grokfast README (Grokfast-EMA alpha 0.98, lamb 2.0, weight decay 0.005)' },
+    paper: {
+      emaStepsTo95: 910,
+      baselineStepsTo95: 39890,
+      source: 'github.com/ironjr/grokfast README (Grokfast-EMA alpha 0.98, lamb 2.0, weight decay 0.005)',
+    },
     backend: backendInfo(),
     seed,
     evalEvery,
   };
-  log(`GrokFast bench on ${backend.backend} (${backend.device}); EMA up to ${emaSteps} steps, baseline budget ${baselineSteps} steps, eval every ${evalEvery}`);
+  log(
+    `GrokFast bench on ${backend.backend} (${backend.device}); EMA up to ${emaSteps} steps, baseline budget ${baselineSteps} steps, eval every ${evalEvery}`,
+  );
   // EMA runs until 95% plus 10% more steps (to show it holds), baseline for its whole budget.
   const ema = await runModularTask({ filter: 'ema', model, init, maxSteps: emaSteps, evalEvery, seed, stepsAfterTarget: 100, log });
   write({ ...common, complete: false, ema });
-  const baseline = await runModularTask({ filter: 'off', model, init, weightDecay: baselineWeightDecay, maxSteps: baselineSteps, evalEvery, seed, stepsAfterTarget: 0, log });
+  const baseline = await runModularTask({
+    filter: 'off',
+    model,
+    init,
+    weightDecay: baselineWeightDecay,
+    maxSteps: baselineSteps,
+    evalEvery,
+    seed,
+    stepsAfterTarget: 0,
+    log,
+  });
   const budgetNote = `baseline capped at ${baselineSteps} steps (${((baselineSteps * baseline.msPerStep) / 60000).toFixed(1)} min at ${baseline.msPerStep.toFixed(0)} ms/step); the paper's 39,890 would take ~${((39890 * baseline.msPerStep) / 3600000).toFixed(1)} h here`;
   write({ ...common, complete: true, budgetNote, ema, baseline });
   const brief = (r: ModularRunResult) => ({
@@ -381,7 +431,14 @@ async function main(): Promise<void> {
     msPerStep: Math.round(r.msPerStep),
   });
   log(budgetNote);
-  console.log(JSON.stringify({ ema: brief(ema), baseline: { ...brief(baseline), budgetSteps: baselineSteps }, paper: common.paper, backend: backend.backend }));
+  console.log(
+    JSON.stringify({
+      ema: brief(ema),
+      baseline: { ...brief(baseline), budgetSteps: baselineSteps },
+      paper: common.paper,
+      backend: backend.backend,
+    }),
+  );
 }
 
 if (require.main === module) {

@@ -86,7 +86,8 @@ function distinct(rng: Rng, range: number, n: number, exclude: Set<number> = new
 }
 
 export function makeEpisodes(rng: Rng, task: RecallTask, batchSize: number, facts: number, distractorSegments: number): EpisodeBatch {
-  if (facts * (distractorSegments > 0 ? 2 : 1) > task.numKeys) throw new Error(`makeEpisodes: ${facts} facts and distractors need ${2 * facts} keys, the task has ${task.numKeys}`);
+  if (facts * (distractorSegments > 0 ? 2 : 1) > task.numKeys)
+    throw new Error(`makeEpisodes: ${facts} facts and distractors need ${2 * facts} keys, the task has ${task.numKeys}`);
   const L = 2 * facts + 1;
   const factSegment = new Int32Array(batchSize * L);
   const distractors = Array.from({ length: distractorSegments }, () => new Int32Array(batchSize * L));
@@ -99,13 +100,19 @@ export function makeEpisodes(rng: Rng, task: RecallTask, batchSize: number, fact
   // Facts are written value first: the entry at a key's position then holds the key (its own token) and,
   // through the block below, the value just before it, so a query by key matches on the key's own content.
   const pairs = (keys: number[], values: number[], start: number): number[] =>
-    start === FACT ? [start, ...keys.flatMap((k, i) => [valueToken(task, values[i]), keyToken(k)])] : [start, ...keys.flatMap((k, i) => [keyToken(k), valueToken(task, values[i])])];
+    start === FACT
+      ? [start, ...keys.flatMap((k, i) => [valueToken(task, values[i]), keyToken(k)])]
+      : [start, ...keys.flatMap((k, i) => [keyToken(k), valueToken(task, values[i])])];
   for (let b = 0; b < batchSize; b++) {
     const keys = distinct(rng, task.numKeys, facts);
     const values = keys.map(() => rng.int(task.numValues));
     const order = rng.shuffle([...Array(facts).keys()]);
     const factRow = pairs(keys, values, FACT);
-    const queryRow = pairs(order.map((i) => keys[i]), order.map((i) => values[i]), ASK);
+    const queryRow = pairs(
+      order.map((i) => keys[i]),
+      order.map((i) => values[i]),
+      ASK,
+    );
     factSegment.set(factRow, b * L);
     querySegment.set(queryRow, b * L);
     for (let t = 0; t < L; t++) {
@@ -115,7 +122,14 @@ export function makeEpisodes(rng: Rng, task: RecallTask, batchSize: number, fact
     const taken = new Set(keys);
     for (const segment of distractors) {
       const other = distinct(rng, task.numKeys, facts, taken);
-      segment.set(pairs(other, other.map(() => rng.int(task.numValues)), FACT), b * L);
+      segment.set(
+        pairs(
+          other,
+          other.map(() => rng.int(task.numValues)),
+          FACT,
+        ),
+        b * L,
+      );
     }
     const sameRow = [...factRow, ...queryRow];
     sameSegment.set(sameRow, b * 2 * L);
@@ -124,7 +138,19 @@ export function makeEpisodes(rng: Rng, task: RecallTask, batchSize: number, fact
       sameMask[b * 2 * L + t] = t > L && (t - L) % 2 === 1 ? 1 : 0;
     }
   }
-  return { batchSize, facts, segLen: L, factSegment, distractors, querySegment, queryTargets, queryMask, sameSegment, sameTargets, sameMask };
+  return {
+    batchSize,
+    facts,
+    segLen: L,
+    factSegment,
+    distractors,
+    querySegment,
+    queryTargets,
+    queryMask,
+    sameSegment,
+    sameTargets,
+    sameMask,
+  };
 }
 
 // --- model and training ---------------------------------------------------------------------------
@@ -166,7 +192,13 @@ export interface TrainOptions {
   log?: (line: string) => void;
 }
 
-export const DEFAULT_TRAIN: Omit<TrainOptions, 'seed'> = { steps: 120, batchSize: 16, learningRate: 3e-3, factChoices: [4, 8, 16], maxDistractors: 4 };
+export const DEFAULT_TRAIN: Omit<TrainOptions, 'seed'> = {
+  steps: 120,
+  batchSize: 16,
+  learningRate: 3e-3,
+  factChoices: [4, 8, 16],
+  maxDistractors: 4,
+};
 
 const int2 = (data: Int32Array, b: number, t: number): tf.Tensor2D => tf.tensor2d(data, [b, t], 'int32');
 
@@ -180,7 +212,17 @@ function maskedCe(logits: tf.Tensor3D, targets: Int32Array, mask: Float32Array):
 }
 
 function concatEntries(parts: MemoryEntries[]): MemoryTensors {
-  return { keys: tf.concat<tf.Tensor4D>(parts.map((p) => p.keys), 2), values: tf.concat<tf.Tensor4D>(parts.map((p) => p.values), 2), mask: null };
+  return {
+    keys: tf.concat<tf.Tensor4D>(
+      parts.map((p) => p.keys),
+      2,
+    ),
+    values: tf.concat<tf.Tensor4D>(
+      parts.map((p) => p.values),
+      2,
+    ),
+    mask: null,
+  };
 }
 
 /** Train a recall model (memory on or off) on fresh episodes; returns the per-step loss curve (every 50 steps). */
@@ -211,11 +253,23 @@ export function trainRecall(model: CognateModel, task: RecallTask, opts: TrainOp
       if (memoryOn) {
         const facts = model.forward(int2(ep.factSegment, B, L), { training: true, memory: 'none' }).memoryEntries!;
         const bank = concatEntries([facts, ...distractorEntries]);
-        queryLoss = maskedCe(model.forward(int2(ep.querySegment, B, L), { training: true, memory: bank }).logits, ep.queryTargets, ep.queryMask);
+        queryLoss = maskedCe(
+          model.forward(int2(ep.querySegment, B, L), { training: true, memory: bank }).logits,
+          ep.queryTargets,
+          ep.queryMask,
+        );
       } else {
-        queryLoss = maskedCe(model.forward(int2(ep.querySegment, B, L), { training: true, memory: 'none' }).logits, ep.queryTargets, ep.queryMask);
+        queryLoss = maskedCe(
+          model.forward(int2(ep.querySegment, B, L), { training: true, memory: 'none' }).logits,
+          ep.queryTargets,
+          ep.queryMask,
+        );
       }
-      const sameLoss = maskedCe(model.forward(int2(ep.sameSegment, B, 2 * L), { training: true, memory: 'none' }).logits, ep.sameTargets, ep.sameMask);
+      const sameLoss = maskedCe(
+        model.forward(int2(ep.sameSegment, B, 2 * L), { training: true, memory: 'none' }).logits,
+        ep.sameTargets,
+        ep.sameMask,
+      );
       return queryLoss.add<tf.Scalar>(sameLoss);
     });
     const byName: tf.NamedTensorMap = {};
@@ -272,7 +326,8 @@ export function evaluateRecall(
   /** Evaluate with the surprise write filter at this threshold (a bank of its own, written with the segments' token losses). */
   surpriseThreshold: number | null = null,
 ): RecallScores {
-  const filtered = useMemory && model.memory && surpriseThreshold !== null ? new LongTermMemory({ ...model.memory.config, surpriseThreshold }) : null;
+  const filtered =
+    useMemory && model.memory && surpriseThreshold !== null ? new LongTermMemory({ ...model.memory.config, surpriseThreshold }) : null;
   const memory = useMemory ? (filtered ?? model.memory) : null;
   const readOf = (B: number): 'bank' | 'none' | MemoryTensors => (!memory ? 'none' : filtered ? (filtered.tensors(B) ?? 'none') : 'bank');
   let offered = 0;
@@ -296,7 +351,12 @@ export function evaluateRecall(
           const targets = Int32Array.from(seg, (_, i) => (i % L < L - 1 ? seg[i + 1] : PAD)); // next token within the segment
           const losses = model.loss(int2(seg, B, L), int2(targets, B, L), undefined, { training: false, memory: 'none' }).tokenLosses;
           const e = out.memoryEntries;
-          const r = filtered.write(e.keys.dataSync() as Float32Array, e.values.dataSync() as Float32Array, e.keys.shape, losses.dataSync() as Float32Array);
+          const r = filtered.write(
+            e.keys.dataSync() as Float32Array,
+            e.values.dataSync() as Float32Array,
+            e.keys.shape,
+            losses.dataSync() as Float32Array,
+          );
           written += r.written;
         } else {
           written += model.writeMemory(out.memoryEntries).written;
@@ -304,10 +364,34 @@ export function evaluateRecall(
         offered += B * L;
       });
     }
-    tf.tidy(() => add(acc.recall, maskedAccuracy(model.forward(int2(ep.querySegment, B, L), { training: false, memory: readOf(B) }).logits, ep.queryTargets, ep.queryMask)));
+    tf.tidy(() =>
+      add(
+        acc.recall,
+        maskedAccuracy(
+          model.forward(int2(ep.querySegment, B, L), { training: false, memory: readOf(B) }).logits,
+          ep.queryTargets,
+          ep.queryMask,
+        ),
+      ),
+    );
     memory?.clear();
-    if (memory) tf.tidy(() => add(acc.cleared, maskedAccuracy(model.forward(int2(ep.querySegment, B, L), { training: false }).logits, ep.queryTargets, ep.queryMask)));
-    tf.tidy(() => add(acc.same, maskedAccuracy(model.forward(int2(ep.sameSegment, B, 2 * L), { training: false, memory: readOf(B) }).logits, ep.sameTargets, ep.sameMask)));
+    if (memory)
+      tf.tidy(() =>
+        add(
+          acc.cleared,
+          maskedAccuracy(model.forward(int2(ep.querySegment, B, L), { training: false }).logits, ep.queryTargets, ep.queryMask),
+        ),
+      );
+    tf.tidy(() =>
+      add(
+        acc.same,
+        maskedAccuracy(
+          model.forward(int2(ep.sameSegment, B, 2 * L), { training: false, memory: readOf(B) }).logits,
+          ep.sameTargets,
+          ep.sameMask,
+        ),
+      ),
+    );
   }
   memory?.clear();
   filtered?.dispose();
@@ -345,18 +429,31 @@ async function main(): Promise<void> {
   const chance = 1 / task.numValues;
   const started = performance.now();
   const load = [os.loadavg()[0]];
-  type ArmResult = { seed: number; trainSeconds: number; curve: { step: number; loss: number }[]; byDistractors: Record<string, RecallScores>; byFacts: Record<string, RecallScores> };
+  type ArmResult = {
+    seed: number;
+    trainSeconds: number;
+    curve: { step: number; loss: number }[];
+    byDistractors: Record<string, RecallScores>;
+    byFacts: Record<string, RecallScores>;
+  };
   const arms: Record<'memoryOn' | 'switchedOff' | 'memoryOff', ArmResult[]> = { memoryOn: [], switchedOff: [], memoryOff: [] };
   const surprise: Record<string, RecallScores[]> = {};
   const sweep = (model: CognateModel, seed: number, useMemory: boolean) => {
     const byDistractors: Record<string, RecallScores> = {};
-    for (const G of DISTRACTOR_SWEEP) byDistractors[G] = evaluateRecall(model, task, HEADLINE_FACTS, G, evalEpisodes, 5000 + seed, 32, useMemory);
+    for (const G of DISTRACTOR_SWEEP)
+      byDistractors[G] = evaluateRecall(model, task, HEADLINE_FACTS, G, evalEpisodes, 5000 + seed, 32, useMemory);
     const byFacts: Record<string, RecallScores> = {};
     for (const K of FACT_SWEEP) byFacts[K] = evaluateRecall(model, task, K, HEADLINE_DISTRACTORS, evalEpisodes, 6000 + seed, 32, useMemory);
     return { byDistractors, byFacts };
   };
   const show = (label: string, r: { byDistractors: Record<string, RecallScores>; byFacts: Record<string, RecallScores> }): void =>
-    console.error(`${label}: G sweep`, JSON.stringify(Object.fromEntries(Object.entries(r.byDistractors).map(([g, s]) => [g, +s.recall.toFixed(3)]))), 'K sweep', JSON.stringify(Object.fromEntries(Object.entries(r.byFacts).map(([k, s]) => [k, +s.recall.toFixed(3)]))), `same-segment ${r.byDistractors[HEADLINE_DISTRACTORS].sameSegment.toFixed(3)} cleared ${r.byDistractors[HEADLINE_DISTRACTORS].bankCleared}`);
+    console.error(
+      `${label}: G sweep`,
+      JSON.stringify(Object.fromEntries(Object.entries(r.byDistractors).map(([g, s]) => [g, +s.recall.toFixed(3)]))),
+      'K sweep',
+      JSON.stringify(Object.fromEntries(Object.entries(r.byFacts).map(([k, s]) => [k, +s.recall.toFixed(3)]))),
+      `same-segment ${r.byDistractors[HEADLINE_DISTRACTORS].sameSegment.toFixed(3)} cleared ${r.byDistractors[HEADLINE_DISTRACTORS].bankCleared}`,
+    );
   for (let seed = 0; seed < seeds; seed++) {
     for (const arm of ['memoryOn', 'memoryOff'] as const) {
       const useMemory = arm === 'memoryOn';
@@ -364,7 +461,13 @@ async function main(): Promise<void> {
       const model = new CognateModel(recallModelConfig(task, true), 100 + seed);
       const t0 = performance.now();
       console.error(`seed ${seed} ${arm}: training ${armSteps} steps`);
-      const curve = trainRecall(model, task, { ...DEFAULT_TRAIN, steps: armSteps, seed: 1000 + seed, useMemory, log: (l) => console.error(l) });
+      const curve = trainRecall(model, task, {
+        ...DEFAULT_TRAIN,
+        steps: armSteps,
+        seed: 1000 + seed,
+        useMemory,
+        log: (l) => console.error(l),
+      });
       const trainSeconds = (performance.now() - t0) / 1000;
       const result = sweep(model, seed, useMemory);
       show(`seed ${seed} ${arm}`, result);
@@ -372,7 +475,9 @@ async function main(): Promise<void> {
       if (useMemory) {
         for (const z of SURPRISE_SWEEP) {
           const r = evaluateRecall(model, task, HEADLINE_FACTS, HEADLINE_DISTRACTORS, evalEpisodes, 5000 + seed, 32, true, z);
-          console.error(`seed ${seed} surprise filter z=${z}: recall ${r.recall.toFixed(3)}, written ${(100 * r.writtenShare).toFixed(1)}% of positions`);
+          console.error(
+            `seed ${seed} surprise filter z=${z}: recall ${r.recall.toFixed(3)}, written ${(100 * r.writtenShare).toFixed(1)}% of positions`,
+          );
           (surprise[z] ??= []).push(r);
         }
         const off = sweep(model, seed, false);
@@ -385,7 +490,17 @@ async function main(): Promise<void> {
   }
   const avg = (arm: ArmResult[], pick: (r: ArmResult) => number | null): number => mean(arm.map((r) => pick(r) ?? NaN));
   const table = (arm: ArmResult[], key: 'byDistractors' | 'byFacts', values: number[]) =>
-    Object.fromEntries(values.map((x) => [x, { recall: avg(arm, (r) => r[key][x].recall), bankCleared: arm[0][key][x].bankCleared === null ? null : avg(arm, (r) => r[key][x].bankCleared), sameSegment: avg(arm, (r) => r[key][x].sameSegment), perSeed: arm.map((r) => r[key][x].recall) }]));
+    Object.fromEntries(
+      values.map((x) => [
+        x,
+        {
+          recall: avg(arm, (r) => r[key][x].recall),
+          bankCleared: arm[0][key][x].bankCleared === null ? null : avg(arm, (r) => r[key][x].bankCleared),
+          sameSegment: avg(arm, (r) => r[key][x].sameSegment),
+          perSeed: arm.map((r) => r[key][x].recall),
+        },
+      ]),
+    );
   const headline = {
     distractorSegments: HEADLINE_DISTRACTORS,
     facts: HEADLINE_FACTS,
@@ -403,13 +518,30 @@ async function main(): Promise<void> {
     task: {
       ...task,
       vocabSize: vocabOf(task),
-      layout: 'fact segment [FACT k1 v1 … kK vK]; G distractor segments (same layout, K other keys, random values); query segment [ASK kπ1 vπ1 …] scored at the K answers; same-segment control [facts, questions] in one segment',
+      layout:
+        'fact segment [FACT k1 v1 … kK vK]; G distractor segments (same layout, K other keys, random values); query segment [ASK kπ1 vπ1 …] scored at the K answers; same-segment control [facts, questions] in one segment',
       segments: 'no attention across segments: each segment is a separate forward; only the LTM carries information between them',
       chance,
     },
-    model: { ...recallModelConfig(task, true), memoryOff: 'same model, memory never written or read', size: 'stated bench size (issue 10 allows a smaller size): 2 blocks, dModel 64, 4 heads; memory block 1' },
-    training: { ...DEFAULT_TRAIN, steps, memoryOffSteps: steps * offStepsFactor, note: 'per step: K from factChoices, G from 0..maxDistractors; loss = query answers (reading fact entries on the tape + distractor entries off it) + same-segment answers; AdamW (β 0.9/0.98, wd 0.01), clip 1, 100 warmup steps then cosine to 0.1x' },
-    evaluation: { episodesPerPoint: evalEpisodes, path: 'product path: bank cleared per episode, model.writeMemory after each segment, forward reads model.memory', distractorSweep: DISTRACTOR_SWEEP, factSweep: FACT_SWEEP, factsInDistractorSweep: HEADLINE_FACTS, distractorsInFactSweep: HEADLINE_DISTRACTORS },
+    model: {
+      ...recallModelConfig(task, true),
+      memoryOff: 'same model, memory never written or read',
+      size: 'stated bench size (issue 10 allows a smaller size): 2 blocks, dModel 64, 4 heads; memory block 1',
+    },
+    training: {
+      ...DEFAULT_TRAIN,
+      steps,
+      memoryOffSteps: steps * offStepsFactor,
+      note: 'per step: K from factChoices, G from 0..maxDistractors; loss = query answers (reading fact entries on the tape + distractor entries off it) + same-segment answers; AdamW (β 0.9/0.98, wd 0.01), clip 1, 100 warmup steps then cosine to 0.1x',
+    },
+    evaluation: {
+      episodesPerPoint: evalEpisodes,
+      path: 'product path: bank cleared per episode, model.writeMemory after each segment, forward reads model.memory',
+      distractorSweep: DISTRACTOR_SWEEP,
+      factSweep: FACT_SWEEP,
+      factsInDistractorSweep: HEADLINE_FACTS,
+      distractorsInFactSweep: HEADLINE_DISTRACTORS,
+    },
     seeds,
     backend,
     conditions: { cpus: os.cpus().length, loadAverage1m: load, note: '2 CPU cores shared with other engineers: timings are noisy' },
@@ -418,9 +550,22 @@ async function main(): Promise<void> {
     controls,
     surpriseFilter: {
       note: 'memory-on model (trained without the filter), headline setting G = 4, K = 8; a position is written when the loss of predicting its token exceeded the running mean by z std',
-      byThreshold: Object.fromEntries(Object.entries(surprise).map(([z, rs]) => [z, { recall: mean(rs.map((r) => r.recall)), writtenShare: mean(rs.map((r) => r.writtenShare)), sameSegment: mean(rs.map((r) => r.sameSegment)) }])),
+      byThreshold: Object.fromEntries(
+        Object.entries(surprise).map(([z, rs]) => [
+          z,
+          {
+            recall: mean(rs.map((r) => r.recall)),
+            writtenShare: mean(rs.map((r) => r.writtenShare)),
+            sameSegment: mean(rs.map((r) => r.sameSegment)),
+          },
+        ]),
+      ),
     },
-    targets: { memoryOnAtG4: '>= 0.90', memoryOffAtG4: `<= chance + 0.05 = ${(chance + 0.05).toFixed(4)}`, met: headline.recallMemoryOn >= 0.9 && headline.recallMemoryOff <= chance + 0.05 },
+    targets: {
+      memoryOnAtG4: '>= 0.90',
+      memoryOffAtG4: `<= chance + 0.05 = ${(chance + 0.05).toFixed(4)}`,
+      met: headline.recallMemoryOn >= 0.9 && headline.recallMemoryOff <= chance + 0.05,
+    },
     byDistractors: Object.fromEntries(Object.entries(arms).map(([name, arm]) => [name, table(arm, 'byDistractors', DISTRACTOR_SWEEP)])),
     byFacts: Object.fromEntries(Object.entries(arms).map(([name, arm]) => [name, table(arm, 'byFacts', FACT_SWEEP)])),
     runs: arms,

@@ -25,7 +25,10 @@ import { CognateConfigSchema } from '../activities/cognate/config';
 const quietCtx = { emit: () => undefined, stopRequested: () => false };
 
 // One agent and one model, so the workflow's parallelism cannot hide its overhead.
-const AGENT_INPUT = { config: { maxEpisodes: 300, evalEpisodes: 50, environmentTypes: ['interactive' as const] }, agents: [{ id: 'solo', architecture: 'reactive_agent' as const }] };
+const AGENT_INPUT = {
+  config: { maxEpisodes: 300, evalEpisodes: 50, environmentTypes: ['interactive' as const] },
+  agents: [{ id: 'solo', architecture: 'reactive_agent' as const }],
+};
 const COGNATE_INPUT = { config: { ...TINY_COGNATE, maxSteps: 60 }, models: [{ name: 'm1' }] };
 
 async function timeWorkflow(client: Client, spec: ForgeWorkerSpec, pipeline: 'agent' | 'cognate', input: object): Promise<number> {
@@ -56,7 +59,12 @@ async function main(): Promise<void> {
     // Agent Forge
     const agentConfig = AgentForgeConfigSchema.parse(AGENT_INPUT.config);
     const t0 = performance.now();
-    await runAgentForgeDirect({ sessionId: 'direct-agent', config: agentConfig, agents: AGENT_INPUT.agents, dataDir: path.join(root, 'direct') });
+    await runAgentForgeDirect({
+      sessionId: 'direct-agent',
+      config: agentConfig,
+      agents: AGENT_INPUT.agents,
+      dataDir: path.join(root, 'direct'),
+    });
     const agentDirect = (performance.now() - t0) / 1000;
     const agentWorkflow = await timeWorkflow(client, agentWorkerSpec(), 'agent', AGENT_INPUT);
 
@@ -66,10 +74,21 @@ async function main(): Promise<void> {
     const t1 = performance.now();
     const data = await prepareDatasets({ config: cognateConfig, dataDir: directDir }, quietCtx);
     const ckptDir = path.join(directDir, 'checkpoints', 'm1');
-    const summary = await train({ config: cognateConfig, seed: cognateConfig.seed, datasetDir: data.datasetDir, checkpointDir: ckptDir, modelName: 'm1' }, quietCtx);
+    const summary = await train(
+      { config: cognateConfig, seed: cognateConfig.seed, datasetDir: data.datasetDir, checkpointDir: ckptDir, modelName: 'm1' },
+      quietCtx,
+    );
     const summaryPath = path.join(ckptDir, 'summary.json');
     fs.writeFileSync(summaryPath, JSON.stringify(summary));
-    await exportArtifacts({ model: 'm1', checkpointDir: ckptDir, summaryPath, logPath: path.join(ckptDir, 'none.jsonl'), datasetDir: data.datasetDir, outDir: path.join(directDir, 'cognate', 'm1'), config: cognateConfig });
+    await exportArtifacts({
+      model: 'm1',
+      checkpointDir: ckptDir,
+      summaryPath,
+      logPath: path.join(ckptDir, 'none.jsonl'),
+      datasetDir: data.datasetDir,
+      outDir: path.join(directDir, 'cognate', 'm1'),
+      config: cognateConfig,
+    });
     const cognateDirect = (performance.now() - t1) / 1000;
     const cognateWorkflow = await timeWorkflow(client, cognateWorkerSpec(), 'cognate', COGNATE_INPUT);
 
@@ -78,12 +97,28 @@ async function main(): Promise<void> {
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
       backend,
       note: 'workflow = start → result through the embedded dev server, with a worker in this process and each activity in a child process; direct = the same engine calls in this process',
-      agent: { input: AGENT_INPUT, directSeconds: agentDirect, workflowSeconds: agentWorkflow, overheadSeconds: agentWorkflow - agentDirect, overheadPercent: (100 * (agentWorkflow - agentDirect)) / agentDirect },
-      cognate: { input: COGNATE_INPUT, directSeconds: cognateDirect, workflowSeconds: cognateWorkflow, overheadSeconds: cognateWorkflow - cognateDirect, overheadPercent: (100 * (cognateWorkflow - cognateDirect)) / cognateDirect },
+      agent: {
+        input: AGENT_INPUT,
+        directSeconds: agentDirect,
+        workflowSeconds: agentWorkflow,
+        overheadSeconds: agentWorkflow - agentDirect,
+        overheadPercent: (100 * (agentWorkflow - agentDirect)) / agentDirect,
+      },
+      cognate: {
+        input: COGNATE_INPUT,
+        directSeconds: cognateDirect,
+        workflowSeconds: cognateWorkflow,
+        overheadSeconds: cognateWorkflow - cognateDirect,
+        overheadPercent: (100 * (cognateWorkflow - cognateDirect)) / cognateDirect,
+      },
     };
     fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true });
     fs.writeFileSync(path.join(__dirname, 'results', 'pipeline-overhead.json'), `${JSON.stringify(results, null, 2)}\n`);
-    console.log(JSON.stringify({ agent: results.agent, cognate: results.cognate }, (k, v) => (k === 'input' ? undefined : typeof v === 'number' ? Number(v.toFixed(2)) : v)));
+    console.log(
+      JSON.stringify({ agent: results.agent, cognate: results.cognate }, (k, v) =>
+        k === 'input' ? undefined : typeof v === 'number' ? Number(v.toFixed(2)) : v,
+      ),
+    );
   } finally {
     await client.connection.close();
     await server.stop();

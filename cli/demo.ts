@@ -42,18 +42,29 @@ function summarise(pipeline: Pipeline, result: Record<string, unknown>): string[
   const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : String(x));
   if (pipeline === 'agent') {
     type Metrics = { reward: number; successRate: number; coordinationScore: number };
-    const agents = result.agents as { agentId: string; architecture: string; parameterCount: number; environmentId: string; metrics: { trained: Metrics; random: Metrics } }[];
+    const agents = result.agents as {
+      agentId: string;
+      architecture: string;
+      parameterCount: number;
+      environmentId: string;
+      metrics: { trained: Metrics; random: Metrics };
+    }[];
     const lines = agents.map(
       (a) =>
         `  ${a.agentId} (${a.architecture}, ${a.parameterCount} params) in ${a.environmentId}: reward ${fmt(a.metrics.trained.reward)} vs random ${fmt(a.metrics.random.reward)}, ` +
         `success ${fmt(a.metrics.trained.successRate)} vs ${fmt(a.metrics.random.successRate)}, coordination ${fmt(a.metrics.trained.coordinationScore)} vs ${fmt(a.metrics.random.coordinationScore)}`,
     );
     const team = result.coordination as { trained: Metrics; random: Metrics } | null;
-    if (team) lines.push(`  team: reward ${fmt(team.trained.reward)} vs random ${fmt(team.random.reward)}, success ${fmt(team.trained.successRate)} vs ${fmt(team.random.successRate)}`);
+    if (team)
+      lines.push(
+        `  team: reward ${fmt(team.trained.reward)} vs random ${fmt(team.random.reward)}, success ${fmt(team.trained.successRate)} vs ${fmt(team.random.successRate)}`,
+      );
     return lines;
   }
   const models = result.models as { model: string; finalStep: number; finalLoss: number | null; validationLoss: number | null }[];
-  return models.map((m) => `  ${m.model}: ${m.finalStep} steps, training loss ${fmt(m.finalLoss)}, validation loss ${fmt(m.validationLoss)}`);
+  return models.map(
+    (m) => `  ${m.model}: ${m.finalStep} steps, training loss ${fmt(m.finalLoss)}, validation loss ${fmt(m.validationLoss)}`,
+  );
 }
 
 /** The demo's prompt: the start of a GSM8K-style problem, in the format the models were trained on. */
@@ -100,7 +111,9 @@ export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
   const runs = [];
   for (const { pipeline, input } of demoInputs(stamp)) {
     const run = await startRun(client, pipeline, input);
-    console.log(`[forge] started ${pipeline} run ${run.workflowId}: ${uiUrl}/namespaces/${env.temporalNamespace}/workflows/${run.workflowId}`);
+    console.log(
+      `[forge] started ${pipeline} run ${run.workflowId}: ${uiUrl}/namespaces/${env.temporalNamespace}/workflows/${run.workflowId}`,
+    );
     runs.push(run);
   }
   await watchRuns(runs.map((r) => ({ label: r.pipeline.padEnd(7), handle: r.handle })));
@@ -109,7 +122,9 @@ export async function runDemo(opts: { keepServing: boolean }): Promise<number> {
   let failed = 0;
   for (const run of runs) {
     try {
-      const result = (await run.handle.result()) as Record<string, unknown> & { artifacts?: { files?: { path: string }[]; report?: string } };
+      const result = (await run.handle.result()) as Record<string, unknown> & {
+        artifacts?: { files?: { path: string }[]; report?: string };
+      };
       console.log(`\n[forge] ${run.pipeline} run ${run.workflowId} completed (evaluated, trained vs random where it applies):`);
       for (const line of summarise(run.pipeline, result)) console.log(line);
       if (run.pipeline === 'cognate') printSamples(env.dataDir, run.sessionId, result);

@@ -68,24 +68,33 @@ function parseValue(raw: string): unknown {
 /** `--init-from a/b` names a session and its agent or model; anything else is an artifact folder. */
 function initFromArg(pipeline: Pipeline, value: string, optimizerState: boolean | undefined): Record<string, unknown> {
   const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\/([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(value);
-  const ref: Record<string, unknown> = m && !value.startsWith('.') ? { sessionId: m[1], [pipeline === 'agent' ? 'agent' : 'model']: m[2] } : { path: value };
+  const ref: Record<string, unknown> =
+    m && !value.startsWith('.') ? { sessionId: m[1], [pipeline === 'agent' ? 'agent' : 'model']: m[2] } : { path: value };
   if (optimizerState !== undefined) {
-    if (pipeline !== 'agent') throw new Error('--init-optimizer-state applies to agent runs only (a Cognate export holds no optimizer state)');
+    if (pipeline !== 'agent')
+      throw new Error('--init-optimizer-state applies to agent runs only (a Cognate export holds no optimizer state)');
     ref.optimizerState = optimizerState;
   }
   return ref;
 }
 
-function buildInput(values: { input?: string; config?: string; session?: string; set?: string[]; 'init-from'?: string; 'init-optimizer-state'?: boolean }, pipeline?: Pipeline): Record<string, unknown> {
+function buildInput(
+  values: { input?: string; config?: string; session?: string; set?: string[]; 'init-from'?: string; 'init-optimizer-state'?: boolean },
+  pipeline?: Pipeline,
+): Record<string, unknown> {
   const input: Record<string, unknown> = values.input ? { ...(readStructured(values.input) as object) } : {};
   if (values.config) input.config = readStructured(values.config);
   if (values.session) input.sessionId = values.session;
-  if (!input.sessionId) input.sessionId = `run-${new Date().toISOString().replace(/[-:T.Z]/g, '').slice(0, 14)}`;
+  if (!input.sessionId)
+    input.sessionId = `run-${new Date()
+      .toISOString()
+      .replace(/[-:T.Z]/g, '')
+      .slice(0, 14)}`;
   for (const assignment of values.set ?? []) {
     const eq = assignment.indexOf('=');
     if (eq <= 0) throw new Error(`--set expects key=value (got "${assignment}")`);
     const key = assignment.slice(0, eq).replace(/^config\./, '');
-    input.config = { ...((input.config) ?? {}), [key]: parseValue(assignment.slice(eq + 1)) };
+    input.config = { ...(input.config ?? {}), [key]: parseValue(assignment.slice(eq + 1)) };
   }
   if (values['init-from'] && pipeline) input.initFrom = initFromArg(pipeline, values['init-from'], values['init-optimizer-state']);
   else if (values['init-optimizer-state']) throw new Error('--init-optimizer-state needs --init-from');
@@ -141,11 +150,13 @@ async function main(argv: string[]): Promise<number> {
     const num = (flag: string, raw: string | undefined, integer: boolean): number | undefined => {
       if (raw === undefined) return undefined;
       const n = Number(raw);
-      if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new Error(`--${flag} must be ${integer ? 'an integer' : 'a number'} (got "${raw}")`);
+      if (!Number.isFinite(n) || (integer && !Number.isInteger(n)))
+        throw new Error(`--${flag} must be ${integer ? 'an integer' : 'a number'} (got "${raw}")`);
       return n;
     };
     const dir = path.join(sessionDir(loadEnv().dataDir, 'cognate', sessionId), model);
-    if (!fs.existsSync(path.join(dir, 'manifest.json'))) throw new Error(`no exported model at ${dir} (has session "${sessionId}" completed, and is FORGE_DATA_DIR the workers'?)`);
+    if (!fs.existsSync(path.join(dir, 'manifest.json')))
+      throw new Error(`no exported model at ${dir} (has session "${sessionId}" completed, and is FORGE_DATA_DIR the workers'?)`);
     const { initBackend } = await import('../common/backend');
     const { sampleFromExport } = await import('../activities/cognate/engine/sample');
     await initBackend();
@@ -156,7 +167,9 @@ async function main(argv: string[]): Promise<number> {
       seed: num('seed', values.seed, true),
     });
     process.stdout.write(`${sample.prompt}${sample.text}\n`);
-    console.error(`[forge] ${sample.tokens.length} tokens, mean ACT depth ${sample.meanDepth.toFixed(2)} blocks${sample.stoppedAtEos ? ', stopped at end-of-text' : ''}`);
+    console.error(
+      `[forge] ${sample.tokens.length} tokens, mean ACT depth ${sample.meanDepth.toFixed(2)} blocks${sample.stoppedAtEos ? ', stopped at end-of-text' : ''}`,
+    );
     return 0;
   }
   if (command === 'report') {
@@ -200,7 +213,20 @@ async function main(argv: string[]): Promise<number> {
         const handle = runHandle(client, pipeline, requireSession(rest[1]));
         const desc = await handle.describe();
         const progress = await queryProgress(handle).catch((err: Error) => ({ unavailable: err.message }));
-        console.log(JSON.stringify({ workflowId: desc.workflowId, runId: desc.runId, status: desc.status.name, startTime: desc.startTime, closeTime: desc.closeTime, progress }, null, 2));
+        console.log(
+          JSON.stringify(
+            {
+              workflowId: desc.workflowId,
+              runId: desc.runId,
+              status: desc.status.name,
+              startTime: desc.startTime,
+              closeTime: desc.closeTime,
+              progress,
+            },
+            null,
+            2,
+          ),
+        );
         return 0;
       }
       case 'result': {
@@ -215,10 +241,23 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'list': {
-        const runs = await listRuns(client, { pipeline: rest[0] ? pipelineArg(rest[0]) : undefined, phase: values.phase, session: values.session, query: values.query });
+        const runs = await listRuns(client, {
+          pipeline: rest[0] ? pipelineArg(rest[0]) : undefined,
+          phase: values.phase,
+          session: values.session,
+          query: values.query,
+        });
         for (const r of runs) {
-          const metric = r.loss !== undefined ? `loss ${r.loss.toFixed(3)}` : r.successRate !== undefined ? `success ${r.successRate.toFixed(2)}` : '';
-          const cols = [r.status.padEnd(10), r.workflowId.padEnd(36), (r.phase ?? '').padEnd(12), r.step !== undefined ? `step ${r.step}`.padEnd(11) : ''.padEnd(11), metric.padEnd(14), r.startTime.toISOString()];
+          const metric =
+            r.loss !== undefined ? `loss ${r.loss.toFixed(3)}` : r.successRate !== undefined ? `success ${r.successRate.toFixed(2)}` : '';
+          const cols = [
+            r.status.padEnd(10),
+            r.workflowId.padEnd(36),
+            (r.phase ?? '').padEnd(12),
+            r.step !== undefined ? `step ${r.step}`.padEnd(11) : ''.padEnd(11),
+            metric.padEnd(14),
+            r.startTime.toISOString(),
+          ];
           if (r.backend) cols.push(r.backend);
           if (r.parent) cols.push(`<- ${r.parent}`);
           console.log(cols.join(' '));
@@ -228,7 +267,9 @@ async function main(argv: string[]): Promise<number> {
       case 'setup': {
         const env = loadEnv();
         const r = await setupSearchAttributes(client, env.temporalNamespace);
-        console.log(`search attributes on ${env.temporalAddress} namespace "${env.temporalNamespace}": added [${r.added.join(', ')}], already present [${r.present.join(', ')}]`);
+        console.log(
+          `search attributes on ${env.temporalAddress} namespace "${env.temporalNamespace}": added [${r.added.join(', ')}], already present [${r.present.join(', ')}]`,
+        );
         return 0;
       }
       default:

@@ -28,7 +28,9 @@ export const PIPELINES = {
       [
         `**pipeline** agent-forge`,
         `**session** ${r.sessionId}`,
-        `**agents** ${resolveAgents(r).map((a) => `${a.id} (${a.architecture})`).join(', ')}`,
+        `**agents** ${resolveAgents(r)
+          .map((a) => `${a.id} (${a.architecture})`)
+          .join(', ')}`,
         `**environments** ${r.config.environmentTypes.join(', ')} · **protocols** ${r.config.communicationProtocols.join(', ')}`,
         `**coordination** ${r.config.coordinationStrategy} · **seed** ${r.config.seed}`,
       ].join('\n'),

@@ -94,7 +94,9 @@ export interface ListFilter {
 /** A visibility query string: string values are quoted with ' escaped (they come from users). */
 export function listQuery(filter: ListFilter): string {
   const q = (v: string) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  const types = filter.pipeline ? [pipelineInfo(filter.pipeline).workflowType] : [pipelineInfo('agent').workflowType, pipelineInfo('cognate').workflowType];
+  const types = filter.pipeline
+    ? [pipelineInfo(filter.pipeline).workflowType]
+    : [pipelineInfo('agent').workflowType, pipelineInfo('cognate').workflowType];
   const parts = [`(${types.map((t) => `WorkflowType = ${q(t)}`).join(' OR ')})`];
   if (filter.phase) parts.push(`${SA.phase.name} = ${q(filter.phase)}`);
   if (filter.session) parts.push(`${SA.session.name} = ${q(filter.session)}`);

@@ -35,7 +35,9 @@ export async function setupSearchAttributes(client: Client, namespace: string): 
       missing[a.name] = want;
       added.push(a.name);
     } else if (have !== want) {
-      throw new Error(`search attribute ${a.name} exists on namespace "${namespace}" as ${IndexedValueType[have]}, Forge needs ${IndexedValueType[want]}`);
+      throw new Error(
+        `search attribute ${a.name} exists on namespace "${namespace}" as ${IndexedValueType[have]}, Forge needs ${IndexedValueType[want]}`,
+      );
     } else present.push(a.name);
   }
   if (added.length) await operator.addSearchAttributes({ namespace, searchAttributes: missing });

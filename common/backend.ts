@@ -64,7 +64,10 @@ export async function initBackend(
   let info: BackendInfo | undefined;
   if (choice === 'tensorflow') {
     info = nativeInfo();
-    if (!info) throw new Error('FORGE_TF_BACKEND=tensorflow but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node loads (run: node scripts/ensure-native-tf.js)');
+    if (!info)
+      throw new Error(
+        'FORGE_TF_BACKEND=tensorflow but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node loads (run: node scripts/ensure-native-tf.js)',
+      );
   } else if (choice === 'wasm' || (choice === 'auto' && prefer === 'wasm')) {
     info = wasm;
   } else if (choice === 'auto') {

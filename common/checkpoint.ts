@@ -50,7 +50,9 @@ export class CheckpointWriteError extends Error {
     cause: Error,
     previous: string | null,
   ) {
-    super(`cannot write checkpoint ${file}: ${cause.message}; nothing was published${previous ? `, the previous checkpoint ${path.basename(previous)} is intact` : ''}`);
+    super(
+      `cannot write checkpoint ${file}: ${cause.message}; nothing was published${previous ? `, the previous checkpoint ${path.basename(previous)} is intact` : ''}`,
+    );
     this.name = 'CheckpointWriteError';
   }
 }
@@ -105,7 +107,6 @@ function decodeValue(value: unknown, arrays: StoredArray[]): unknown {
   for (const [k, v] of Object.entries(o)) out[k] = decodeValue(v, arrays);
   return out;
 }
-
 
 function bytesOf(a: StoredArray): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);

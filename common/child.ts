@@ -44,11 +44,7 @@ export function childModulePath(dir: string, name: string): string {
 }
 
 /** Fork `modulePath` (a .ts file runs through tsx) and hand it `input`. */
-export function runInChild<Input, Event, Result>(
-  modulePath: string,
-  input: Input,
-  onEvent: (event: Event) => void,
-): ChildHandle<Result> {
+export function runInChild<Input, Event, Result>(modulePath: string, input: Input, onEvent: (event: Event) => void): ChildHandle<Result> {
   const execArgv = modulePath.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const child: ChildProcess = fork(modulePath, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: process.env });
   let settled = false;
@@ -109,7 +105,10 @@ export function serveChild<Input, Event, Result>(main: (input: Input, ctx: Child
       (result) => process.send?.({ type: 'done', result }, () => process.exit(0)),
       (err: unknown) => {
         const e = err as Error & { nonRetryable?: boolean };
-        process.send?.({ type: 'error', error: { message: e?.message ?? String(err), nonRetryable: e?.nonRetryable, stack: e?.stack } }, () => process.exit(1));
+        process.send?.(
+          { type: 'error', error: { message: e?.message ?? String(err), nonRetryable: e?.nonRetryable, stack: e?.stack } },
+          () => process.exit(1),
+        );
       },
     );
   });

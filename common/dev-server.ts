@@ -30,7 +30,9 @@ export interface DevServer {
 export function temporalBinary(): string {
   const bin = findTemporalBinary();
   if (!bin) {
-    throw new Error('Temporal CLI not found. Run `npm install` (it builds or downloads it into .tools/bin), or set FORGE_TEMPORAL_BIN, or put `temporal` on PATH.');
+    throw new Error(
+      'Temporal CLI not found. Run `npm install` (it builds or downloads it into .tools/bin), or set FORGE_TEMPORAL_BIN, or put `temporal` on PATH.',
+    );
   }
   return bin;
 }
@@ -70,13 +72,20 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const uiPort = opts.uiPort ?? port + 1000;
   fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
   const args = [
-    'server', 'start-dev',
-    '--db-filename', opts.dbFile,
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--ui-port', String(uiPort),
-    '--namespace', opts.namespace ?? 'default',
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--db-filename',
+    opts.dbFile,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--namespace',
+    opts.namespace ?? 'default',
+    '--log-level',
+    'warn',
     // Forge's search attributes, so runs can be found and filtered in the Web UI from the first start.
     ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.cliType}`]),
     ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]),

@@ -100,7 +100,13 @@ export async function startWorkerMetrics(pipeline: string, runtime: RuntimeOptio
   const corePort = portFromEnv('FORGE_TEMPORAL_METRICS_PORT', port + 1) as number;
   if (corePort === port) throw new Error(`FORGE_TEMPORAL_METRICS_PORT must differ from FORGE_METRICS_PORT (${port})`);
   const host = process.env.FORGE_METRICS_HOST || '0.0.0.0';
-  Runtime.install({ ...runtime, telemetryOptions: { ...runtime.telemetryOptions, metrics: { prometheus: { bindAddress: `${host}:${corePort}` }, globalTags: { forge_pipeline: pipeline } } } });
+  Runtime.install({
+    ...runtime,
+    telemetryOptions: {
+      ...runtime.telemetryOptions,
+      metrics: { prometheus: { bindAddress: `${host}:${corePort}` }, globalTags: { forge_pipeline: pipeline } },
+    },
+  });
   const local = host === '0.0.0.0' ? '127.0.0.1' : host;
   const temporalUrl = `http://${local}:${corePort}/metrics`;
   const server = http.createServer((req, res) => {

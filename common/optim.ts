@@ -46,8 +46,14 @@ export class AdamW {
       if (names.has(p.name)) throw new Error(`duplicate parameter name "${p.name}"`);
       names.add(p.name);
       // tidy frees the zeros the variables were initialised from (variables themselves survive it)
-      this.m.set(p.name, tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false)));
-      this.v.set(p.name, tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false)));
+      this.m.set(
+        p.name,
+        tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false)),
+      );
+      this.v.set(
+        p.name,
+        tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false)),
+      );
     }
   }
 
@@ -92,7 +98,10 @@ export class AdamW {
 
   load(state: AdamWState): void {
     for (const { name, variable } of this.params) {
-      for (const [which, saved, mine] of [['m', state.m, this.m], ['v', state.v, this.v]] as const) {
+      for (const [which, saved, mine] of [
+        ['m', state.m, this.m],
+        ['v', state.v, this.v],
+      ] as const) {
         const s = saved[name];
         if (!s) throw new Error(`checkpoint has no AdamW ${which} for parameter "${name}"`);
         if (s.shape.join(',') !== variable.shape.join(',')) {

@@ -128,7 +128,9 @@ export interface ComputeActivityOptions<Input, Event, Result, Update> {
 }
 
 /** superviseChild plus progress signals: what every compute activity of both pipelines runs. */
-export async function superviseCompute<Input, Event, Result, Update extends { message: string }>(opts: ComputeActivityOptions<Input, Event, Result, Update>): Promise<Result> {
+export async function superviseCompute<Input, Event, Result, Update extends { message: string }>(
+  opts: ComputeActivityOptions<Input, Event, Result, Update>,
+): Promise<Result> {
   const progress = opts.progress;
   const signal = progress ? throttledSignal<Update>(opts.client, progress.signalName, progress.intervalMs, progress.maxSignals) : null;
   let signalled = false;

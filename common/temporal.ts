@@ -25,7 +25,12 @@ function tlsConfig(env: ForgeEnv): TLSConfig | undefined {
 }
 
 export async function connectClient(env: ForgeEnv = loadEnv()): Promise<Client> {
-  const connection = await Connection.connect({ address: env.temporalAddress, tls: tlsConfig(env), apiKey: env.apiKey, connectTimeout: '10s' });
+  const connection = await Connection.connect({
+    address: env.temporalAddress,
+    tls: tlsConfig(env),
+    apiKey: env.apiKey,
+    connectTimeout: '10s',
+  });
   return new Client({ connection, namespace: env.temporalNamespace });
 }
 

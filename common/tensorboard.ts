@@ -88,7 +88,9 @@ export function encodeEvent(wallTime: number, step: number, body: EventBody): Bu
   const parts = [double(1, wallTime), key(2, 0), varint(Math.trunc(step))];
   if ('fileVersion' in body) parts.push(lengthDelimited(3, Buffer.from(body.fileVersion, 'utf8')));
   else if ('scalars' in body) {
-    const values = body.scalars.map((s) => lengthDelimited(1, Buffer.concat([lengthDelimited(1, Buffer.from(s.tag, 'utf8')), float(2, s.value)])));
+    const values = body.scalars.map((s) =>
+      lengthDelimited(1, Buffer.concat([lengthDelimited(1, Buffer.from(s.tag, 'utf8')), float(2, s.value)])),
+    );
     parts.push(lengthDelimited(5, Buffer.concat(values)));
   } else parts.push(lengthDelimited(7, Buffer.concat([key(1, 0), varint(1)])));
   return Buffer.concat(parts);

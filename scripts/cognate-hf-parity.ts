@@ -27,14 +27,30 @@ import { Rng } from '../common/rng';
 export const PRESETS: Record<string, { config: ModelConfigInput; batch: number; seq: number; memorySegments: number }> = {
   // Small dims, 4 layers so halting can happen after blocks 1, 2 or 3 (the memory block is block 2); three
   // segments of 10 positions into 24 slots wrap the FIFO.
-  tiny: { config: { dModel: 16, nLayers: 4, nHeads: 2, vocabSize: 37, maxSeqLen: 32, dFF: 24, memCapacity: 24, memTopK: 3 }, batch: 2, seq: 10, memorySegments: 3 },
+  tiny: {
+    config: { dModel: 16, nLayers: 4, nHeads: 2, vocabSize: 37, maxSeqLen: 32, dFF: 24, memCapacity: 24, memTopK: 3 },
+    batch: 2,
+    seq: 10,
+    memorySegments: 3,
+  },
   // ACT and LTM off: the plain transformer (no halting units, no memory sublayer, no ltm.safetensors).
-  plain: { config: { dModel: 16, nLayers: 3, nHeads: 2, vocabSize: 37, maxSeqLen: 32, dFF: 24, actEnabled: false, memEnabled: false }, batch: 2, seq: 10, memorySegments: 0 },
+  plain: {
+    config: { dModel: 16, nLayers: 3, nHeads: 2, vocabSize: 37, maxSeqLen: 32, dFF: 24, actEnabled: false, memEnabled: false },
+    batch: 2,
+    seq: 10,
+    memorySegments: 0,
+  },
   // The default 24.1M-parameter config (vocab 32000, 11 layers, ACT and LTM on).
   default: { config: {}, batch: 2, seq: 16, memorySegments: 2 },
 };
 
-interface Args { preset: string; out: string; seq?: number; generate: number; python: boolean }
+interface Args {
+  preset: string;
+  out: string;
+  seq?: number;
+  generate: number;
+  python: boolean;
+}
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { preset: 'tiny', out: '', generate: 5, python: true };
@@ -86,7 +102,9 @@ function fillMemory(model: CognateModel, rng: Rng, rows: number, seq: number, se
     tf.tidy(() => {
       const tokens = tf.tensor2d(tokenIds(rng, rows, seq, model.config.vocabSize), undefined, 'int32');
       const { memoryEntries } = model.forward(tokens, { training: false });
-      const mask = tf.tensor2d(Array.from({ length: rows }, (_, b) => Array.from({ length: seq }, (_, t) => (b === rows - 1 && t >= seq - 3 ? 0 : 1))));
+      const mask = tf.tensor2d(
+        Array.from({ length: rows }, (_, b) => Array.from({ length: seq }, (_, t) => (b === rows - 1 && t >= seq - 3 ? 0 : 1))),
+      );
       model.writeMemory(memoryEntries!, undefined, mask);
     });
   }
@@ -138,14 +156,21 @@ export async function buildReference(args: Args): Promise<{ exportDir: string; r
     for (let i = 0; i < args.generate; i++) {
       const next = tf.tidy(() => {
         const out = model.forward(tf.tensor2d([sequence], undefined, 'int32'), { training: false });
-        return out.logits.slice([0, sequence.length - 1, 0], [1, 1, -1]).reshape([-1]).argMax().dataSync()[0];
+        return out.logits
+          .slice([0, sequence.length - 1, 0], [1, 1, -1])
+          .reshape([-1])
+          .argMax()
+          .dataSync()[0];
       });
       generated.push(next);
       sequence.push(next);
     }
 
     const referenceDir = args.out;
-    fs.writeFileSync(path.join(referenceDir, 'reference.f32'), Buffer.from(logitValues.buffer, logitValues.byteOffset, logitValues.byteLength));
+    fs.writeFileSync(
+      path.join(referenceDir, 'reference.f32'),
+      Buffer.from(logitValues.buffer, logitValues.byteOffset, logitValues.byteLength),
+    );
     const reference = {
       preset: args.preset,
       backend: backend.backend,

@@ -61,7 +61,10 @@ const pkgDir = (name) => path.join(ROOT, 'node_modules', ...name.split('/'));
 function check(name) {
   if (!fs.existsSync(path.join(pkgDir(name), 'package.json'))) return { ok: false, package: name, error: 'not installed' };
   const r = spawnSync(process.execPath, [path.join(__dirname, 'native-tf', 'check.js'), name], {
-    cwd: ROOT, encoding: 'utf8', timeout: 180000, env: { ...process.env, LD_BIND_NOW: '1', TF_CPP_MIN_LOG_LEVEL: process.env.TF_CPP_MIN_LOG_LEVEL || '2' },
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 180000,
+    env: { ...process.env, LD_BIND_NOW: '1', TF_CPP_MIN_LOG_LEVEL: process.env.TF_CPP_MIN_LOG_LEVEL || '2' },
   });
   const line = (r.stdout || '').trim().split('\n').pop();
   try {
@@ -114,10 +117,18 @@ function restorePackages() {
   const npmCli = process.env.npm_execpath;
   const [cmd, pre] = npmCli && fs.existsSync(npmCli) ? [process.execPath, [npmCli]] : ['npm', []];
   log('restoring @tensorflow/tfjs-node(-gpu) from package-lock.json (their own libtensorflow download failed)...');
-  const r = spawnSync(cmd, [...pre, 'install', '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
-    cwd: ROOT, encoding: 'utf8', timeout: 10 * 60 * 1000, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (r.status !== 0) throw new Error(`npm install --no-save --ignore-scripts failed: ${`${r.stderr}`.trim().split('\n').slice(-2).join(' / ')}`);
+  const r = spawnSync(
+    cmd,
+    [...pre, 'install', '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 10 * 60 * 1000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  if (r.status !== 0)
+    throw new Error(`npm install --no-save --ignore-scripts failed: ${`${r.stderr}`.trim().split('\n').slice(-2).join(' / ')}`);
 }
 
 function linkOrCopy(from, to) {
@@ -152,8 +163,10 @@ async function unpackTensorFlow(wheelFile, wheel) {
     if (name.startsWith(inc) && HEADER_PREFIXES.some((p) => name.startsWith(inc + p))) return path.join('include', name.slice(inc.length));
     return null;
   });
-  for (const lib of TF_LIBS) if (!fs.existsSync(path.join(dir, 'lib', lib))) throw new Error(`${path.basename(wheelFile)} has no tensorflow/${lib}`);
-  if (!fs.existsSync(path.join(dir, 'include', 'tensorflow', 'c', 'eager', 'c_api.h'))) throw new Error(`${path.basename(wheelFile)} has no C API headers`);
+  for (const lib of TF_LIBS)
+    if (!fs.existsSync(path.join(dir, 'lib', lib))) throw new Error(`${path.basename(wheelFile)} has no tensorflow/${lib}`);
+  if (!fs.existsSync(path.join(dir, 'include', 'tensorflow', 'c', 'eager', 'c_api.h')))
+    throw new Error(`${path.basename(wheelFile)} has no C API headers`);
   fs.writeFileSync(marker, `${JSON.stringify({ wheel: path.basename(wheelFile), files: n })}\n`);
   return dir;
 }
@@ -208,8 +221,10 @@ function stage(variant, tfDir, cudaDir) {
   fs.symlinkSync('libtensorflow_cc.so.2', path.join(lib, 'libtensorflow.so.2.9.1'));
   fs.cpSync(path.join(tfDir, 'include'), path.join(deps, 'include'), { recursive: true });
   if (cudaDir) linkTree(path.join(cudaDir, 'nvidia'), path.join(deps, 'nvidia'));
-  fs.writeFileSync(path.join(pkgDir(variant.package), 'scripts', 'custom-binary.json'),
-    `${JSON.stringify({ 'tf-lib': `pypi:${variant.wheel.name}==${variant.wheel.version}` }, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(pkgDir(variant.package), 'scripts', 'custom-binary.json'),
+    `${JSON.stringify({ 'tf-lib': `pypi:${variant.wheel.name}==${variant.wheel.version}` }, null, 2)}\n`,
+  );
 }
 
 /** The built addon, lib/napi-v<N>/tfjs_binding.node, or null. */
@@ -226,14 +241,20 @@ function builtAddon(dir) {
 /** Runs the package's own install.js as npm would (node-gyp through node-pre-gyp), logging to a file. */
 function buildAddon(variant, logFile) {
   const dir = pkgDir(variant.package);
-  const env = { ...process.env, PATH: [path.join(ROOT, 'node_modules', '.bin'), path.join(dir, 'node_modules', '.bin'), process.env.PATH].join(path.delimiter) };
+  const env = {
+    ...process.env,
+    PATH: [path.join(ROOT, 'node_modules', '.bin'), path.join(dir, 'node_modules', '.bin'), process.env.PATH].join(path.delimiter),
+  };
   const nodedir = localNodeDir();
   if (nodedir) env.npm_config_nodedir = nodedir;
   const gyp = nodeGyp();
   if (gyp) env.npm_config_node_gyp = gyp;
   const args = [path.join('scripts', 'install.js'), ...(variant.cuda ? ['gpu'] : [])];
   const r = spawnSync(process.execPath, args, { cwd: dir, env, encoding: 'utf8', timeout: 15 * 60 * 1000 });
-  fs.writeFileSync(logFile, `$ ${nodedir ? `npm_config_nodedir=${nodedir} ` : ''}node ${args.join(' ')}\n${r.stdout || ''}\n${r.stderr || ''}`);
+  fs.writeFileSync(
+    logFile,
+    `$ ${nodedir ? `npm_config_nodedir=${nodedir} ` : ''}node ${args.join(' ')}\n${r.stdout || ''}\n${r.stderr || ''}`,
+  );
   const addon = builtAddon(dir);
   if (r.status !== 0 || !addon) {
     const tail = `${r.stdout || ''}\n${r.stderr || ''}`.trim().split('\n').filter(Boolean).slice(-3).join(' / ');
@@ -249,14 +270,22 @@ function checkSymbols(addon, libDir) {
   const bare = (line) => line.trim().split(/\s+/).pop().split('@')[0];
   const imported = nm(['-D', '--undefined-only', addon]);
   if (imported.status !== 0) return 'nm not available: symbols checked by loading with LD_BIND_NOW=1 only';
-  const wanted = [...new Set(imported.stdout.split('\n').map(bare).filter((s) => /^TFE?_/.test(s)))];
+  const wanted = [
+    ...new Set(
+      imported.stdout
+        .split('\n')
+        .map(bare)
+        .filter((s) => /^TFE?_/.test(s)),
+    ),
+  ];
   const exported = new Set();
   for (const lib of TF_LIBS) {
     const r = nm(['-D', '--defined-only', path.join(libDir, lib)]);
     for (const l of r.stdout.split('\n')) exported.add(bare(l));
   }
   const missing = wanted.filter((s) => !exported.has(s));
-  if (missing.length) throw new Error(`the TensorFlow library lacks ${missing.length} function(s) the binding calls: ${missing.join(', ')}`);
+  if (missing.length)
+    throw new Error(`the TensorFlow library lacks ${missing.length} function(s) the binding calls: ${missing.join(', ')}`);
   return `all ${wanted.length} TF_*/TFE_* functions the binding calls are exported`;
 }
 
@@ -320,12 +349,16 @@ async function main() {
   }
   if (current.ok) log(`${describe(current)} works but is not the CUDA 12 build; replacing it.`);
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    warn(`no official build installed and the PyPI route covers Linux x86-64 only (this is ${process.platform}/${process.arch}); the WebAssembly backend will be used.`);
+    warn(
+      `no official build installed and the PyPI route covers Linux x86-64 only (this is ${process.platform}/${process.arch}); the WebAssembly backend will be used.`,
+    );
     return;
   }
   const missing = missingBuildTools();
   if (missing.length) {
-    warn(`building it needs ${missing.join(', ')} (Debian/Ubuntu: apt-get install python3 make g++); the WebAssembly backend will be used. Install them and run: node scripts/ensure-native-tf.js`);
+    warn(
+      `building it needs ${missing.join(', ')} (Debian/Ubuntu: apt-get install python3 make g++); the WebAssembly backend will be used. Install them and run: node scripts/ensure-native-tf.js`,
+    );
     return;
   }
   const problems = [];
@@ -339,7 +372,10 @@ async function main() {
       const result = await buildVariant(variant);
       removeBroken(variant.package);
       log(`ready: ${describe(result)} (${result.how}).`);
-      if (variant.cuda && !result.gpu) log('no CUDA device is visible here, so it computes on the CPU; on a machine with an NVIDIA driver it uses the GPU (check with scripts/gpu-smoke).');
+      if (variant.cuda && !result.gpu)
+        log(
+          'no CUDA device is visible here, so it computes on the CPU; on a machine with an NVIDIA driver it uses the GPU (check with scripts/gpu-smoke).',
+        );
       return;
     } catch (err) {
       problems.push(`${variant.package}: ${err.message}`);
@@ -347,7 +383,9 @@ async function main() {
     }
   }
   removeBroken(null);
-  warn(`${problems.join('; ')}.\n  The WebAssembly backend will be used. To retry: node scripts/ensure-native-tf.js (FORGE_SKIP_NATIVE_TF=1 skips this step).`);
+  warn(
+    `${problems.join('; ')}.\n  The WebAssembly backend will be used. To retry: node scripts/ensure-native-tf.js (FORGE_SKIP_NATIVE_TF=1 skips this step).`,
+  );
 }
 
 module.exports = { VARIANTS, check };

@@ -22,7 +22,12 @@ async function main(): Promise<void> {
   fs.mkdirSync(outDir, { recursive: true });
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-record-'));
   const port = await freePort();
-  const server = await startDevServer({ dbFile: path.join(root, 'temporal.db'), port, uiPort: await freePort(), logFile: path.join(root, 'temporal.log') });
+  const server = await startDevServer({
+    dbFile: path.join(root, 'temporal.db'),
+    port,
+    uiPort: await freePort(),
+    logFile: path.join(root, 'temporal.log'),
+  });
   process.env.TEMPORAL_ADDRESS = server.address;
   process.env.FORGE_DATA_DIR = path.join(root, 'data');
   const env = loadEnv();
@@ -32,12 +37,27 @@ async function main(): Promise<void> {
     const client = workers[0].client;
     const commit = process.env.FORGE_RECORD_COMMIT ?? 'unknown';
     const runs = [
-      await startRun(client, 'cognate', { sessionId: 'replay-cognate', config: { ...TINY_COGNATE, maxSteps: 12 }, models: [{ name: 'm1' }] }),
-      await startRun(client, 'agent', { sessionId: 'replay-agent', config: { maxEpisodes: 64, evalEpisodes: 16, checkpointEvery: 32 }, agents: [{ id: 'a1', architecture: 'reactive_agent' }, { id: 'a2', architecture: 'reactive_agent' }] }),
+      await startRun(client, 'cognate', {
+        sessionId: 'replay-cognate',
+        config: { ...TINY_COGNATE, maxSteps: 12 },
+        models: [{ name: 'm1' }],
+      }),
+      await startRun(client, 'agent', {
+        sessionId: 'replay-agent',
+        config: { maxEpisodes: 64, evalEpisodes: 16, checkpointEvery: 32 },
+        agents: [
+          { id: 'a1', architecture: 'reactive_agent' },
+          { id: 'a2', architecture: 'reactive_agent' },
+        ],
+      }),
     ];
     for (const r of runs) {
       await r.handle.result();
-      const json = execFileSync(temporalBinary(), ['workflow', 'show', '--workflow-id', r.workflowId, '--output', 'json', '--address', server.address], { maxBuffer: 64 << 20 });
+      const json = execFileSync(
+        temporalBinary(),
+        ['workflow', 'show', '--workflow-id', r.workflowId, '--output', 'json', '--address', server.address],
+        { maxBuffer: 64 << 20 },
+      );
       const file = path.join(outDir, `${r.pipeline}-${commit}`);
       fs.writeFileSync(`${file}.json`, json);
       fs.writeFileSync(`${file}.binpb`, temporal.api.history.v1.History.encode(await r.handle.fetchHistory()).finish());

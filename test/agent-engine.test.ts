@@ -13,7 +13,15 @@ import { readTfjsWeights } from '../common/export/tfjs';
 import { readTorchStateDict } from '../common/export/torch';
 import { AGENT_ARCHITECTURES, AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig } from '../activities/agent/config';
 import { readCheckpoint } from '../activities/agent/engine/checkpoint';
-import { ACTION_COUNT, OBS_SIZE, createEnv, planEnvironments, type EnvKind, type EnvSettings, type MultiAgentEnv } from '../activities/agent/engine/envs';
+import {
+  ACTION_COUNT,
+  OBS_SIZE,
+  createEnv,
+  planEnvironments,
+  type EnvKind,
+  type EnvSettings,
+  type MultiAgentEnv,
+} from '../activities/agent/engine/envs';
 import { createPolicy, parameterCount } from '../activities/agent/engine/policies';
 import { Rng } from '../common/rng';
 import { agentJob, evaluate, runTraining, type TrainJob } from '../activities/agent/engine/train';
@@ -57,7 +65,9 @@ function play(env: MultiAgentEnv, seed: number, choose: (agent: number, obs: Flo
   for (let t = 0; t < env.spec.horizon; t++) {
     const { obs, masks } = observeAll(env);
     trace.push(...obs);
-    const actions = Array.from({ length: env.spec.numAgents }, (_, i) => choose(i, obs.subarray(i * OBS_SIZE, (i + 1) * OBS_SIZE), masks.subarray(i * ACTION_COUNT, (i + 1) * ACTION_COUNT), rng));
+    const actions = Array.from({ length: env.spec.numAgents }, (_, i) =>
+      choose(i, obs.subarray(i * OBS_SIZE, (i + 1) * OBS_SIZE), masks.subarray(i * ACTION_COUNT, (i + 1) * ACTION_COUNT), rng),
+    );
     const r = env.step(actions);
     trace.push(r.reward);
   }
@@ -67,13 +77,16 @@ function play(env: MultiAgentEnv, seed: number, choose: (agent: number, obs: Flo
 const randomChoice = (_a: number, _o: Float32Array, mask: Float32Array, rng: Rng): number => rng.categorical(mask);
 
 describe('environments', () => {
-  test.each(['navigation', 'referential', 'delegation'] as EnvKind[])('%s: same seed, same episode; another seed, another episode', (kind) => {
-    const a = play(createEnv(settings(kind)), 11, randomChoice);
-    const b = play(createEnv(settings(kind)), 11, randomChoice);
-    const c = play(createEnv(settings(kind)), 12, randomChoice);
-    expect(a.trace).toEqual(b.trace);
-    expect(a.trace).not.toEqual(c.trace);
-  });
+  test.each(['navigation', 'referential', 'delegation'] as EnvKind[])(
+    '%s: same seed, same episode; another seed, another episode',
+    (kind) => {
+      const a = play(createEnv(settings(kind)), 11, randomChoice);
+      const b = play(createEnv(settings(kind)), 11, randomChoice);
+      const c = play(createEnv(settings(kind)), 12, randomChoice);
+      expect(a.trace).toEqual(b.trace);
+      expect(a.trace).not.toEqual(c.trace);
+    },
+  );
 
   // Referential layout: 0..2 pick, 3 wait, 4..7 broadcast tokens, 8 + 4r + v direct to agent r.
   const inbox = (obs: Float32Array, agent: number): number[] => Array.from(obs.subarray(agent * OBS_SIZE + 10, agent * OBS_SIZE + 16));
@@ -185,14 +198,20 @@ describe('credit assignment', () => {
 
 describe('policies', () => {
   const defaults = AgentForgeConfigSchema.parse({});
-  test.each(['planning_agent', 'hybrid_agent'] as AgentArchitecture[])('%s: the lookahead restricted to the valid actions gives the same logits on them', (arch) => {
-    const net = createPolicy(arch, defaults, new Rng(3), 26);
-    const obs = tf.tensor2d(Float32Array.from({ length: 5 * OBS_SIZE }, (_, i) => Math.sin(i)), [5, OBS_SIZE]);
-    const full = net.forward({ obs }).logits.arraySync();
-    const limited = net.forward({ obs, actionLimit: 17 }).logits.arraySync();
-    for (let r = 0; r < 5; r++) for (let a = 0; a < 17; a++) expect(limited[r][a]).toBeCloseTo(full[r][a], 5);
-    expect(limited[0].slice(0, 17)).not.toEqual(net.forward({ obs, actionLimit: 17 }).logits.arraySync()[1].slice(0, 17)); // rows differ: not a constant
-  });
+  test.each(['planning_agent', 'hybrid_agent'] as AgentArchitecture[])(
+    '%s: the lookahead restricted to the valid actions gives the same logits on them',
+    (arch) => {
+      const net = createPolicy(arch, defaults, new Rng(3), 26);
+      const obs = tf.tensor2d(
+        Float32Array.from({ length: 5 * OBS_SIZE }, (_, i) => Math.sin(i)),
+        [5, OBS_SIZE],
+      );
+      const full = net.forward({ obs }).logits.arraySync();
+      const limited = net.forward({ obs, actionLimit: 17 }).logits.arraySync();
+      for (let r = 0; r < 5; r++) for (let a = 0; a < 17; a++) expect(limited[r][a]).toBeCloseTo(full[r][a], 5);
+      expect(limited[0].slice(0, 17)).not.toEqual(net.forward({ obs, actionLimit: 17 }).logits.arraySync()[1].slice(0, 17)); // rows differ: not a constant
+    },
+  );
 
   test.each(AGENT_ARCHITECTURES as readonly AgentArchitecture[])('%s has 10K-100K parameters at the default config', (arch) => {
     const net = createPolicy(arch, defaults, new Rng(1), 26);
@@ -263,7 +282,8 @@ describe('checkpoints', () => {
     const b = readCheckpoint(resumed.checkpointPath);
     expect(b.meta.trainer.history.map((h) => h.reward)).toEqual(a.meta.trainer.history.map((h) => h.reward));
     expect(b.tensors.size).toBe(a.tensors.size);
-    for (const [name, t] of a.tensors) expect(Array.from(b.tensors.get(name)!.data as Float32Array)).toEqual(Array.from(t.data as Float32Array));
+    for (const [name, t] of a.tensors)
+      expect(Array.from(b.tensors.get(name)!.data as Float32Array)).toEqual(Array.from(t.data as Float32Array));
     expect(resumed.metrics).toEqual(straight.metrics);
   });
 });
@@ -272,19 +292,41 @@ describe('artifacts', () => {
   test('weights in three formats, behaviour, stats and a manifest that verifies', async () => {
     const cfg = config({ maxEpisodes: 32, batchSize: 16, evalEpisodes: 16 });
     const plan = planEnvironments(cfg, [{ id: 'solo', architecture: 'planning_agent' }]);
-    const r = await runTraining(agentJob({ config: cfg, plan, agent: { id: 'solo', architecture: 'planning_agent' }, checkpointDir: path.join(tmp, 'art-ck') }));
+    const r = await runTraining(
+      agentJob({ config: cfg, plan, agent: { id: 'solo', architecture: 'planning_agent' }, checkpointDir: path.join(tmp, 'art-ck') }),
+    );
     const env = plan.environments.find((e) => e.settings.id === r.environmentId)!.settings;
     const files = writeAgentArtifacts({
       kind: 'artifacts',
       sessionId: 's1',
       config: cfg,
       sessionDir: path.join(tmp, 'agent', 's1'),
-      agents: [{ id: 'solo', architecture: 'planning_agent', weightsCheckpoint: r.checkpointPath, trainingCheckpoint: r.checkpointPath, environment: env, variant: r.finalVariant, metrics: r.metrics!, episodesToThreshold: null }],
+      agents: [
+        {
+          id: 'solo',
+          architecture: 'planning_agent',
+          weightsCheckpoint: r.checkpointPath,
+          trainingCheckpoint: r.checkpointPath,
+          environment: env,
+          variant: r.finalVariant,
+          metrics: r.metrics!,
+          episodesToThreshold: null,
+        },
+      ],
     });
     const dir = path.join(tmp, 'agent', 's1', 'solo');
     expect(verifyManifest(dir)).toEqual([]);
     expect(files.map((f) => path.relative(dir, f.path)).sort()).toEqual(
-      ['agent_config.json', 'agent_weights.pt', 'agent_weights.safetensors', 'behavior_policy.json', 'manifest.json', 'tfjs/model.json', 'tfjs/weights.bin', 'training_stats.json'].sort(),
+      [
+        'agent_config.json',
+        'agent_weights.pt',
+        'agent_weights.safetensors',
+        'behavior_policy.json',
+        'manifest.json',
+        'tfjs/model.json',
+        'tfjs/weights.bin',
+        'training_stats.json',
+      ].sort(),
     );
     const st = readSafetensors(path.join(dir, 'agent_weights.safetensors')).tensors;
     const pt = readTorchStateDict(path.join(dir, 'agent_weights.pt'));

@@ -24,7 +24,12 @@ import { killAndWait, ROOT, sessionId, spawnWorker, testClient, waitFor } from '
 jest.setTimeout(10 * 60_000);
 const run = promisify(execFile);
 const dataDir = () => process.env.FORGE_DATA_DIR!;
-const forge = (...args: string[]) => run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'forge.ts'), ...args], { cwd: ROOT, env: process.env, maxBuffer: 16 << 20 });
+const forge = (...args: string[]) =>
+  run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'forge.ts'), ...args], {
+    cwd: ROOT,
+    env: process.env,
+    maxBuffer: 16 << 20,
+  });
 
 const SMALL = { hiddenSize: 32, numLayers: 2, numHeads: 4, batchSize: 8, evalEpisodes: 16, environmentTypes: ['interactive'] as const };
 const cfg = (over: Partial<AgentForgeConfig> = {}): AgentForgeConfig => AgentForgeConfigSchema.parse({ ...SMALL, ...over });
@@ -44,16 +49,30 @@ function refusal(fn: () => unknown): ApplicationFailure {
 }
 
 const paramsOf = (checkpoint: string, unit: string) =>
-  Object.fromEntries([...readCheckpoint(checkpoint).tensors].filter(([k]) => k.startsWith(`${unit}.param.`)).map(([k, t]) => [k.slice(unit.length + 7), Array.from(t.data as Float32Array)]));
+  Object.fromEntries(
+    [...readCheckpoint(checkpoint).tensors]
+      .filter(([k]) => k.startsWith(`${unit}.param.`))
+      .map(([k, t]) => [k.slice(unit.length + 7), Array.from(t.data as Float32Array)]),
+  );
 
 beforeAll(async () => {
   await initBackend();
-  await runAgentForgeDirect({ sessionId: parentSession, config: cfg({ trainingMode: 'task_specialization', maxEpisodes: 48, checkpointEvery: 16 }), agents: [AGENT], dataDir: dataDir() });
+  await runAgentForgeDirect({
+    sessionId: parentSession,
+    config: cfg({ trainingMode: 'task_specialization', maxEpisodes: 48, checkpointEvery: 16 }),
+    agents: [AGENT],
+    dataDir: dataDir(),
+  });
 });
 
 describe('checkInitFrom', () => {
   const check = (over: Partial<Parameters<typeof checkAgentInitFrom>[1]> = {}) =>
-    checkAgentInitFrom(dataDir(), { initFrom: { sessionId: parentSession, agent: AGENT.id, optimizerState: false }, config: AgentForgeConfigSchema.parse({}), explicitFields: [], ...over });
+    checkAgentInitFrom(dataDir(), {
+      initFrom: { sessionId: parentSession, agent: AGENT.id, optimizerState: false },
+      config: AgentForgeConfigSchema.parse({}),
+      explicitFields: [],
+      ...over,
+    });
 
   test('a fitting parent: its sizes and architecture fill what the input left unset; one agent named like the parent', () => {
     const r = check();
@@ -68,25 +87,40 @@ describe('checkInitFrom', () => {
   });
 
   test('refusals name what differs: hiddenSize, architecture; missing parent; damaged file; a path outside FORGE_DATA_DIR', () => {
-    expect(refusal(() => check({ config: cfg({ hiddenSize: 64 }), explicitFields: ['hiddenSize'] })).message).toMatch(/hiddenSize \(parent 32, this run 64\)/);
-    expect(refusal(() => check({ agents: [{ id: 'a', architecture: 'planning_agent' }] })).message).toMatch(/agent "a": architecture \(parent reactive_agent, agent "a" planning_agent\)/);
-    expect(refusal(() => check({ initFrom: { sessionId: 'no-such-session', agent: 'talker', optimizerState: false } })).message).toMatch(/does not exist/);
+    expect(refusal(() => check({ config: cfg({ hiddenSize: 64 }), explicitFields: ['hiddenSize'] })).message).toMatch(
+      /hiddenSize \(parent 32, this run 64\)/,
+    );
+    expect(refusal(() => check({ agents: [{ id: 'a', architecture: 'planning_agent' }] })).message).toMatch(
+      /agent "a": architecture \(parent reactive_agent, agent "a" planning_agent\)/,
+    );
+    expect(refusal(() => check({ initFrom: { sessionId: 'no-such-session', agent: 'talker', optimizerState: false } })).message).toMatch(
+      /does not exist/,
+    );
     const copy = path.join(dataDir(), 'copies', `${parentSession}-damaged`);
     fs.cpSync(path.join(dataDir(), 'agent', parentSession, AGENT.id), copy, { recursive: true });
     const w = path.join(copy, 'agent_weights.safetensors');
     const bytes = fs.readFileSync(w);
     bytes[bytes.length - 1] ^= 0xff;
     fs.writeFileSync(w, bytes);
-    expect(refusal(() => check({ initFrom: { path: copy, optimizerState: false } })).message).toMatch(/does not match its manifest: agent_weights\.safetensors: sha256 differs/);
+    expect(refusal(() => check({ initFrom: { path: copy, optimizerState: false } })).message).toMatch(
+      /does not match its manifest: agent_weights\.safetensors: sha256 differs/,
+    );
     expect(refusal(() => check({ initFrom: { path: '../../etc', optimizerState: false } })).message).toMatch(/not under FORGE_DATA_DIR/);
   });
 });
 
 describe('fine-tuning runs (engine)', () => {
-  const parentRef = (optimizerState: boolean) => inspectAgentParent(dataDir(), { sessionId: parentSession, agent: AGENT.id, optimizerState }).ref;
+  const parentRef = (optimizerState: boolean) =>
+    inspectAgentParent(dataDir(), { sessionId: parentSession, agent: AGENT.id, optimizerState }).ref;
   const job = (dir: string, optimizerState: boolean, over: Partial<AgentForgeConfig> = {}): TrainJob => {
     const config = cfg({ trainingMode: 'behavior_adaptation', maxEpisodes: 48, checkpointEvery: 16, seed: 7, ...over });
-    return agentJob({ config, plan: planEnvironments(config, [AGENT]), agent: AGENT, checkpointDir: path.join(dataDir(), 'checkpoints', 'agent', dir, AGENT.id), parent: parentRef(optimizerState) });
+    return agentJob({
+      config,
+      plan: planEnvironments(config, [AGENT]),
+      agent: AGENT,
+      checkpointDir: path.join(dataDir(), 'checkpoints', 'agent', dir, AGENT.id),
+      parent: parentRef(optimizerState),
+    });
   };
   const parentCheckpoint = () => parentRef(true).checkpoint!;
 
@@ -105,13 +139,20 @@ describe('fine-tuning runs (engine)', () => {
     expect(m(fresh).every((v) => v === 0)).toBe(true);
     expect(adam.meta.units[0].adamStep).toBe(parent.meta.units[0].adamStep);
     expect(fresh.meta.units[0].adamStep).toBe(0);
-    expect(fresh.meta.trainer.parent).toMatchObject({ sessionId: parentSession, agentId: 'talker', weightsSha256: parentRef(false).weightsSha256 });
+    expect(fresh.meta.trainer.parent).toMatchObject({
+      sessionId: parentSession,
+      agentId: 'talker',
+      weightsSha256: parentRef(false).weightsSha256,
+    });
   });
 
   test('a resumed fine-tuning run continues from its own checkpoint, never the parent (which may be gone), and ends like an uninterrupted one', async () => {
     const interrupted = job(sessionId('ft-r'), false, { trainingMode: 'task_specialization' });
     let saved = 0;
-    const first = await runTraining(interrupted, { emit: (e) => void (e.type === 'checkpoint' && saved++), stopRequested: () => saved > 0 });
+    const first = await runTraining(interrupted, {
+      emit: (e) => void (e.type === 'checkpoint' && saved++),
+      stopRequested: () => saved > 0,
+    });
     expect(first.stopped).toBe(true);
     expect(first.episodesRun).toBe(16);
     const uninterrupted = await runTraining(job(sessionId('ft-u'), false, { trainingMode: 'task_specialization' }));
@@ -138,7 +179,11 @@ test('what fine-tuning buys (seeded evaluations): fewer episodes to the success 
   const measured: Record<string, { fineTuned: number | null; scratch: number | null; budget: number }> = {};
   for (const s of scenarios(1)) {
     const r = await compareFineTuning({ ...s, dataDir: path.join(dataDir(), 'finetune-compare'), evalEpisodes: 64 });
-    measured[s.name] = { fineTuned: r.fineTuned.episodesToThreshold, scratch: r.scratch.episodesToThreshold, budget: s.childConfig.maxEpisodes };
+    measured[s.name] = {
+      fineTuned: r.fineTuned.episodesToThreshold,
+      scratch: r.scratch.episodesToThreshold,
+      budget: s.childConfig.maxEpisodes,
+    };
     // The comparison is only meaningful when the parent did not already solve the child's task.
     expect(r.fineTuned.curve[0].successRate).toBeLessThan(s.childConfig.adaptationThreshold);
   }
@@ -183,11 +228,26 @@ describe('workflow and CLI', () => {
 
   test('forge start agent --init-from <session>/<agent>: trains from the parent, artifacts record it, forge list shows the lineage', async () => {
     const id = sessionId('ft-cli');
-    await forge('start', 'agent', '--session', id, '--init-from', `${parentSession}/${AGENT.id}`, '--set', 'maxEpisodes=32', '--set', 'evalEpisodes=8', '--set', 'trainingMode=behavior_adaptation', '--set', 'environmentTypes=["interactive"]');
+    await forge(
+      'start',
+      'agent',
+      '--session',
+      id,
+      '--init-from',
+      `${parentSession}/${AGENT.id}`,
+      '--set',
+      'maxEpisodes=32',
+      '--set',
+      'evalEpisodes=8',
+      '--set',
+      'trainingMode=behavior_adaptation',
+      '--set',
+      'environmentTypes=["interactive"]',
+    );
     const result = JSON.parse(
       (
         await forge('result', 'agent', id).catch(async (e: Error) => {
-          throw new Error(`${e.message}\n${(await forge("status", "agent", id)).stdout}\n${worker.log().slice(-3000)}`);
+          throw new Error(`${e.message}\n${(await forge('status', 'agent', id)).stdout}\n${worker.log().slice(-3000)}`);
         })
       ).stdout,
     );
@@ -198,22 +258,40 @@ describe('workflow and CLI', () => {
     const parentSha = inspectAgentParent(dataDir(), { sessionId: parentSession, agent: AGENT.id, optimizerState: false }).ref.weightsSha256;
     const dir = path.join(dataDir(), 'agent', id, AGENT.id);
     for (const file of ['agent_config.json', 'training_stats.json']) {
-      expect(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')).parent).toMatchObject({ sessionId: parentSession, agent: AGENT.id, weightsSha256: parentSha });
+      expect(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')).parent).toMatchObject({
+        sessionId: parentSession,
+        agent: AGENT.id,
+        weightsSha256: parentSha,
+      });
     }
     const listed = (await forge('list', 'agent')).stdout.split('\n').find((l) => l.includes(`agent-${id}`));
     expect(listed).toContain(`<- ${parentSession}/${AGENT.id}`);
   });
 });
 
-test('SIGKILL of the worker during a fine-tuning run, parent deleted: the retried activity resumes from the run\'s own checkpoint', async () => {
+test("SIGKILL of the worker during a fine-tuning run, parent deleted: the retried activity resumes from the run's own checkpoint", async () => {
   let worker = spawnWorker('agent');
   const client = await testClient();
   const id = sessionId('ft-crash');
   const parentDir = path.join(dataDir(), 'agent', parentSession, AGENT.id);
   const aside = `${parentDir}.crash-aside`;
   try {
-    const started = await startRun(client, 'agent', { sessionId: id, config: { maxEpisodes: 1500, evalEpisodes: 8, checkpointEvery: 20, trainingMode: 'task_specialization', environmentTypes: ['interactive'] }, initFrom: { sessionId: parentSession, agent: AGENT.id } });
-    await waitFor('fine-tuning past episode 40', async () => ((await started.handle.query<AgentForgeProgress>('progress')).agents[AGENT.id]?.episode ?? 0) >= 45, 5 * 60_000);
+    const started = await startRun(client, 'agent', {
+      sessionId: id,
+      config: {
+        maxEpisodes: 1500,
+        evalEpisodes: 8,
+        checkpointEvery: 20,
+        trainingMode: 'task_specialization',
+        environmentTypes: ['interactive'],
+      },
+      initFrom: { sessionId: parentSession, agent: AGENT.id },
+    });
+    await waitFor(
+      'fine-tuning past episode 40',
+      async () => ((await started.handle.query<AgentForgeProgress>('progress')).agents[AGENT.id]?.episode ?? 0) >= 45,
+      5 * 60_000,
+    );
     await killAndWait(worker.proc, 'SIGKILL');
     fs.renameSync(parentDir, aside);
     worker = spawnWorker('agent');

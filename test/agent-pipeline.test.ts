@@ -38,7 +38,14 @@ interface ArtifactFile {
 function expectArtifactsOnDisk(files: ArtifactFile[], agentIds: string[]) {
   for (const id of agentIds) {
     const names = files.filter((f) => f.agentId === id).map((f) => path.basename(f.path));
-    for (const required of ['agent_weights.pt', 'agent_weights.safetensors', 'agent_config.json', 'behavior_policy.json', 'training_stats.json', 'manifest.json']) {
+    for (const required of [
+      'agent_weights.pt',
+      'agent_weights.safetensors',
+      'agent_config.json',
+      'behavior_policy.json',
+      'training_stats.json',
+      'manifest.json',
+    ]) {
       expect(names).toContain(required);
     }
   }
@@ -53,15 +60,35 @@ test('a run started with the plain temporal CLI completes, and `temporal workflo
   try {
     const id = sessionId('cli');
     const workflowId = `agent-${id}`;
-    const input = { sessionId: id, config: { maxEpisodes: 300, evalEpisodes: 40, checkpointEvery: 25 }, agents: [{ id: 'scout', architecture: 'reactive_agent' }, { id: 'planner', architecture: 'planning_agent' }] };
-    await cli('workflow', 'start', '--type', WORKFLOW_TYPES.agent, '--task-queue', 'agent-forge', '--workflow-id', workflowId, '--input', JSON.stringify(input));
+    const input = {
+      sessionId: id,
+      config: { maxEpisodes: 300, evalEpisodes: 40, checkpointEvery: 25 },
+      agents: [
+        { id: 'scout', architecture: 'reactive_agent' },
+        { id: 'planner', architecture: 'planning_agent' },
+      ],
+    };
+    await cli(
+      'workflow',
+      'start',
+      '--type',
+      WORKFLOW_TYPES.agent,
+      '--task-queue',
+      'agent-forge',
+      '--workflow-id',
+      workflowId,
+      '--input',
+      JSON.stringify(input),
+    );
 
     // Two distinct, increasing episode counts seen through the CLI while training runs.
     const seen: number[] = [];
     await waitFor(
       'the episode to advance in the progress query',
       async () => {
-        const out = JSON.parse(await cli('workflow', 'query', '--workflow-id', workflowId, '--name', 'progress', '--output', 'json')) as { queryResult: AgentForgeProgress[] };
+        const out = JSON.parse(await cli('workflow', 'query', '--workflow-id', workflowId, '--name', 'progress', '--output', 'json')) as {
+          queryResult: AgentForgeProgress[];
+        };
         const p = out.queryResult[0];
         if (p.phase === 'training' && p.episode > 0 && !seen.includes(p.episode)) seen.push(p.episode);
         return seen.length >= 2;
@@ -109,10 +136,14 @@ test('SIGKILL of the worker during trainAgents: a new worker finishes the run, r
   });
   try {
     // Wait until training is past its second checkpoint, then kill the worker and its trainers without warning.
-    await waitFor('training past episode 40', async () => {
-      const p = await progressOf(started.handle);
-      return (p.agents.solo?.episode ?? 0) >= 45;
-    }, 8 * 60_000);
+    await waitFor(
+      'training past episode 40',
+      async () => {
+        const p = await progressOf(started.handle);
+        return (p.agents.solo?.episode ?? 0) >= 45;
+      },
+      8 * 60_000,
+    );
     await killAndWait(worker.proc, 'SIGKILL');
     worker = spawnWorker('agent');
     const result = await started.handle.result();
@@ -122,7 +153,9 @@ test('SIGKILL of the worker during trainAgents: a new worker finishes the run, r
     expect(solo.episodesRun).toBe(400);
     // The history records the retried attempt of trainAgents.
     const events = (await started.handle.fetchHistory()).events ?? [];
-    const startedAttempts = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
+    const startedAttempts = events
+      .filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
     expect(Math.max(...startedAttempts)).toBeGreaterThan(1);
   } finally {
     await killAndWait(worker.proc, 'SIGTERM');

@@ -10,7 +10,11 @@ import { startWorkflowOnlyWorker, testClient, workflowFailure } from './helpers/
 
 const INVALID: { name: string; input: Record<string, unknown>; field: string }[] = [
   { name: 'unknown trainingMode', input: { sessionId: 'v1', config: { trainingMode: 'telepathy' } }, field: 'config.trainingMode' },
-  { name: 'unknown architecture', input: { sessionId: 'v2', config: { agentArchitecture: 'lstm_agent' } }, field: 'config.agentArchitecture' },
+  {
+    name: 'unknown architecture',
+    input: { sessionId: 'v2', config: { agentArchitecture: 'lstm_agent' } },
+    field: 'config.agentArchitecture',
+  },
   { name: 'negative episodes', input: { sessionId: 'v3', config: { maxEpisodes: -5 } }, field: 'config.maxEpisodes' },
   { name: 'fractional episodes', input: { sessionId: 'v4', config: { maxEpisodes: 10.5 } }, field: 'config.maxEpisodes' },
   {
@@ -25,9 +29,17 @@ const INVALID: { name: string; input: Record<string, unknown>; field: string }[]
   { name: 'non-numeric rate', input: { sessionId: 'v10', config: { learningRate: 'fast' } }, field: 'config.learningRate' },
   { name: 'exploration rate above 1', input: { sessionId: 'v11', config: { explorationRate: 1.5 } }, field: 'config.explorationRate' },
   { name: 'empty environment list', input: { sessionId: 'v12', config: { environmentTypes: [] } }, field: 'config.environmentTypes' },
-  { name: 'unknown protocol', input: { sessionId: 'v13', config: { communicationProtocols: ['carrier_pigeon'] } }, field: 'config.communicationProtocols.0' },
+  {
+    name: 'unknown protocol',
+    input: { sessionId: 'v13', config: { communicationProtocols: ['carrier_pigeon'] } },
+    field: 'config.communicationProtocols.0',
+  },
   { name: 'duplicate agent ids', input: { sessionId: 'v14', agents: [{ id: 'x' }, { id: 'x' }] }, field: 'agents.1.id' },
-  { name: 'numHeads not dividing hiddenSize', input: { sessionId: 'v15', config: { hiddenSize: 30, numHeads: 8 } }, field: 'config.numHeads' },
+  {
+    name: 'numHeads not dividing hiddenSize',
+    input: { sessionId: 'v15', config: { hiddenSize: 30, numHeads: 8 } },
+    field: 'config.numHeads',
+  },
   { name: 'missing sessionId', input: { config: {} }, field: 'sessionId' },
   {
     name: 'a team larger than the environments seat',
@@ -52,7 +64,9 @@ afterAll(async () => {
 describe('client-side validation', () => {
   test.each(INVALID)('$name is rejected naming $field, and no run starts', async ({ input, field }) => {
     await expect(startRun(client, 'agent', input)).rejects.toThrow(InvalidInputError);
-    await expect(startRun(client, 'agent', input)).rejects.toThrow(field === '(input)' ? /\(input\)|Unrecognized key/ : new RegExp(`${field.replace(/\./g, '\\.')}:`));
+    await expect(startRun(client, 'agent', input)).rejects.toThrow(
+      field === '(input)' ? /\(input\)|Unrecognized key/ : new RegExp(`${field.replace(/\./g, '\\.')}:`),
+    );
   });
 });
 

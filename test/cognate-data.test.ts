@@ -52,7 +52,11 @@ async function failure(p: Promise<unknown>): Promise<Error & { nonRetryable?: bo
 
 const readTokens = (dir: string, file: string, dtype: string) => {
   const buf = fs.readFileSync(path.join(dir, file));
-  return Array.from(dtype === 'uint16' ? new Uint16Array(buf.buffer, buf.byteOffset, buf.length / 2) : new Uint32Array(buf.buffer, buf.byteOffset, buf.length / 4));
+  return Array.from(
+    dtype === 'uint16'
+      ? new Uint16Array(buf.buffer, buf.byteOffset, buf.length / 2)
+      : new Uint32Array(buf.buffer, buf.byteOffset, buf.length / 4),
+  );
 };
 
 describe('hub layout', () => {
@@ -94,15 +98,22 @@ describe('download mode (loopback hub)', () => {
     expect(first.reused).toBe(false);
     expect(first.stats.sourceFiles.every((f) => f.origin === 'hub')).toBe(true);
     // HotpotQA's first train shard (5 rows) is short of maxTrainSamples, so the second is fetched too
-    expect(first.stats.sourceFiles.map((f) => f.name)).toContain('hotpotqa/hotpot_qa@1908d6afbbead072334abe2965f91bd2709910ab/distractor/train-00001-of-00002.parquet');
+    expect(first.stats.sourceFiles.map((f) => f.name)).toContain(
+      'hotpotqa/hotpot_qa@1908d6afbbead072334abe2965f91bd2709910ab/distractor/train-00001-of-00002.parquet',
+    );
     const expected = Object.values(HUB_DATASETS).flatMap((spec) =>
-      [...spec.files.train, ...spec.files.validation].map((file) => ({ name: `${spec.repo}@${spec.revision}/${file}`, sha256: hub?.files.get(`${spec.repo}/${file}`)?.sha256 })),
+      [...spec.files.train, ...spec.files.validation].map((file) => ({
+        name: `${spec.repo}@${spec.revision}/${file}`,
+        sha256: hub?.files.get(`${spec.repo}/${file}`)?.sha256,
+      })),
     );
     expect(first.stats.sourceFiles.map((f) => ({ name: f.name, sha256: f.sha256 }))).toEqual(expected);
     const gsm = HUB_DATASETS.GSM8K;
     const cached = hubCachePath(path.join(dataDir, 'datasets'), gsm.repo, gsm.revision, gsm.files.train[0]);
     expect(fs.existsSync(cached)).toBe(true);
-    expect(JSON.parse(fs.readFileSync(`${cached}.meta.json`, 'utf8')).sha256).toBe(hub.files.get(`openai/gsm8k/${gsm.files.train[0]}`)?.sha256);
+    expect(JSON.parse(fs.readFileSync(`${cached}.meta.json`, 'utf8')).sha256).toBe(
+      hub.files.get(`openai/gsm8k/${gsm.files.train[0]}`)?.sha256,
+    );
     // hub split sizes: GSM8K 40/10, SVAMP 30/10, HotpotQA 9/3 -> all short validation rows are hub test rows
     expect(first.stats.validation.sources).toEqual({ GSM8K: 7, SVAMP: 7, HotpotQA: 3 });
     expect(events.some((e) => e.stage === 'tokenizer')).toBe(true);
@@ -124,7 +135,11 @@ describe('download mode (loopback hub)', () => {
     const saved = process.env.HF_ENDPOINT;
     process.env.HF_ENDPOINT = hub.url;
     try {
-      const result = await prepare({ config: config({ datasetSources: ['GSM8K', 'SVAMP'] }), dataDir: tempDir('retry'), retry: FAST_RETRY });
+      const result = await prepare({
+        config: config({ datasetSources: ['GSM8K', 'SVAMP'] }),
+        dataDir: tempDir('retry'),
+        retry: FAST_RETRY,
+      });
       expect(result.stats.train.documents).toBeGreaterThan(0);
     } finally {
       if (saved === undefined) delete process.env.HF_ENDPOINT;
@@ -137,19 +152,32 @@ describe('download mode (loopback hub)', () => {
   });
 
   test('a 404 is a non-retryable error naming the URL; persistent 5xx gives up with a retryable one', async () => {
-    hub = await startHubServer({ failures: [{ file: 'main/test-00000-of-00001.parquet', kind: 'status', status: 404 }, { file: 'default/test/0000.parquet', kind: 'status', status: 503 }] });
-    const notFound = await failure(prepare({ config: config({ datasetSources: ['GSM8K'] }), dataDir: tempDir('404'), hubEndpoint: hub.url, retry: FAST_RETRY }));
-    expect(notFound.message).toContain(`${hub.url}/datasets/openai/gsm8k/resolve/740312add88f781978c0658806c59bc2815b9866/main/test-00000-of-00001.parquet: 404 not found`);
+    hub = await startHubServer({
+      failures: [
+        { file: 'main/test-00000-of-00001.parquet', kind: 'status', status: 404 },
+        { file: 'default/test/0000.parquet', kind: 'status', status: 503 },
+      ],
+    });
+    const notFound = await failure(
+      prepare({ config: config({ datasetSources: ['GSM8K'] }), dataDir: tempDir('404'), hubEndpoint: hub.url, retry: FAST_RETRY }),
+    );
+    expect(notFound.message).toContain(
+      `${hub.url}/datasets/openai/gsm8k/resolve/740312add88f781978c0658806c59bc2815b9866/main/test-00000-of-00001.parquet: 404 not found`,
+    );
     expect(notFound.nonRetryable).toBe(true);
 
-    const unavailable = await failure(prepare({ config: config({ datasetSources: ['SVAMP'] }), dataDir: tempDir('503'), hubEndpoint: hub.url, retry: FAST_RETRY }));
+    const unavailable = await failure(
+      prepare({ config: config({ datasetSources: ['SVAMP'] }), dataDir: tempDir('503'), hubEndpoint: hub.url, retry: FAST_RETRY }),
+    );
     expect(unavailable.message).toMatch(/default\/test\/0000\.parquet failed after 3 attempts: .*HTTP 503/);
     expect(unavailable.nonRetryable).toBeUndefined();
   });
 
   test('a truncated parquet file on the hub is a non-retryable error naming the file', async () => {
     hub = await startHubServer({ failures: [{ file: 'distractor/validation-00000-of-00001.parquet', kind: 'corrupt' }] });
-    const err = await failure(prepare({ config: config({ datasetSources: ['HotpotQA'] }), dataDir: tempDir('corrupt'), hubEndpoint: hub.url, retry: FAST_RETRY }));
+    const err = await failure(
+      prepare({ config: config({ datasetSources: ['HotpotQA'] }), dataDir: tempDir('corrupt'), hubEndpoint: hub.url, retry: FAST_RETRY }),
+    );
     expect(err.message).toContain('distractor/validation-00000-of-00001.parquet');
     expect(err.message).toContain('not a readable parquet file');
     expect(err.nonRetryable).toBe(true);
@@ -161,7 +189,11 @@ describe('download mode (loopback hub)', () => {
     await prepare({ config: config({ datasetSources: ['GSM8K'] }), dataDir, hubEndpoint: hub.url });
     await hub.close();
     hub = undefined;
-    const offline = await prepare({ config: config({ datasetSources: ['GSM8K'], datasetMode: 'offline' }), dataDir, hubEndpoint: 'http://127.0.0.1:9' });
+    const offline = await prepare({
+      config: config({ datasetSources: ['GSM8K'], datasetMode: 'offline' }),
+      dataDir,
+      hubEndpoint: 'http://127.0.0.1:9',
+    });
     expect(offline.reused).toBe(true);
     expect(offline.stats.sourceFiles.every((f) => f.origin === 'hub')).toBe(true);
   });
@@ -173,7 +205,11 @@ describe('loopback hub files', () => {
     const hub = await startHubServer();
     const dir = tempDir('pyarrow');
     try {
-      for (const [name, source] of [['gsm8k', 'GSM8K'], ['svamp', 'SVAMP'], ['hotpot', 'HotpotQA']] as const) {
+      for (const [name, source] of [
+        ['gsm8k', 'GSM8K'],
+        ['svamp', 'SVAMP'],
+        ['hotpot', 'HotpotQA'],
+      ] as const) {
         const spec = HUB_DATASETS[source];
         const res = await fetch(hubFileUrl(hub.url, spec.repo, spec.revision, spec.files.validation[0]));
         fs.writeFileSync(path.join(dir, `${name}.parquet`), Buffer.from(await res.arrayBuffer()));
@@ -192,7 +228,15 @@ describe('loopback hub files', () => {
     const out = JSON.parse(execFileSync('python3', ['-c', script, dir], { encoding: 'utf8' }));
     expect(out.gsm8k.schema).toEqual({ question: 'string', answer: 'string' });
     expect(out.gsm8k.rows).toBe(10);
-    expect(out.svamp.schema).toEqual({ ID: 'string', Body: 'string', Question: 'string', Equation: 'string', Answer: 'double', Type: 'string', question_concat: 'string' });
+    expect(out.svamp.schema).toEqual({
+      ID: 'string',
+      Body: 'string',
+      Question: 'string',
+      Equation: 'string',
+      Answer: 'double',
+      Type: 'string',
+      question_concat: 'string',
+    });
     expect(out.hotpot.schema).toMatchObject({
       id: 'string',
       supporting_facts: 'struct<title: list<element: string>, sent_id: list<element: int32>>',
@@ -207,7 +251,11 @@ describe('loopback hub files', () => {
 describe('offline mode with original files', () => {
   test('reads original-format GSM8K jsonl, SVAMP json and HotpotQA json from a local folder (the committed fixtures)', async () => {
     const dataDir = tempDir('offline-fixtures');
-    const result = await prepare({ config: config({ datasetMode: 'offline', localDatasetDir: FIXTURES_DIR, maxTrainSamples: 40, maxEvalSamples: 10 }), dataDir, hubEndpoint: 'http://127.0.0.1:9' });
+    const result = await prepare({
+      config: config({ datasetMode: 'offline', localDatasetDir: FIXTURES_DIR, maxTrainSamples: 40, maxEvalSamples: 10 }),
+      dataDir,
+      hubEndpoint: 'http://127.0.0.1:9',
+    });
     const { stats } = result;
     expect(stats.sourceFiles.map((f) => [f.name, f.sha256])).toEqual([
       ['gsm8k/train.jsonl', '36031994776bdec88b524a9cb53d166d4da21a651cfa4e0c5aac5f80e2ea21aa'],
@@ -220,26 +268,38 @@ describe('offline mode with original files', () => {
     expect(fs.existsSync(path.join(dataDir, 'datasets', 'hub'))).toBe(false);
   });
 
-  (HAS_SHARED ? test : test.skip)('reads the full original GSM8K jsonl, SVAMP json and HotpotQA json (../shared/datasets, developer and CI machines only)', async () => {
-    const dataDir = tempDir('offline');
-    const result = await prepare({ config: config({ datasetMode: 'offline', localDatasetDir: SHARED, maxTrainSamples: 100, maxEvalSamples: 30 }), dataDir, hubEndpoint: 'http://127.0.0.1:9' });
-    const { stats } = result;
-    expect(stats.sourceFiles.map((f) => [f.name, f.sha256])).toEqual([
-      ['gsm8k/train.jsonl', '17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465'],
-      ['gsm8k/test.jsonl', '3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14'],
-      ['svamp/SVAMP.json', '5be77703a6d891ae476d7c082787ad361392aa02453b132516cdd5f4e7934e3e'],
-      ['hotpotqa/dev_distractor_sample.json', 'df25c74b745e9155ed7c5a68ac432bc8b07c172d1a677dc064e736229c05e96c'],
-    ]);
-    // shortFraction 0.7 of 100: 70 short split equally over GSM8K and SVAMP, 30 long
-    expect(stats.train.sources).toEqual({ GSM8K: 35, SVAMP: 35, HotpotQA: 30 });
-    expect(stats.train.longDocuments).toBe(30);
-    expect(stats.validation.sources).toEqual({ GSM8K: 10, SVAMP: 11, HotpotQA: 9 });
-    expect(fs.existsSync(path.join(dataDir, 'datasets', 'hub'))).toBe(false);
-  });
+  (HAS_SHARED ? test : test.skip)(
+    'reads the full original GSM8K jsonl, SVAMP json and HotpotQA json (../shared/datasets, developer and CI machines only)',
+    async () => {
+      const dataDir = tempDir('offline');
+      const result = await prepare({
+        config: config({ datasetMode: 'offline', localDatasetDir: SHARED, maxTrainSamples: 100, maxEvalSamples: 30 }),
+        dataDir,
+        hubEndpoint: 'http://127.0.0.1:9',
+      });
+      const { stats } = result;
+      expect(stats.sourceFiles.map((f) => [f.name, f.sha256])).toEqual([
+        ['gsm8k/train.jsonl', '17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465'],
+        ['gsm8k/test.jsonl', '3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14'],
+        ['svamp/SVAMP.json', '5be77703a6d891ae476d7c082787ad361392aa02453b132516cdd5f4e7934e3e'],
+        ['hotpotqa/dev_distractor_sample.json', 'df25c74b745e9155ed7c5a68ac432bc8b07c172d1a677dc064e736229c05e96c'],
+      ]);
+      // shortFraction 0.7 of 100: 70 short split equally over GSM8K and SVAMP, 30 long
+      expect(stats.train.sources).toEqual({ GSM8K: 35, SVAMP: 35, HotpotQA: 30 });
+      expect(stats.train.longDocuments).toBe(30);
+      expect(stats.validation.sources).toEqual({ GSM8K: 10, SVAMP: 11, HotpotQA: 9 });
+      expect(fs.existsSync(path.join(dataDir, 'datasets', 'hub'))).toBe(false);
+    },
+  );
 
   test('without cache or local files: a clear error naming what is missing', async () => {
     const empty = tempDir('empty');
-    const err = await failure(prepare({ config: config({ datasetMode: 'offline', localDatasetDir: empty, datasetSources: ['SVAMP'] }), dataDir: tempDir('offline-missing') }));
+    const err = await failure(
+      prepare({
+        config: config({ datasetMode: 'offline', localDatasetDir: empty, datasetSources: ['SVAMP'] }),
+        dataDir: tempDir('offline-missing'),
+      }),
+    );
     expect(err.message).toContain('offline mode: no data for SVAMP');
     expect(err.message).toContain('refs/convert/parquet');
     expect(err.message).toContain(path.join(empty, 'svamp/SVAMP.json'));
@@ -252,20 +312,26 @@ describe('offline mode with original files', () => {
     const rows = JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, 'svamp/SVAMP.json'), 'utf8')) as Record<string, unknown>[];
     delete rows[2].Equation;
     fs.writeFileSync(path.join(dir, 'svamp/SVAMP.json'), JSON.stringify(rows));
-    const missing = await failure(prepare({ config: config({ datasetMode: 'offline', localDatasetDir: dir, datasetSources: ['SVAMP'] }), dataDir: tempDir('m1') }));
+    const missing = await failure(
+      prepare({ config: config({ datasetMode: 'offline', localDatasetDir: dir, datasetSources: ['SVAMP'] }), dataDir: tempDir('m1') }),
+    );
     expect(missing.message).toBe(`${path.join(dir, 'svamp/SVAMP.json')} row 3: missing field "Equation"`);
     expect(missing.nonRetryable).toBe(true);
 
     rows[2].Equation = '( 1.0 + 2.0 )';
     rows[5].Answer = 'many';
     fs.writeFileSync(path.join(dir, 'svamp/SVAMP.json'), JSON.stringify(rows));
-    const wrongType = await failure(prepare({ config: config({ datasetMode: 'offline', localDatasetDir: dir, datasetSources: ['SVAMP'] }), dataDir: tempDir('m2') }));
+    const wrongType = await failure(
+      prepare({ config: config({ datasetMode: 'offline', localDatasetDir: dir, datasetSources: ['SVAMP'] }), dataDir: tempDir('m2') }),
+    );
     expect(wrongType.message).toBe(`${path.join(dir, 'svamp/SVAMP.json')} row 6: field "Answer" must be a number (found string "many")`);
 
     fs.mkdirSync(path.join(dir, 'gsm8k'));
     fs.writeFileSync(path.join(dir, 'gsm8k/train.jsonl'), '{"question": "q", "answer": "a"}\n{"question": "q2", "answer": 7}\n');
     fs.writeFileSync(path.join(dir, 'gsm8k/test.jsonl'), '{"question": "q", "answer": "a"}\n{"question": "trunc');
-    const badLine = await failure(prepare({ config: config({ datasetMode: 'offline', localDatasetDir: dir, datasetSources: ['GSM8K'] }), dataDir: tempDir('m3') }));
+    const badLine = await failure(
+      prepare({ config: config({ datasetMode: 'offline', localDatasetDir: dir, datasetSources: ['GSM8K'] }), dataDir: tempDir('m3') }),
+    );
     expect(badLine.message).toBe(`${path.join(dir, 'gsm8k/train.jsonl')} line 2: field "answer" must be a string (found number 7)`);
   });
 });
@@ -301,7 +367,9 @@ describe('fixtures mode end to end', () => {
     const svampRows = JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, 'svamp/SVAMP.json'), 'utf8'));
     const svampTexts = svampRows.map((r: unknown) => formatSvamp(r, 'svamp').text);
     expect(svampTexts.filter((t: string) => texts.has(t))).toHaveLength(36);
-    expect(svampTexts[0]).toBe('Problem: Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack How much do you have to pay to buy each pack?\nSolution: ( 76.0 - 25.0 ) = 51');
+    expect(svampTexts[0]).toBe(
+      'Problem: Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack How much do you have to pay to buy each pack?\nSolution: ( 76.0 - 25.0 ) = 51',
+    );
     const hotpot = JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, 'hotpotqa/dev_distractor_sample.json'), 'utf8'));
     const hotpotText = formatHotpotQa(hotpot[0], 'hotpot').text;
     expect(hotpotText.startsWith('Context:\nEd Wood (film): Ed Wood is a 1994 American biographical period comedy-drama film')).toBe(true);
@@ -345,7 +413,12 @@ describe('process and stop handling', () => {
   test('a stop request before publishing leaves nothing behind', async () => {
     const dataDir = tempDir('stop');
     let calls = 0;
-    const err = await failure(prepareDatasets({ config: config({ datasetMode: 'fixtures' }), dataDir }, { emit: () => undefined, stopRequested: () => ++calls > 3 }));
+    const err = await failure(
+      prepareDatasets(
+        { config: config({ datasetMode: 'fixtures' }), dataDir },
+        { emit: () => undefined, stopRequested: () => ++calls > 3 },
+      ),
+    );
     expect(err.message).toMatch(/stopped on request/);
     const prepared = path.join(dataDir, 'datasets', 'prepared');
     expect(fs.existsSync(prepared) ? fs.readdirSync(prepared) : []).toEqual([]);
@@ -377,7 +450,10 @@ describe('tokenizer', () => {
   test('stops early when no pair occurs twice', () => {
     const tokenizer = trainByteLevelBpe(['abcabc'], { vocabSize: 1000 });
     // pre-token "abcabc": ab (2x) -> abc (2x) -> abcabc (1x: not merged)
-    expect(tokenizer.toJSON().model.merges).toEqual([['a', 'b'], ['ab', 'c']]);
+    expect(tokenizer.toJSON().model.merges).toEqual([
+      ['a', 'b'],
+      ['ab', 'c'],
+    ]);
     expect(tokenizer.vocabSize).toBe(260);
   });
 
@@ -386,7 +462,9 @@ describe('tokenizer', () => {
     saveTokenizer(trainByteLevelBpe(corpus(), { vocabSize: 600 }), file);
     const size = loadTokenizer(file).vocabSize;
     expect(size).toBe(600);
-    const err = await failure(prepare({ config: config({ datasetMode: 'fixtures', tokenizerPath: file, vocabSize: 450 }), dataDir: tempDir('vocab') }));
+    const err = await failure(
+      prepare({ config: config({ datasetMode: 'fixtures', tokenizerPath: file, vocabSize: 450 }), dataDir: tempDir('vocab') }),
+    );
     expect(err.message).toContain(`has ${size} tokens but config.vocabSize is 450`);
     expect(err.nonRetryable).toBe(true);
     const tooSmall = await failure(prepare({ config: config({ datasetMode: 'fixtures', vocabSize: 100 }), dataDir: tempDir('vocab2') }));
@@ -394,28 +472,41 @@ describe('tokenizer', () => {
   });
 
   const hasPythonTokenizers = spawnSync('python3', ['-c', 'import tokenizers'], { stdio: 'ignore' }).status === 0;
-  (hasPythonTokenizers ? test : test.skip)('Python `tokenizers` loads tokenizer.json and encodes identically (skipped when not installed)', () => {
-    const dir = tempDir('py');
-    const file = path.join(dir, 'tokenizer.json');
-    const hotpot = JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, 'hotpotqa/dev_distractor_sample.json'), 'utf8'));
-    // Runs of U+0085 / U+FEFF: JS's \s and Oniguruma's disagree on both. Repeated so that merges across
-    // them are learned, a split that differs from the Rust one then changes the ids.
-    const edgeCases = ['x\u0085\u0085y', 'z\ufeff\ufeffw', 'a\u00a0\u00a0 b'];
-    const texts = [...corpus(), ...hotpot.map((r: unknown) => formatHotpotQa(r, 'hotpot').text), ...Array.from({ length: 20 }, () => edgeCases).flat()];
-    const tokenizer = trainByteLevelBpe(texts, { vocabSize: 1500 });
-    saveTokenizer(tokenizer, file);
-    const probes = [...texts.slice(0, 20), ...texts.slice(40, 43), ...edgeCases, "It's 1,234.5 km\u00a0away;\u0085 we'll see\r\n\tÜber 東京 🙂  ", 'x<|endoftext|>y<|pad|>'];
-    fs.writeFileSync(path.join(dir, 'probes.json'), JSON.stringify(probes));
-    const script = [
-      'import json, sys',
-      'from tokenizers import Tokenizer',
-      't = Tokenizer.from_file(sys.argv[1])',
-      'probes = json.load(open(sys.argv[2]))',
-      'print(json.dumps({"size": t.get_vocab_size(), "ids": [t.encode(p).ids for p in probes], "text": [t.decode(t.encode(p).ids) for p in probes]}))',
-    ].join('\n');
-    const out = JSON.parse(execFileSync('python3', ['-c', script, file, path.join(dir, 'probes.json')], { encoding: 'utf8' }));
-    expect(out.size).toBe(tokenizer.vocabSize);
-    expect(out.ids).toEqual(probes.map((p) => tokenizer.encode(p)));
-    expect(out.text).toEqual(probes.map((p) => tokenizer.decode(tokenizer.encode(p))));
-  });
+  (hasPythonTokenizers ? test : test.skip)(
+    'Python `tokenizers` loads tokenizer.json and encodes identically (skipped when not installed)',
+    () => {
+      const dir = tempDir('py');
+      const file = path.join(dir, 'tokenizer.json');
+      const hotpot = JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, 'hotpotqa/dev_distractor_sample.json'), 'utf8'));
+      // Runs of U+0085 / U+FEFF: JS's \s and Oniguruma's disagree on both. Repeated so that merges across
+      // them are learned, a split that differs from the Rust one then changes the ids.
+      const edgeCases = ['x\u0085\u0085y', 'z\ufeff\ufeffw', 'a\u00a0\u00a0 b'];
+      const texts = [
+        ...corpus(),
+        ...hotpot.map((r: unknown) => formatHotpotQa(r, 'hotpot').text),
+        ...Array.from({ length: 20 }, () => edgeCases).flat(),
+      ];
+      const tokenizer = trainByteLevelBpe(texts, { vocabSize: 1500 });
+      saveTokenizer(tokenizer, file);
+      const probes = [
+        ...texts.slice(0, 20),
+        ...texts.slice(40, 43),
+        ...edgeCases,
+        "It's 1,234.5 km\u00a0away;\u0085 we'll see\r\n\tÜber 東京 🙂  ",
+        'x<|endoftext|>y<|pad|>',
+      ];
+      fs.writeFileSync(path.join(dir, 'probes.json'), JSON.stringify(probes));
+      const script = [
+        'import json, sys',
+        'from tokenizers import Tokenizer',
+        't = Tokenizer.from_file(sys.argv[1])',
+        'probes = json.load(open(sys.argv[2]))',
+        'print(json.dumps({"size": t.get_vocab_size(), "ids": [t.encode(p).ids for p in probes], "text": [t.decode(t.encode(p).ids) for p in probes]}))',
+      ].join('\n');
+      const out = JSON.parse(execFileSync('python3', ['-c', script, file, path.join(dir, 'probes.json')], { encoding: 'utf8' }));
+      expect(out.size).toBe(tokenizer.vocabSize);
+      expect(out.ids).toEqual(probes.map((p) => tokenizer.encode(p)));
+      expect(out.text).toEqual(probes.map((p) => tokenizer.decode(tokenizer.encode(p))));
+    },
+  );
 });

@@ -22,7 +22,12 @@ import { killAndWait, ROOT, sessionId, spawnWorker, testClient } from './helpers
 jest.setTimeout(10 * 60_000);
 const run = promisify(execFile);
 const dataDir = () => process.env.FORGE_DATA_DIR!;
-const forge = (...args: string[]) => run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'forge.ts'), ...args], { cwd: ROOT, env: process.env, maxBuffer: 16 << 20 });
+const forge = (...args: string[]) =>
+  run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'forge.ts'), ...args], {
+    cwd: ROOT,
+    env: process.env,
+    maxBuffer: 16 << 20,
+  });
 
 let client: Client;
 let worker: ReturnType<typeof spawnWorker>;
@@ -30,7 +35,18 @@ const parentSession = sessionId('cft-parent');
 const parentDir = () => path.join(dataDir(), 'cognate', parentSession, 'm1');
 
 /** The training (not model) fields of the tiny preset: the model fields come from the parent. */
-const TRAINING_FIELDS = (({ maxSteps, batchSize, gradientAccumulationSteps, seqLen, saveSteps, evalSteps, evalBatches, maxTrainSamples, maxEvalSamples, datasetMode }) => ({
+const TRAINING_FIELDS = (({
+  maxSteps,
+  batchSize,
+  gradientAccumulationSteps,
+  seqLen,
+  saveSteps,
+  evalSteps,
+  evalBatches,
+  maxTrainSamples,
+  maxEvalSamples,
+  datasetMode,
+}) => ({
   maxSteps,
   batchSize,
   gradientAccumulationSteps,
@@ -46,7 +62,11 @@ const TRAINING_FIELDS = (({ maxSteps, batchSize, gradientAccumulationSteps, seqL
 beforeAll(async () => {
   client = await testClient();
   worker = spawnWorker('cognate');
-  const parent = await startRun(client, 'cognate', { sessionId: parentSession, config: { ...TINY_COGNATE, maxSteps: 20 }, models: [{ name: 'm1' }] });
+  const parent = await startRun(client, 'cognate', {
+    sessionId: parentSession,
+    config: { ...TINY_COGNATE, maxSteps: 20 },
+    models: [{ name: 'm1' }],
+  });
   await parent.handle.result();
 });
 afterAll(async () => {
@@ -55,7 +75,11 @@ afterAll(async () => {
 });
 
 async function refusal(id: string, config: Record<string, unknown>): Promise<{ cause: ApplicationFailure; activities: number }> {
-  const handle = await client.workflow.start('cognatePretrainingWorkflow', { taskQueue: 'cognate-pretraining', workflowId: `cognate-${id}`, args: [{ sessionId: id, config, initFrom: { sessionId: parentSession, model: 'm1' } }] });
+  const handle = await client.workflow.start('cognatePretrainingWorkflow', {
+    taskQueue: 'cognate-pretraining',
+    workflowId: `cognate-${id}`,
+    args: [{ sessionId: id, config, initFrom: { sessionId: parentSession, model: 'm1' } }],
+  });
   const err = await handle.result().catch((e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const activities = ((await handle.fetchHistory()).events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length;
@@ -76,23 +100,53 @@ test('a parent whose vocabSize or tokenizer differs is refused before anything i
   expect(tok.cause.message).toMatch(/tokenizer: config\.tokenizerPath .* is not the parent's tokenizer\.json/);
 
   // The parent named by its folder passes the same check; a folder outside FORGE_DATA_DIR is refused.
-  const byPath = checkCognateInitFrom(dataDir(), { sessionId: 'x', initFrom: { path: parentDir() }, config: CognateConfigSchema.parse({ ...TRAINING_FIELDS }), explicitFields: Object.keys(TRAINING_FIELDS) });
+  const byPath = checkCognateInitFrom(dataDir(), {
+    sessionId: 'x',
+    initFrom: { path: parentDir() },
+    config: CognateConfigSchema.parse({ ...TRAINING_FIELDS }),
+    explicitFields: Object.keys(TRAINING_FIELDS),
+  });
   expect(byPath.parent).toMatchObject({ sessionId: parentSession, model: 'm1' });
-  expect(() => checkCognateInitFrom(dataDir(), { sessionId: 'x', initFrom: { path: '/etc' }, config: CognateConfigSchema.parse({}), explicitFields: [] })).toThrow(/not under FORGE_DATA_DIR/);
+  expect(() =>
+    checkCognateInitFrom(dataDir(), {
+      sessionId: 'x',
+      initFrom: { path: '/etc' },
+      config: CognateConfigSchema.parse({}),
+      explicitFields: [],
+    }),
+  ).toThrow(/not under FORGE_DATA_DIR/);
 
-  for (const [id, r] of [[a, vocab], [b, tok]] as const) {
+  for (const [id, r] of [
+    [a, vocab],
+    [b, tok],
+  ] as const) {
     expect(r.activities).toBe(1); // checkInitFrom only: no dataset preparation, no training
     expect(fs.existsSync(path.join(dataDir(), 'cognate', id))).toBe(false);
     expect(fs.existsSync(path.join(dataDir(), 'checkpoints', 'cognate', id))).toBe(false);
   }
 });
 
-let fineTuned: { config: CognateConfig; initFrom: CognateParentRef & { inherited: string[] }; models: { model: string; seed: number; validationBefore: number; validationLoss: number }[]; dataset: { datasetDir: string } };
+let fineTuned: {
+  config: CognateConfig;
+  initFrom: CognateParentRef & { inherited: string[] };
+  models: { model: string; seed: number; validationBefore: number; validationLoss: number }[];
+  dataset: { datasetDir: string };
+};
 
 test('forge start cognate --init-from <session>/<model>: GSM8K only, own schedule; validation before and after; the parent recorded; forge list shows it', async () => {
   const id = sessionId('cft-gsm8k');
   const configFile = path.join(dataDir(), `${id}.json`);
-  fs.writeFileSync(configFile, JSON.stringify({ ...TRAINING_FIELDS, maxSteps: 12, datasetSources: ['GSM8K'], learningRate: 1e-3, minLearningRate: 1e-4, warmupSteps: 2 }));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      ...TRAINING_FIELDS,
+      maxSteps: 12,
+      datasetSources: ['GSM8K'],
+      learningRate: 1e-3,
+      minLearningRate: 1e-4,
+      warmupSteps: 2,
+    }),
+  );
   await forge('start', 'cognate', '--session', id, '--config', configFile, '--init-from', `${parentSession}/m1`);
   fineTuned = JSON.parse((await forge('result', 'cognate', id)).stdout);
 
@@ -113,7 +167,11 @@ test('forge start cognate --init-from <session>/<model>: GSM8K only, own schedul
   expect(stats.validationBefore.loss).toBeCloseTo(m.validationBefore, 6);
   expect(stats.validationAfter.loss).toBeCloseTo(m.validationLoss, 6);
   expect(stats.datasets.sources).toEqual(['GSM8K']);
-  expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).init_from).toEqual({ session_id: parentSession, model: 'm1', weights_sha256: parentWeights });
+  expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).init_from).toEqual({
+    session_id: parentSession,
+    model: 'm1',
+    weights_sha256: parentWeights,
+  });
   // Same tokenizer as the parent: the token ids mean the same strings.
   expect(sha256File(path.join(out, 'tokenizer.json'))).toBe(sha256File(path.join(parentDir(), 'tokenizer.json')));
 
@@ -124,7 +182,14 @@ test('forge start cognate --init-from <session>/<model>: GSM8K only, own schedul
 test('a resumed fine-tuning run continues from its own checkpoint, never the parent (which may be gone)', async () => {
   expect(fineTuned).toBeDefined();
   const config: CognateConfig = { ...fineTuned.config, maxSteps: 4, saveSteps: 2, evalSteps: 4 };
-  const job: TrainJob = { config, seed: fineTuned.models[0].seed, datasetDir: fineTuned.dataset.datasetDir, checkpointDir: path.join(dataDir(), 'checkpoints', 'cognate', sessionId('cft-resume'), 'm1'), modelName: 'm1', initFrom: fineTuned.initFrom };
+  const job: TrainJob = {
+    config,
+    seed: fineTuned.models[0].seed,
+    datasetDir: fineTuned.dataset.datasetDir,
+    checkpointDir: path.join(dataDir(), 'checkpoints', 'cognate', sessionId('cft-resume'), 'm1'),
+    modelName: 'm1',
+    initFrom: fineTuned.initFrom,
+  };
   let saved = false;
   const first = await train(job, { emit: (e: TrainEvent) => void (e.kind === 'checkpoint' && (saved = true)), stopRequested: () => saved });
   expect(first.stopped).toBe(true);
@@ -134,7 +199,12 @@ test('a resumed fine-tuning run continues from its own checkpoint, never the par
   const aside = `${parentDir()}.aside`;
   fs.renameSync(parentDir(), aside);
   try {
-    await expect(train({ ...job, checkpointDir: path.join(dataDir(), 'checkpoints', 'cognate', sessionId('cft-gone'), 'm1') }, { emit: () => undefined, stopRequested: () => false })).rejects.toThrow(/parent .* is gone/);
+    await expect(
+      train(
+        { ...job, checkpointDir: path.join(dataDir(), 'checkpoints', 'cognate', sessionId('cft-gone'), 'm1') },
+        { emit: () => undefined, stopRequested: () => false },
+      ),
+    ).rejects.toThrow(/parent .* is gone/);
     const events: TrainEvent[] = [];
     const resumed = await train(job, { emit: (e) => void events.push(e), stopRequested: () => false });
     expect(events.find((e) => e.kind === 'resumed')).toMatchObject({ fromStep: 2 });

@@ -5,7 +5,14 @@ import { useTestBackend } from './helpers/backend';
 import { GrokFast, type GrokFastSettings } from '../activities/cognate/engine/grokfast';
 import { makeDecoder, modularMultiplicationData, runModularTask } from '../bench/grokfast';
 
-const settings = (over: Partial<GrokFastSettings>): GrokFastSettings => ({ mode: 'ema', alpha: 0.5, lamb: 2, window: 2, warmup: true, ...over });
+const settings = (over: Partial<GrokFastSettings>): GrokFastSettings => ({
+  mode: 'ema',
+  alpha: 0.5,
+  lamb: 2,
+  window: 2,
+  warmup: true,
+  ...over,
+});
 const grads = [
   [1, -2],
   [3, 0],
@@ -117,7 +124,17 @@ describe('modular multiplication task (bench/grokfast.ts)', () => {
   test('CognateModel also plugs into the task as a Decoder (--model cognate)', async () => {
     await useTestBackend();
     const model = makeDecoder('cognate', 0);
-    const { logits } = model.forward(tf.tensor2d([[3, 98, 5, 97], [0, 98, 1, 97]], [2, 4], 'int32'), { training: false });
+    const { logits } = model.forward(
+      tf.tensor2d(
+        [
+          [3, 98, 5, 97],
+          [0, 98, 1, 97],
+        ],
+        [2, 4],
+        'int32',
+      ),
+      { training: false },
+    );
     expect(logits.shape).toEqual([2, 4, 99]);
     model.dispose();
   });

@@ -40,7 +40,11 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Run the checker; its JSON is the last stdout line (progress bars go to stderr). */
 function check(exportDir: string, referenceDir: string): { status: number | null; summary: CheckSummary; stderr: string } {
-  const res = spawnSync('python3', [CHECKER, exportDir, referenceDir, '--tolerance', String(TOLERANCE)], { encoding: 'utf8', env, timeout: 600_000 });
+  const res = spawnSync('python3', [CHECKER, exportDir, referenceDir, '--tolerance', String(TOLERANCE)], {
+    encoding: 'utf8',
+    env,
+    timeout: 600_000,
+  });
   const last = res.stdout.trim().split('\n').pop() ?? '';
   let summary: CheckSummary;
   try {
@@ -87,7 +91,12 @@ describe('Cognate export carries its PyTorch implementation', () => {
       expect(fs.readFileSync(path.join(exportDir, name)).equals(fs.readFileSync(path.join(HF_CODE_DIR, name)))).toBe(true);
     }
     const config = JSON.parse(fs.readFileSync(path.join(exportDir, 'config.json'), 'utf8')) as Record<string, unknown>;
-    expect(config).toMatchObject({ architectures: ['CognateForCausalLM'], model_type: 'cognate', auto_map: HF_AUTO_MAP, ltm_file: 'ltm.safetensors' });
+    expect(config).toMatchObject({
+      architectures: ['CognateForCausalLM'],
+      model_type: 'cognate',
+      auto_map: HF_AUTO_MAP,
+      ltm_file: 'ltm.safetensors',
+    });
     for (const target of Object.values(HF_AUTO_MAP)) expect(HF_CODE_FILES).toContain(`${target.split('.')[0]}.py`);
   });
 
@@ -95,50 +104,66 @@ describe('Cognate export carries its PyTorch implementation', () => {
     const probe = spawnSync('python3', ['-c', 'import torch, transformers, safetensors, numpy'], { encoding: 'utf8' });
     const havePython = probe.status === 0;
     if (!havePython) {
-      console.warn(`SKIPPING transformers parity tests: python3 cannot import torch, transformers, safetensors, numpy (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`);
+      console.warn(
+        `SKIPPING transformers parity tests: python3 cannot import torch, transformers, safetensors, numpy (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`,
+      );
     }
     const maybe = havePython ? test : test.skip;
 
-    maybe('tiny model (ACT + LTM): AutoModelForCausalLM logits equal tfjs within 1e-4, same halting, same greedy tokens', () => {
-      const { status, summary, stderr } = check(exportDir, referenceDir);
-      console.log('check_cognate_hf.py (tiny):', JSON.stringify(summary));
-      if (status !== 0) console.log(stderr.slice(-4000));
-      expectParity(summary, 4);
-      expect(status).toBe(0);
-    }, 300_000);
+    maybe(
+      'tiny model (ACT + LTM): AutoModelForCausalLM logits equal tfjs within 1e-4, same halting, same greedy tokens',
+      () => {
+        const { status, summary, stderr } = check(exportDir, referenceDir);
+        console.log('check_cognate_hf.py (tiny):', JSON.stringify(summary));
+        if (status !== 0) console.log(stderr.slice(-4000));
+        expectParity(summary, 4);
+        expect(status).toBe(0);
+      },
+      300_000,
+    );
 
-    maybe('a port with the wrong rotary layout (interleaved pairs) is caught', () => {
-      const wrong = path.join(tmp, 'tiny-wrong-rotary');
-      fs.cpSync(exportDir, wrong, { recursive: true });
-      const file = path.join(wrong, 'modeling_cognate.py');
-      const source = fs.readFileSync(file, 'utf8');
-      const correct = 'return torch.cat([-x[..., half:], x[..., :half]], dim=-1)';
-      expect(source).toContain(correct);
-      // GPT-J style rotate_half: (x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...)
-      fs.writeFileSync(file, source.replace(correct, 'return torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)'));
-      const { status, summary } = check(wrong, referenceDir);
-      expect(status).toBe(1);
-      expect(summary.failures).toContain('logits');
-      expect(summary.logits.max_abs_diff).toBeGreaterThan(100 * TOLERANCE);
-    }, 300_000);
+    maybe(
+      'a port with the wrong rotary layout (interleaved pairs) is caught',
+      () => {
+        const wrong = path.join(tmp, 'tiny-wrong-rotary');
+        fs.cpSync(exportDir, wrong, { recursive: true });
+        const file = path.join(wrong, 'modeling_cognate.py');
+        const source = fs.readFileSync(file, 'utf8');
+        const correct = 'return torch.cat([-x[..., half:], x[..., :half]], dim=-1)';
+        expect(source).toContain(correct);
+        // GPT-J style rotate_half: (x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...)
+        fs.writeFileSync(file, source.replace(correct, 'return torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)'));
+        const { status, summary } = check(wrong, referenceDir);
+        expect(status).toBe(1);
+        expect(summary.failures).toContain('logits');
+        expect(summary.logits.max_abs_diff).toBeGreaterThan(100 * TOLERANCE);
+      },
+      300_000,
+    );
 
-    maybe('ACT and LTM off: no halting units, no memory sublayer, no bank file; logits and greedy tokens equal tfjs', async () => {
-      const plain = await buildReference({ preset: 'plain', out: path.join(tmp, 'plain'), generate: 4, python: false });
-      expect(fs.existsSync(path.join(plain.exportDir, 'ltm.safetensors'))).toBe(false);
-      const { status, summary } = check(plain.exportDir, plain.referenceDir);
-      expect(summary.failures).toEqual([]);
-      expect(summary.logits.max_abs_diff).toBeLessThanOrEqual(TOLERANCE);
-      expect(summary.act_steps.distinct).toEqual([3]);
-      expect(summary.ltm_fill).toBeNull();
-      expect(summary.generate.torch).toEqual(summary.generate.tfjs);
-      expect(status).toBe(0);
-    }, 300_000);
+    maybe(
+      'ACT and LTM off: no halting units, no memory sublayer, no bank file; logits and greedy tokens equal tfjs',
+      async () => {
+        const plain = await buildReference({ preset: 'plain', out: path.join(tmp, 'plain'), generate: 4, python: false });
+        expect(fs.existsSync(path.join(plain.exportDir, 'ltm.safetensors'))).toBe(false);
+        const { status, summary } = check(plain.exportDir, plain.referenceDir);
+        expect(summary.failures).toEqual([]);
+        expect(summary.logits.max_abs_diff).toBeLessThanOrEqual(TOLERANCE);
+        expect(summary.act_steps.distinct).toEqual([3]);
+        expect(summary.ltm_fill).toBeNull();
+        expect(summary.generate.torch).toEqual(summary.generate.tfjs);
+        expect(status).toBe(0);
+      },
+      300_000,
+    );
 
-    maybe('an export without its LTM bank is refused, naming the file; padding is refused', () => {
-      const noBank = path.join(tmp, 'tiny-no-bank');
-      fs.cpSync(exportDir, noBank, { recursive: true });
-      fs.rmSync(path.join(noBank, 'ltm.safetensors'));
-      const script = `
+    maybe(
+      'an export without its LTM bank is refused, naming the file; padding is refused',
+      () => {
+        const noBank = path.join(tmp, 'tiny-no-bank');
+        fs.cpSync(exportDir, noBank, { recursive: true });
+        fs.rmSync(path.join(noBank, 'ltm.safetensors'));
+        const script = `
 import sys, torch
 from transformers import AutoModelForCausalLM
 try:
@@ -152,29 +177,42 @@ try:
     print("padding accepted")
 except ValueError as e:
     print("refused:", e)`;
-      const res = spawnSync('python3', ['-c', script, noBank, exportDir], { encoding: 'utf8', env });
-      expect(res.stdout).toContain(`refused: ${path.join(noBank, 'ltm.safetensors')}: the LTM bank is missing`);
-      expect(res.stdout).toContain('refused: CognateModel: attention_mask has padding');
-      expect(res.status).toBe(0);
-    }, 300_000);
+        const res = spawnSync('python3', ['-c', script, noBank, exportDir], { encoding: 'utf8', env });
+        expect(res.stdout).toContain(`refused: ${path.join(noBank, 'ltm.safetensors')}: the LTM bank is missing`);
+        expect(res.stdout).toContain('refused: CognateModel: attention_mask has padding');
+        expect(res.status).toBe(0);
+      },
+      300_000,
+    );
 
-    maybe('default-sized model (24.1M parameters, 11 layers, vocab 32000): the same checks', () => {
-      // A plain node process: jest's sandbox makes the 24M seeded draws ~100x slower (see cognate-model.test.ts).
-      const out = path.join(tmp, 'default');
-      const res = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO, 'scripts', 'cognate-hf-parity.ts'), '--preset', 'default', '--out', out, '--no-python'], {
-        cwd: REPO,
-        encoding: 'utf8',
-        env,
-        timeout: 600_000,
-      });
-      if (res.status !== 0) throw new Error(`cognate-hf-parity.ts failed (${res.status}): ${res.stderr}`);
-      const { exportDir: dir, referenceDir: ref } = JSON.parse(res.stdout.trim().split('\n').pop()!) as { exportDir: string; referenceDir: string };
-      const { status, summary, stderr } = check(dir, ref);
-      console.log('check_cognate_hf.py (default):', JSON.stringify(summary));
-      if (status !== 0) console.log(stderr.slice(-4000));
-      expectParity(summary, 11);
-      expect(status).toBe(0);
-      fs.rmSync(out, { recursive: true, force: true });
-    }, 900_000);
+    maybe(
+      'default-sized model (24.1M parameters, 11 layers, vocab 32000): the same checks',
+      () => {
+        // A plain node process: jest's sandbox makes the 24M seeded draws ~100x slower (see cognate-model.test.ts).
+        const out = path.join(tmp, 'default');
+        const res = spawnSync(
+          process.execPath,
+          ['--import', 'tsx', path.join(REPO, 'scripts', 'cognate-hf-parity.ts'), '--preset', 'default', '--out', out, '--no-python'],
+          {
+            cwd: REPO,
+            encoding: 'utf8',
+            env,
+            timeout: 600_000,
+          },
+        );
+        if (res.status !== 0) throw new Error(`cognate-hf-parity.ts failed (${res.status}): ${res.stderr}`);
+        const { exportDir: dir, referenceDir: ref } = JSON.parse(res.stdout.trim().split('\n').pop()!) as {
+          exportDir: string;
+          referenceDir: string;
+        };
+        const { status, summary, stderr } = check(dir, ref);
+        console.log('check_cognate_hf.py (default):', JSON.stringify(summary));
+        if (status !== 0) console.log(stderr.slice(-4000));
+        expectParity(summary, 11);
+        expect(status).toBe(0);
+        fs.rmSync(out, { recursive: true, force: true });
+      },
+      900_000,
+    );
   });
 });

@@ -5,7 +5,19 @@
 // claim; it answers the same questions when the facts are in their own segment.
 import * as tf from '@tensorflow/tfjs-core';
 import { useTestBackend } from './helpers/backend';
-import { ASK, DEFAULT_TRAIN, evaluateRecall, FACT, keyToken, makeEpisodes, recallModelConfig, trainRecall, valueToken, type RecallScores, type RecallTask } from '../bench/ltm-recall';
+import {
+  ASK,
+  DEFAULT_TRAIN,
+  evaluateRecall,
+  FACT,
+  keyToken,
+  makeEpisodes,
+  recallModelConfig,
+  trainRecall,
+  valueToken,
+  type RecallScores,
+  type RecallTask,
+} from '../bench/ltm-recall';
 import { CognateModel } from '../activities/cognate/engine/model';
 import { Rng } from '../common/rng';
 

@@ -9,21 +9,51 @@ import { initBackend } from '../common/backend';
 import { useTestBackend } from './helpers/backend';
 import { readSafetensors } from '../common/export/safetensors';
 import { embed } from '../activities/cognate/engine/embedding';
-import { addSame, applyRotary, attention, causalMask, crossEntropy, linear, reshape, rmsNorm, rotateHalfMatrix, select, swiglu } from '../activities/cognate/engine/layers';
+import {
+  addSame,
+  applyRotary,
+  attention,
+  causalMask,
+  crossEntropy,
+  linear,
+  reshape,
+  rmsNorm,
+  rotateHalfMatrix,
+  select,
+  swiglu,
+} from '../activities/cognate/engine/layers';
 import { exportModel, loadModelFromExport } from '../activities/cognate/engine/export';
 import { LongTermMemory, type LtmConfig } from '../activities/cognate/engine/ltm';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { AdamW } from '../common/optim';
 
-const TINY: ModelConfigInput = { dModel: 16, nLayers: 3, nHeads: 2, vocabSize: 23, maxSeqLen: 16, dFF: 24, dMem: 8, memCapacity: 16, memTopK: 3 };
+const TINY: ModelConfigInput = {
+  dModel: 16,
+  nLayers: 3,
+  nHeads: 2,
+  vocabSize: 23,
+  maxSeqLen: 16,
+  dFF: 24,
+  dMem: 8,
+  memCapacity: 16,
+  memTopK: 3,
+};
 
 /** Deterministic token ids in [0, vocab). */
 function tokenBatch(b: number, t: number, vocab: number, salt = 0): { tokens: tf.Tensor2D; targets: tf.Tensor2D } {
   const ids = Array.from({ length: b * (t + 1) }, (_, i) => (i * 7 + salt * 13 + ((i * i) % 5)) % vocab);
   const rows = Array.from({ length: b }, (_, r) => ids.slice(r * (t + 1), (r + 1) * (t + 1)));
   return {
-    tokens: tf.tensor2d(rows.map((r) => r.slice(0, t)), [b, t], 'int32'),
-    targets: tf.tensor2d(rows.map((r) => r.slice(1)), [b, t], 'int32'),
+    tokens: tf.tensor2d(
+      rows.map((r) => r.slice(0, t)),
+      [b, t],
+      'int32',
+    ),
+    targets: tf.tensor2d(
+      rows.map((r) => r.slice(1)),
+      [b, t],
+      'int32',
+    ),
   };
 }
 
@@ -73,7 +103,12 @@ describe('config and size', () => {
         model.dispose();
       });`;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: path.join(__dirname, '..'), encoding: 'utf8' });
-    const { total, breakdown, sizes, config } = JSON.parse(out) as { total: number; breakdown: Record<string, number>; sizes: number; config: { dModel: number; nLayers: number } };
+    const { total, breakdown, sizes, config } = JSON.parse(out) as {
+      total: number;
+      breakdown: Record<string, number>;
+      sizes: number;
+      config: { dModel: number; nLayers: number };
+    };
     console.log(`default Cognate parameters: ${total.toLocaleString('en-US')}`, breakdown);
     expect(config).toMatchObject({ dModel: 216, nLayers: 11 });
     expect(Object.values(breakdown).reduce((a, b) => a + b, 0)).toBe(total);
@@ -95,7 +130,10 @@ describe('config and size', () => {
   });
 
   test('the GrokFast benchmark preset builds and trains a step', () => {
-    const model = new CognateModel({ nLayers: 2, dModel: 128, nHeads: 4, dFF: 512, vocabSize: 99, maxSeqLen: 8, actEnabled: false, memEnabled: false }, 3);
+    const model = new CognateModel(
+      { nLayers: 2, dModel: 128, nHeads: 4, dFF: 512, vocabSize: 99, maxSeqLen: 8, actEnabled: false, memEnabled: false },
+      3,
+    );
     expect(model.memory).toBeNull();
     expect(model.params.some((p) => p.name.includes('halting') || p.name.includes('memory'))).toBe(false);
     const { tokens, targets } = tokenBatch(32, 4, 99);
@@ -117,8 +155,15 @@ describe('gradients', () => {
     const weightValues = Array.from({ length: vocab * dim }, (_, i) => Math.sin(i + 1));
     const ids = [2, 5, 2, 0, 6, 2];
     const probeValues = Array.from({ length: ids.length * dim }, (_, i) => Math.cos(3 * i));
-    const lossOf = (w: tf.Tensor): tf.Scalar => embed(w as tf.Tensor2D, tf.tensor1d(ids, 'int32')).mul(tf.tensor2d(probeValues, [ids.length, dim])).sum();
-    const analytic = tf.tidy(() => tf.grad(lossOf)(tf.tensor2d(weightValues, [vocab, dim])).dataSync());
+    const lossOf = (w: tf.Tensor): tf.Scalar =>
+      embed(w as tf.Tensor2D, tf.tensor1d(ids, 'int32'))
+        .mul(tf.tensor2d(probeValues, [ids.length, dim]))
+        .sum();
+    const analytic = tf.tidy(() =>
+      tf
+        .grad(lossOf)(tf.tensor2d(weightValues, [vocab, dim]))
+        .dataSync(),
+    );
 
     const eps = 1e-2;
     const numeric = weightValues.map((_, i) =>
@@ -134,7 +179,16 @@ describe('gradients', () => {
     expect(maxAbs(analytic.slice(2 * dim, 3 * dim))).toBeGreaterThan(0.5); // id 2 appears three times: its row is used
 
     await initBackend('cpu');
-    const cpu = tf.tidy(() => tf.grad((w: tf.Tensor) => tf.gather(w, tf.tensor1d(ids, 'int32')).mul(tf.tensor2d(probeValues, [ids.length, dim])).sum())(tf.tensor2d(weightValues, [vocab, dim])).dataSync());
+    const cpu = tf.tidy(() =>
+      tf
+        .grad((w: tf.Tensor) =>
+          tf
+            .gather(w, tf.tensor1d(ids, 'int32'))
+            .mul(tf.tensor2d(probeValues, [ids.length, dim]))
+            .sum(),
+        )(tf.tensor2d(weightValues, [vocab, dim]))
+        .dataSync(),
+    );
     await useTestBackend();
     expect(maxAbsDiff(analytic, cpu)).toBeLessThan(1e-6);
   });
@@ -152,19 +206,67 @@ describe('gradients', () => {
     const sin = rand([5, 4], 9);
     const targets = tf.tensor1d([0, 3, 6, 1, 2], 'int32');
     const cases: [string, tf.Tensor[], (xs: tf.Tensor[]) => tf.Tensor, (xs: tf.Tensor[]) => tf.Tensor][] = [
-      ['attention', [rand([2, 5, 4], 1), rand([2, 5, 4], 2), rand([2, 5, 4], 3)],
+      [
+        'attention',
+        [rand([2, 5, 4], 1), rand([2, 5, 4], 2), rand([2, 5, 4], 3)],
         ([q, k, v]) => attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, mask),
-        ([q, k, v]) => tf.matMul(tf.softmax(tf.matMul(q, k, false, true).div(2).add(mask)), v)],
-      ['attention per head (T >= 64)', [rand([3, 64, 4], 21), rand([3, 64, 4], 22), rand([3, 64, 4], 23)],
+        ([q, k, v]) => tf.matMul(tf.softmax(tf.matMul(q, k, false, true).div(2).add(mask)), v),
+      ],
+      [
+        'attention per head (T >= 64)',
+        [rand([3, 64, 4], 21), rand([3, 64, 4], 22), rand([3, 64, 4], 23)],
         ([q, k, v]) => attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, longMask),
-        ([q, k, v]) => tf.matMul(tf.softmax(tf.matMul(q, k, false, true).div(2).add(longMask)), v)],
-      ['rmsNorm', [rand([3, 5, 6], 4), rand([6], 5)], ([x, w]) => rmsNorm(x, w as tf.Tensor1D), ([x, w]) => x.div(x.square().mean(-1, true).add(1e-6).sqrt()).mul(w)],
+        ([q, k, v]) => tf.matMul(tf.softmax(tf.matMul(q, k, false, true).div(2).add(longMask)), v),
+      ],
+      [
+        'rmsNorm',
+        [rand([3, 5, 6], 4), rand([6], 5)],
+        ([x, w]) => rmsNorm(x, w as tf.Tensor1D),
+        ([x, w]) => x.div(x.square().mean(-1, true).add(1e-6).sqrt()).mul(w),
+      ],
       ['swiglu', [rand([4, 6], 6), rand([4, 6], 7)], ([g, u]) => swiglu(g, u), ([g, u]) => g.mul(g.sigmoid()).mul(u)],
-      ['linear+bias', [rand([2, 3, 6], 10), rand([6, 4], 11), rand([4], 12)], ([x, w, b]) => linear(x, w as tf.Tensor2D, b as tf.Tensor1D), ([x, w, b]) => tf.matMul(x.reshape([6, 6]), w).add(b).reshape([2, 3, 4])],
-      ['rotary', [rand([5, 3, 4], 13)], ([x]) => applyRotary(x, cos as tf.Tensor2D, sin as tf.Tensor2D, rotateHalfMatrix(4)), ([x]) => x.mul(cos.expandDims(1)).add(rotateHalfRef(x).mul(sin.expandDims(1)))],
-      ['select', [rand([2, 5, 3], 14), rand([2, 5, 3], 15)], ([a, b]) => select(tf.tensor2d([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1]]), a, b), ([a, b]) => tf.where(tf.tensor3d([1, 0, 1, 1, 0, 0, 0, 1, 0, 1], [2, 5, 1]).cast('bool').tile([1, 1, 3]), a, b)],
-      ['addSame+reshape', [rand([4, 6], 16), rand([4, 6], 17)], ([a, b]) => reshape(addSame(a, b), [2, 12]), ([a, b]) => a.add(b).reshape([2, 12])],
-      ['crossEntropy', [rand([5, 7], 18)], ([z]) => crossEntropy(z, targets), ([z]) => tf.logSumExp(z, -1).sub(z.mul(tf.oneHot(targets, 7).toFloat()).sum(-1))],
+      [
+        'linear+bias',
+        [rand([2, 3, 6], 10), rand([6, 4], 11), rand([4], 12)],
+        ([x, w, b]) => linear(x, w as tf.Tensor2D, b as tf.Tensor1D),
+        ([x, w, b]) =>
+          tf
+            .matMul(x.reshape([6, 6]), w)
+            .add(b)
+            .reshape([2, 3, 4]),
+      ],
+      [
+        'rotary',
+        [rand([5, 3, 4], 13)],
+        ([x]) => applyRotary(x, cos as tf.Tensor2D, sin as tf.Tensor2D, rotateHalfMatrix(4)),
+        ([x]) => x.mul(cos.expandDims(1)).add(rotateHalfRef(x).mul(sin.expandDims(1))),
+      ],
+      [
+        'select',
+        [rand([2, 5, 3], 14), rand([2, 5, 3], 15)],
+        ([a, b]) =>
+          select(
+            tf.tensor2d([
+              [1, 0, 1, 1, 0],
+              [0, 0, 1, 0, 1],
+            ]),
+            a,
+            b,
+          ),
+        ([a, b]) => tf.where(tf.tensor3d([1, 0, 1, 1, 0, 0, 0, 1, 0, 1], [2, 5, 1]).cast('bool').tile([1, 1, 3]), a, b),
+      ],
+      [
+        'addSame+reshape',
+        [rand([4, 6], 16), rand([4, 6], 17)],
+        ([a, b]) => reshape(addSame(a, b), [2, 12]),
+        ([a, b]) => a.add(b).reshape([2, 12]),
+      ],
+      [
+        'crossEntropy',
+        [rand([5, 7], 18)],
+        ([z]) => crossEntropy(z, targets),
+        ([z]) => tf.logSumExp(z, -1).sub(z.mul(tf.oneHot(targets, 7).toFloat()).sum(-1)),
+      ],
     ];
     // Both op styles (engine/layers.ts opStyle) on the backend under test: each backend runs one by default,
     // the benchmark runs the other on native too.
@@ -184,12 +286,22 @@ describe('gradients', () => {
     for (const [name, inputs, mine, reference] of cases2) {
       const probe = tf.tidy(() => rand(mine(inputs).shape, 99));
       const gradValues = (f: (xs: tf.Tensor[]) => tf.Tensor): Float32Array[] =>
-        tf.tidy(() => tf.grads((...xs: tf.Tensor[]) => f(xs).mul(probe).sum())(inputs).map((g) => g.dataSync() as Float32Array));
+        tf.tidy(() =>
+          tf
+            .grads((...xs: tf.Tensor[]) => f(xs).mul(probe).sum())(inputs)
+            .map((g) => g.dataSync() as Float32Array),
+        );
       const ours = gradValues(mine);
       const theirs = gradValues(reference);
       const values = tf.tidy(() => maxAbsDiff(mine(inputs).dataSync(), reference(inputs).dataSync()));
       expect({ name, values: values < 1e-5 }).toEqual({ name, values: true });
-      ours.forEach((g, i) => expect({ name, input: i, close: maxAbsDiff(g, theirs[i]) < 1e-4 * Math.max(1, maxAbs(theirs[i])) }).toEqual({ name, input: i, close: true }));
+      ours.forEach((g, i) =>
+        expect({ name, input: i, close: maxAbsDiff(g, theirs[i]) < 1e-4 * Math.max(1, maxAbs(theirs[i])) }).toEqual({
+          name,
+          input: i,
+          close: true,
+        }),
+      );
     }
   });
 
@@ -217,7 +329,9 @@ describe('gradients', () => {
       if (relErr > worst.relErr) worst = { name, relErr };
       expect(relErr).toBeLessThan(2e-3);
     }
-    console.log(`${tf.getBackend()} vs cpu: ${onTested.size} parameter gradients, worst relative error ${worst.relErr.toExponential(2)} (${worst.name})`);
+    console.log(
+      `${tf.getBackend()} vs cpu: ${onTested.size} parameter gradients, worst relative error ${worst.relErr.toExponential(2)} (${worst.name})`,
+    );
     tf.dispose([tokens, targets]);
   });
 
@@ -227,7 +341,13 @@ describe('gradients', () => {
     const grads = gradients(model, tokens, targets);
     const lossValue = (): number => tf.tidy(() => model.loss(tokens, targets).loss.dataSync()[0]);
     const checked: string[] = [];
-    for (const name of ['model.layers.0.self_attn.q_proj.weight', 'model.layers.1.mlp.down_proj.weight', 'model.embed_tokens.weight', 'lm_head.weight', 'model.layers.0.halting.bias']) {
+    for (const name of [
+      'model.layers.0.self_attn.q_proj.weight',
+      'model.layers.1.mlp.down_proj.weight',
+      'model.embed_tokens.weight',
+      'lm_head.weight',
+      'model.layers.0.halting.bias',
+    ]) {
       const param = model.params.find((p) => p.name === name)!;
       const g = grads.get(name)!;
       const i = g.reduce((best, v, j) => (Math.abs(v) > Math.abs(g[best]) ? j : best), 0); // the largest entry: best signal over float32 noise
@@ -271,7 +391,10 @@ describe('learning', () => {
       model.writeMemory(kept);
       tf.dispose([value, kept.keys, kept.values, ...Object.values(grads)]);
     }
-    console.log(`memorise one batch: cross-entropy ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)} in 60 steps; LTM`, model.memory!.stats());
+    console.log(
+      `memorise one batch: cross-entropy ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)} in 60 steps; LTM`,
+      model.memory!.stats(),
+    );
     expect(losses[0]).toBeGreaterThan(Math.log(23) - 0.5); // starts near uniform
     expect(losses[losses.length - 1]).toBeLessThan(0.5);
     expect(model.memory!.size).toBeGreaterThan(0);
@@ -438,7 +561,12 @@ describe('long-term memory', () => {
 
   test('state() and load() round-trip the streams, the counters and the loss statistics', () => {
     const memory = new LongTermMemory({ ...config, surpriseThreshold: -1 });
-    memory.write(entries(2, 4), entries(2, 4, 1), [2, 2, 4, 2], Float32Array.from({ length: 8 }, (_, i) => Math.sin(i)));
+    memory.write(
+      entries(2, 4),
+      entries(2, 4, 1),
+      [2, 2, 4, 2],
+      Float32Array.from({ length: 8 }, (_, i) => Math.sin(i)),
+    );
     const state = memory.state();
     const copy = new LongTermMemory({ ...config, surpriseThreshold: -1 });
     copy.load(state);
@@ -453,7 +581,11 @@ describe('long-term memory', () => {
     const { tokens, targets } = tokenBatch(2, 6, 23, 4);
     const model = new CognateModel({ ...TINY, actEnabled: false }, 8);
     const memoryParams = model.params.filter((p) => /memory_gate|memory_log_scale/.test(p.name));
-    expect(memoryParams.map((p) => p.name)).toEqual(['model.layers.1.self_attn.memory_gate.weight', 'model.layers.1.self_attn.memory_gate.bias', 'model.layers.1.self_attn.memory_log_scale']);
+    expect(memoryParams.map((p) => p.name)).toEqual([
+      'model.layers.1.self_attn.memory_gate.weight',
+      'model.layers.1.self_attn.memory_gate.bias',
+      'model.layers.1.self_attn.memory_log_scale',
+    ]);
     const before = gradients(model, tokens, targets);
     expect(memoryParams.every((p) => !before.has(p.name))).toBe(true); // empty bank: the read contributes nothing
     fillMemory(model, tokens);
@@ -494,7 +626,14 @@ describe('export', () => {
 
     // config.json: Hugging Face keys, and parameter_count equal to what the safetensors file holds
     const onDisk = JSON.parse(fs.readFileSync(path.join(artifact, 'config.json'), 'utf8')) as Record<string, unknown>;
-    expect(onDisk).toMatchObject({ architectures: ['CognateForCausalLM'], model_type: 'cognate', hidden_size: 16, num_hidden_layers: 3, name: 'cognate_tiny', backend: tf.getBackend() });
+    expect(onDisk).toMatchObject({
+      architectures: ['CognateForCausalLM'],
+      model_type: 'cognate',
+      hidden_size: 16,
+      num_hidden_layers: 3,
+      name: 'cognate_tiny',
+      backend: tf.getBackend(),
+    });
     const safetensors = readSafetensors(path.join(artifact, 'model.safetensors')).tensors;
     expect(onDisk.parameter_count).toBe(safetensors.reduce((n, t) => n + t.data.length, 0));
     expect(config.parameter_count).toBe(model.parameterCount().total);
@@ -507,10 +646,22 @@ describe('export', () => {
     const reloaded = loadModelFromExport(artifact);
     for (const [i, p] of model.params.entries()) {
       expect(reloaded.params[i].name).toBe(p.name);
-      expect(Buffer.from((reloaded.params[i].variable.dataSync() as Float32Array).buffer).equals(Buffer.from((p.variable.dataSync() as Float32Array).buffer))).toBe(true);
+      expect(
+        Buffer.from((reloaded.params[i].variable.dataSync() as Float32Array).buffer).equals(
+          Buffer.from((p.variable.dataSync() as Float32Array).buffer),
+        ),
+      ).toBe(true);
     }
     expect(reloaded.memory!.state()).toEqual(model.memory!.state());
-    const diff = tf.tidy(() => model.forward(tokens, { training: false }).logits.sub(reloaded.forward(tokens, { training: false }).logits).abs().max().dataSync()[0]);
+    const diff = tf.tidy(
+      () =>
+        model
+          .forward(tokens, { training: false })
+          .logits.sub(reloaded.forward(tokens, { training: false }).logits)
+          .abs()
+          .max()
+          .dataSync()[0],
+    );
     expect(diff).toBe(0);
 
     // a corrupted file is refused
@@ -523,10 +674,21 @@ describe('export', () => {
     fs.writeFileSync(weightsBin, bytes);
 
     if (pythonHasPackages) {
-      const verify = spawnSync('python3', [path.join(__dirname, '..', 'scripts', 'verify_weights.py'), artifact, '--skip', 'ltm.safetensors', '--json'], { encoding: 'utf8' });
+      const verify = spawnSync(
+        'python3',
+        [path.join(__dirname, '..', 'scripts', 'verify_weights.py'), artifact, '--skip', 'ltm.safetensors', '--json'],
+        { encoding: 'utf8' },
+      );
       console.log('verify_weights.py:', verify.stdout.trim(), verify.stderr.trim());
       expect(verify.status).toBe(0);
-      const ltm = spawnSync('python3', ['-c', `from safetensors.numpy import load_file; d = load_file(${JSON.stringify(path.join(artifact, 'ltm.safetensors'))}); print(sorted((k, v.shape) for k, v in d.items()))`], { encoding: 'utf8' });
+      const ltm = spawnSync(
+        'python3',
+        [
+          '-c',
+          `from safetensors.numpy import load_file; d = load_file(${JSON.stringify(path.join(artifact, 'ltm.safetensors'))}); print(sorted((k, v.shape) for k, v in d.items()))`,
+        ],
+        { encoding: 'utf8' },
+      );
       expect(ltm.stdout).toContain("('keys', (2, 2, 16, 8))"); // [streams, heads, capacity, head_dim]
     } else {
       console.log('python3 with numpy, safetensors and torch not found: verify_weights.py not run');

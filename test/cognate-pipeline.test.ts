@@ -31,7 +31,11 @@ const progressOf = (h: WorkflowHandle) => h.query<CognateProgress>('progress');
 
 function trainingLog(session: string, model: string): Record<string, unknown>[] {
   const file = path.join(dataDir(), 'checkpoints', 'cognate', session, model, 'training_log.jsonl');
-  return fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 function stepLosses(log: Record<string, unknown>[]): Map<number, number> {
@@ -50,14 +54,32 @@ test('the plain temporal CLI runs the whole workflow; progress answers; artifact
     referenceSession = sessionId('cog-cli');
     const workflowId = `cognate-${referenceSession}`;
     const input = { sessionId: referenceSession, config: REFERENCE, models: [{ name: 'm1' }] };
-    await cli('workflow', 'start', '--type', WORKFLOW_TYPES.cognate, '--task-queue', 'cognate-pretraining', '--workflow-id', workflowId, '--input', JSON.stringify(input));
+    await cli(
+      'workflow',
+      'start',
+      '--type',
+      WORKFLOW_TYPES.cognate,
+      '--task-queue',
+      'cognate-pretraining',
+      '--workflow-id',
+      workflowId,
+      '--input',
+      JSON.stringify(input),
+    );
     const steps = new Set<number>();
-    await waitFor('training steps in the progress query', async () => {
-      const out = JSON.parse(await cli('workflow', 'query', '--workflow-id', workflowId, '--name', 'progress', '--output', 'json')) as { queryResult: CognateProgress[] };
-      const p = out.queryResult[0];
-      if (p.models.m1?.step) steps.add(p.models.m1.step);
-      return steps.size >= 2 || p.phase === 'completed';
-    }, 10 * 60_000, 700);
+    await waitFor(
+      'training steps in the progress query',
+      async () => {
+        const out = JSON.parse(await cli('workflow', 'query', '--workflow-id', workflowId, '--name', 'progress', '--output', 'json')) as {
+          queryResult: CognateProgress[];
+        };
+        const p = out.queryResult[0];
+        if (p.models.m1?.step) steps.add(p.models.m1.step);
+        return steps.size >= 2 || p.phase === 'completed';
+      },
+      10 * 60_000,
+      700,
+    );
 
     const handle = client.workflow.getHandle(workflowId);
     const result = await handle.result();
@@ -65,7 +87,16 @@ test('the plain temporal CLI runs the whole workflow; progress answers; artifact
     expect(result.models[0].finalStep).toBe(REFERENCE.maxSteps);
     const modelDir = path.join(dataDir(), 'cognate', referenceSession, 'm1');
     const names = fs.readdirSync(modelDir);
-    for (const f of ['pytorch_model.bin', 'model.safetensors', 'config.json', 'tokenizer.json', 'training_stats.json', 'training_log.jsonl', 'manifest.json']) expect(names).toContain(f);
+    for (const f of [
+      'pytorch_model.bin',
+      'model.safetensors',
+      'config.json',
+      'tokenizer.json',
+      'training_stats.json',
+      'training_log.jsonl',
+      'manifest.json',
+    ])
+      expect(names).toContain(f);
     for (const f of result.artifacts.files) expect(fs.existsSync(f.path)).toBe(true);
     const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
     expect(config.parameter_count).toBeGreaterThan(0);
@@ -78,7 +109,11 @@ test('the plain temporal CLI runs the whole workflow; progress answers; artifact
       console.warn('python torch/safetensors not installed: skipped the Python read-back of the Cognate weights');
     }
     if (pythonHas('tokenizers')) {
-      await run('python3', ['-c', `import tokenizers,sys; t=tokenizers.Tokenizer.from_file(sys.argv[1]); assert t.get_vocab_size() > 0`, path.join(modelDir, 'tokenizer.json')]);
+      await run('python3', [
+        '-c',
+        `import tokenizers,sys; t=tokenizers.Tokenizer.from_file(sys.argv[1]); assert t.get_vocab_size() > 0`,
+        path.join(modelDir, 'tokenizer.json'),
+      ]);
     }
   } finally {
     await killAndWait(worker.proc, 'SIGTERM');
@@ -91,9 +126,18 @@ test('SIGKILL mid-training: a new worker finishes; at most saveSteps redone; the
   const id = sessionId('cog-crash');
   const started = await startRun(client, 'cognate', { sessionId: id, config: REFERENCE, models: [{ name: 'm1' }] });
   try {
-    await waitFor('training past its second checkpoint', async () => ((await progressOf(started.handle)).models.m1?.step ?? 0) >= 25, 10 * 60_000, 300);
+    await waitFor(
+      'training past its second checkpoint',
+      async () => ((await progressOf(started.handle)).models.m1?.step ?? 0) >= 25,
+      10 * 60_000,
+      300,
+    );
     await killAndWait(worker.proc, 'SIGKILL');
-    const lastStepBeforeKill = Math.max(...trainingLog(id, 'm1').filter((e) => e.kind === 'step').map((e) => e.step as number));
+    const lastStepBeforeKill = Math.max(
+      ...trainingLog(id, 'm1')
+        .filter((e) => e.kind === 'step')
+        .map((e) => e.step as number),
+    );
     worker = spawnWorker('cognate');
     const result = await started.handle.result();
     completed.push(started.handle);
@@ -105,7 +149,9 @@ test('SIGKILL mid-training: a new worker finishes; at most saveSteps redone; the
     const resumed = trainingLog(id, 'm1').filter((e) => e.kind === 'step' && (e.attempt as number) > 1);
     expect(resumed.length).toBeGreaterThan(0);
     for (const e of resumed) if (reference.has(e.step as number)) expect(e.loss).toBe(reference.get(e.step as number));
-    expect(result.models[0].finalLoss).toBe(JSON.parse(fs.readFileSync(path.join(dataDir(), 'cognate', referenceSession, 'm1', 'training_stats.json'), 'utf8')).finalLoss);
+    expect(result.models[0].finalLoss).toBe(
+      JSON.parse(fs.readFileSync(path.join(dataDir(), 'cognate', referenceSession, 'm1', 'training_stats.json'), 'utf8')).finalLoss,
+    );
   } finally {
     await killAndWait(worker.proc, 'SIGTERM');
   }
@@ -119,14 +165,19 @@ test('a restart of the dev server (same database) mid-run: the run completes', a
     await waitFor('training to start', async () => ((await progressOf(started.handle)).models.m1?.step ?? 0) > 0, 10 * 60_000, 300);
     const pid = Number(process.env.FORGE_TEST_SERVER_PID);
     process.kill(pid, 'SIGTERM');
-    await waitFor('the old server to exit', async () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 30_000, 200);
+    await waitFor(
+      'the old server to exit',
+      async () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      30_000,
+      200,
+    );
     const root = process.env.FORGE_TEST_ROOT!;
     const server = await startDevServer({
       dbFile: path.join(root, 'temporal.db'),
@@ -163,16 +214,25 @@ test('cancelling stops training within seconds with a final checkpoint; `forge r
     expect(ckpts.length).toBeGreaterThan(0);
     expect(fs.existsSync(path.join(dataDir(), 'cognate', id))).toBe(false); // nothing published
 
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'forge.ts'), 'resume', 'cognate', id], { env: process.env, cwd: ROOT });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'forge.ts'), 'resume', 'cognate', id], {
+      env: process.env,
+      cwd: ROOT,
+    });
     expect(JSON.parse(stdout.trim().split('\n').pop()!).resumedFromStatus).toBe('CANCELLED');
     const resumed = client.workflow.getHandle(`cognate-${id}`);
-    await waitFor('the resumed run to continue training', async () => ((await progressOf(resumed)).models.m1?.resumedFromStep ?? 0) > 0, 10 * 60_000, 300);
+    await waitFor(
+      'the resumed run to continue training',
+      async () => ((await progressOf(resumed)).models.m1?.resumedFromStep ?? 0) > 0,
+      10 * 60_000,
+      300,
+    );
     await resumed.cancel();
     await expect(resumed.result()).rejects.toThrow();
     expect(trainingLog(id, 'm1').filter((e) => e.kind === 'resumed').length).toBeGreaterThan(0);
     // The second run's prepareDatasets reused the first run's prepared data.
     const events = (await resumed.fetchHistory()).events ?? [];
-    const firstResult = events.find((e) => e.activityTaskCompletedEventAttributes)?.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
+    const firstResult = events.find((e) => e.activityTaskCompletedEventAttributes)?.activityTaskCompletedEventAttributes?.result
+      ?.payloads?.[0]?.data;
     expect(JSON.parse(Buffer.from(firstResult!).toString('utf8')).reused).toBe(true);
   } finally {
     await killAndWait(worker.proc, 'SIGTERM');
@@ -182,7 +242,11 @@ test('cancelling stops training within seconds with a final checkpoint; `forge r
 test('histories of completed Cognate runs replay without nondeterminism errors', async () => {
   expect(completed.length).toBeGreaterThan(0);
   for (const handle of completed) {
-    await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/cognate') }, await handle.fetchHistory(), handle.workflowId);
+    await Worker.runReplayHistory(
+      { workflowsPath: require.resolve('../workflows/cognate') },
+      await handle.fetchHistory(),
+      handle.workflowId,
+    );
   }
 });
 
@@ -201,7 +265,9 @@ describe('bad data and storage fail clearly, without retries, publishing nothing
     const cause = err.cause?.cause;
     expect(cause).toBeDefined();
     const events = (await started.handle.fetchHistory()).events ?? [];
-    const attempts = Math.max(...events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1));
+    const attempts = Math.max(
+      ...events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1),
+    );
     return { message: cause!.message, type: cause!.type, attempts };
   }
 
@@ -220,7 +286,11 @@ describe('bad data and storage fail clearly, without retries, publishing nothing
       fs.writeFileSync(file, lines.join('\n'));
     });
     const id = sessionId('bad-field');
-    const f = await failureOf({ sessionId: id, config: { ...TINY_COGNATE, datasetMode: 'offline', localDatasetDir: dir }, models: [{ name: 'm1' }] });
+    const f = await failureOf({
+      sessionId: id,
+      config: { ...TINY_COGNATE, datasetMode: 'offline', localDatasetDir: dir },
+      models: [{ name: 'm1' }],
+    });
     expect(f.message).toMatch(/gsm8k\/train\.jsonl/);
     expect(f.message).toMatch(/answer/);
     expect(f.type).toBe('InvalidDataset');
@@ -233,7 +303,11 @@ describe('bad data and storage fail clearly, without retries, publishing nothing
       const file = path.join(d, 'svamp', 'SVAMP.json');
       fs.writeFileSync(file, fs.readFileSync(file, 'utf8').slice(0, 500));
     });
-    const f = await failureOf({ sessionId: sessionId('bad-trunc'), config: { ...TINY_COGNATE, datasetMode: 'offline', localDatasetDir: dir }, models: [{ name: 'm1' }] });
+    const f = await failureOf({
+      sessionId: sessionId('bad-trunc'),
+      config: { ...TINY_COGNATE, datasetMode: 'offline', localDatasetDir: dir },
+      models: [{ name: 'm1' }],
+    });
     expect(f.message).toMatch(/SVAMP\.json/);
     expect(f.attempts).toBe(1);
   });
@@ -242,7 +316,11 @@ describe('bad data and storage fail clearly, without retries, publishing nothing
     // A real tokenizer.json with 1024 entries, from the reference run's artifacts.
     const tokenizerPath = path.join(dataDir(), 'cognate', referenceSession, 'm1', 'tokenizer.json');
     expect(fs.existsSync(tokenizerPath)).toBe(true);
-    const f = await failureOf({ sessionId: sessionId('bad-vocab'), config: { ...TINY_COGNATE, vocabSize: 300, tokenizerPath }, models: [{ name: 'm1' }] });
+    const f = await failureOf({
+      sessionId: sessionId('bad-vocab'),
+      config: { ...TINY_COGNATE, vocabSize: 300, tokenizerPath },
+      models: [{ name: 'm1' }],
+    });
     expect(f.message).toMatch(/vocabSize/);
     expect(f.message).toMatch(/300/);
     expect(f.attempts).toBe(1);

@@ -19,8 +19,24 @@ let dataDir: string;
 beforeAll(async () => {
   await initBackend();
   const lines = fs.readFileSync(path.join(FIXTURES_DIR, 'gsm8k/train.jsonl'), 'utf8').trim().split('\n');
-  const tokenizer = trainByteLevelBpe(lines.map((l) => (JSON.parse(l) as { question: string }).question), { vocabSize: 300 });
-  const model = new CognateModel({ dModel: 32, nLayers: 3, nHeads: 2, dFF: 64, vocabSize: tokenizer.vocabSize, maxSeqLen: 64, dMem: 16, memCapacity: 32, actThreshold: 0.5 }, 7);
+  const tokenizer = trainByteLevelBpe(
+    lines.map((l) => (JSON.parse(l) as { question: string }).question),
+    { vocabSize: 300 },
+  );
+  const model = new CognateModel(
+    {
+      dModel: 32,
+      nLayers: 3,
+      nHeads: 2,
+      dFF: 64,
+      vocabSize: tokenizer.vocabSize,
+      maxSeqLen: 64,
+      dMem: 16,
+      memCapacity: 32,
+      actThreshold: 0.5,
+    },
+    7,
+  );
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-sample-'));
   dir = path.join(dataDir, 'cognate', 'sess', 'm1');
   exportModel(model, dir, { files: { 'tokenizer.json': tokenizer.toJSON() } });
@@ -58,11 +74,19 @@ test('bad options are refused naming the option', () => {
 
 test('forge sample prints the prompt and its continuation; a missing model is a clear error', () => {
   const env = { ...process.env, FORGE_DATA_DIR: dataDir };
-  const out = execFileSync('npx', ['tsx', 'cli/forge.ts', 'sample', 'cognate', 'sess', 'm1', '--prompt', 'Natalia sold clips', '--max-tokens', '6'], { env, encoding: 'utf8' });
+  const out = execFileSync(
+    'npx',
+    ['tsx', 'cli/forge.ts', 'sample', 'cognate', 'sess', 'm1', '--prompt', 'Natalia sold clips', '--max-tokens', '6'],
+    { env, encoding: 'utf8' },
+  );
   expect(out.startsWith('Natalia sold clips')).toBe(true);
   let err = '';
   try {
-    execFileSync('npx', ['tsx', 'cli/forge.ts', 'sample', 'cognate', 'sess', 'nope', '--prompt', 'x'], { env, encoding: 'utf8', stdio: 'pipe' });
+    execFileSync('npx', ['tsx', 'cli/forge.ts', 'sample', 'cognate', 'sess', 'nope', '--prompt', 'x'], {
+      env,
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
   } catch (e) {
     err = String((e as { stderr: string }).stderr);
   }

@@ -21,14 +21,22 @@ afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 let dirCount = 0;
 const freshDir = (name: string): string => fs.mkdtempSync(path.join(tmpRoot, `${name}-${dirCount++}-`));
 
-
 beforeAll(async () => {
   await initBackend('cpu');
 });
 
 describe('AdamW', () => {
   /** Scalar AdamW in float64, written out longhand: the reference the tensor version must match. */
-  function referenceAdamW(p0: number, gs: number[], lr: number, b1: number, b2: number, eps: number, wd: number, decoupled: boolean): number[] {
+  function referenceAdamW(
+    p0: number,
+    gs: number[],
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    wd: number,
+    decoupled: boolean,
+  ): number[] {
     let p = p0;
     let m = 0;
     let v = 0;
@@ -290,7 +298,15 @@ describe('trainer (tiny model, the backend under test)', () => {
   /** Train in this process; stops (like a cancelled activity) once `stopAfterStep` has been reported. */
   async function runTrainer(checkpointDir: string, stopAfterStep?: number): Promise<Run> {
     const events: TrainEvent[] = [];
-    const job: TrainJob = { config, seed: 11, datasetDir: dataDir, checkpointDir, modelName: 'tiny', backend: testBackendChoice(), progressIntervalMs: 0 };
+    const job: TrainJob = {
+      config,
+      seed: 11,
+      datasetDir: dataDir,
+      checkpointDir,
+      modelName: 'tiny',
+      backend: testBackendChoice(),
+      progressIntervalMs: 0,
+    };
     const summary = await train(job, {
       emit: (e) => events.push(e),
       stopRequested: () => stopAfterStep !== undefined && events.some((e) => e.kind === 'step' && e.step >= stopAfterStep),
@@ -357,18 +373,37 @@ describe('trainer (tiny model, the backend under test)', () => {
   test('a checkpoint of another architecture is refused, naming the field', async () => {
     const dir = freshDir('other-arch');
     fs.cpSync(stoppedDir, dir, { recursive: true });
-    const job: TrainJob = { config: { ...config, dFF: 48 }, seed: 11, datasetDir: dataDir, checkpointDir: dir, modelName: 'tiny', backend: testBackendChoice() };
+    const job: TrainJob = {
+      config: { ...config, dFF: 48 },
+      seed: 11,
+      datasetDir: dataDir,
+      checkpointDir: dir,
+      modelName: 'tiny',
+      backend: testBackendChoice(),
+    };
     await expect(train(job, { emit: () => undefined, stopRequested: () => false })).rejects.toThrow(/dFF \(32 → 48\)/);
   });
 
   test('runs in a child process via runInChild; a stop request there writes a final checkpoint', async () => {
     const dir = freshDir('child');
-    const job: TrainJob = { config: { ...config, maxSteps: 200, saveSteps: 1000, evalSteps: 1000 }, seed: 11, datasetDir: dataDir, checkpointDir: dir, modelName: 'tiny', backend: testBackendChoice(), progressIntervalMs: 0 };
+    const job: TrainJob = {
+      config: { ...config, maxSteps: 200, saveSteps: 1000, evalSteps: 1000 },
+      seed: 11,
+      datasetDir: dataDir,
+      checkpointDir: dir,
+      modelName: 'tiny',
+      backend: testBackendChoice(),
+      progressIntervalMs: 0,
+    };
     const events: TrainEvent[] = [];
-    const handle = runInChild<TrainJob, TrainEvent, TrainSummary>(childModulePath(path.join(__dirname, '../activities/cognate/engine'), 'train'), job, (e) => {
-      events.push(e);
-      if (e.kind === 'step' && e.step === 3) handle.requestStop();
-    });
+    const handle = runInChild<TrainJob, TrainEvent, TrainSummary>(
+      childModulePath(path.join(__dirname, '../activities/cognate/engine'), 'train'),
+      job,
+      (e) => {
+        events.push(e);
+        if (e.kind === 'step' && e.step === 3) handle.requestStop();
+      },
+    );
     const summary = await handle.result;
     expect(summary.stopped).toBe(true);
     expect(summary.finalStep).toBeGreaterThanOrEqual(3);

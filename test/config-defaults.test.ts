@@ -8,7 +8,9 @@ const cognate = (config: Record<string, unknown>) => CognateInputSchema.safePars
 describe('Cognate derived defaults', () => {
   test('the documented defaults are unchanged when nothing they depend on is set', () => {
     const r = cognate({});
-    expect(r.success && [r.data.config.seqLen, r.data.config.nHeads, r.data.config.memTopK, r.data.config.minLearningRate]).toEqual([512, 4, 4, 2e-5]);
+    expect(r.success && [r.data.config.seqLen, r.data.config.nHeads, r.data.config.memTopK, r.data.config.minLearningRate]).toEqual([
+      512, 4, 4, 2e-5,
+    ]);
   });
   test('{"maxSeqLen":128} alone is valid: seqLen defaults to min(512, maxSeqLen)', () => {
     const r = cognate({ maxSeqLen: 128 });

@@ -28,7 +28,10 @@ interface Service {
   entrypoint?: string[];
   deploy?: { resources?: { reservations?: { devices?: { driver: string; capabilities: string[] }[] } } };
 }
-const compose = YAML.parse(fs.readFileSync(COMPOSE, 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const compose = YAML.parse(fs.readFileSync(COMPOSE, 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 
 function composeClient(): string[] | null {
@@ -40,16 +43,21 @@ function composeClient(): string[] | null {
 test('docker compose config accepts the file, with and without the gpu profile', async () => {
   const client = composeClient();
   if (!client) {
-    console.warn('no `docker compose` or `docker-compose` client installed: skipped `compose config` (the structural checks below still run)');
+    console.warn(
+      'no `docker compose` or `docker-compose` client installed: skipped `compose config` (the structural checks below still run)',
+    );
     return;
   }
   const base = ['postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'worker-agent'];
-  const services = async (...extra: string[]) => (await run(client[0], [...client.slice(1), '-f', COMPOSE, ...extra, 'config', '--services'])).stdout.trim().split('\n');
+  const services = async (...extra: string[]) =>
+    (await run(client[0], [...client.slice(1), '-f', COMPOSE, ...extra, 'config', '--services'])).stdout.trim().split('\n');
   // docker-compose 1.x lists profiled services always, compose v2 only with their profile: both must list the base.
   expect(await services()).toEqual(expect.arrayContaining(base));
   expect((await services('--profile', 'gpu')).sort()).toEqual([...base, 'worker-cognate'].sort());
   // The normalized file keeps the GPU worker behind its profile with its NVIDIA reservation.
-  const normalized = YAML.parse((await run(client[0], [...client.slice(1), '-f', COMPOSE, '--profile', 'gpu', 'config'])).stdout) as { services: Record<string, Service> };
+  const normalized = YAML.parse((await run(client[0], [...client.slice(1), '-f', COMPOSE, '--profile', 'gpu', 'config'])).stdout) as {
+    services: Record<string, Service>;
+  };
   expect(normalized.services['worker-cognate'].profiles).toEqual(['gpu']);
   expect(normalized.services['worker-cognate'].deploy?.resources?.reservations?.devices?.[0].driver).toBe('nvidia');
   // And rejects a broken one (so a pass above means something).
@@ -97,14 +105,20 @@ test('every file the Dockerfiles copy exists, the GPU image is CUDA 12 with the 
     const lines = text.split('\n').map((l) => l.trim());
     for (const line of lines.filter((l) => /^COPY\s/.test(l) && !l.includes('--from='))) {
       const args = line.replace(/^COPY\s+/, '').split(/\s+/);
-      for (const src of args.slice(0, -1)) expect({ file: src, exists: fs.existsSync(path.join(context, src)) }).toEqual({ file: src, exists: true });
+      for (const src of args.slice(0, -1))
+        expect({ file: src, exists: fs.existsSync(path.join(context, src)) }).toEqual({ file: src, exists: true });
     }
     // Files the build runs (node scripts/...).
     for (const m of text.matchAll(/node (scripts\/[\w.-]+)/g)) {
       if (fs.existsSync(path.join(ROOT, m[1]))) continue;
       throw new Error(`${svc.build.dockerfile} runs ${m[1]}, which does not exist`);
     }
-    const cmd = JSON.parse(lines.filter((l) => l.startsWith('CMD ')).at(-1)!.slice(4)) as string[];
+    const cmd = JSON.parse(
+      lines
+        .filter((l) => l.startsWith('CMD '))
+        .at(-1)!
+        .slice(4),
+    ) as string[];
     expect(cmd.slice(0, 2)).toEqual(['npm', 'run']);
     const script = cmd.at(-1)!;
     expect(script).toBe(expectedScript[name]);
@@ -120,18 +134,31 @@ test('every file the Dockerfiles copy exists, the GPU image is CUDA 12 with the 
 
 test('the registration script registers exactly the Forge search attributes with their types, idempotently', async () => {
   const script = fs.readFileSync(path.join(DOCKER, 'temporal', 'register-search-attributes.sh'), 'utf8');
-  const declared = Object.fromEntries(/^ATTRIBUTES="([^"]+)"/m.exec(script)![1].split(' ').map((e) => e.split(':')));
+  const declared = Object.fromEntries(
+    /^ATTRIBUTES="([^"]+)"/m
+      .exec(script)![1]
+      .split(' ')
+      .map((e) => e.split(':')),
+  );
   expect(declared).toEqual(SEARCH_ATTRIBUTES);
 
   // Run it as the setup container would, against this test run's server, with the Temporal CLI on PATH.
   const bin = findTemporalBinary();
   if (!bin) throw new Error('Temporal CLI not found; run npm install');
-  const env = { ...process.env, PATH: `${path.dirname(bin)}${path.delimiter}${process.env.PATH}`, TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, TEMPORAL_NAMESPACE: 'default' };
+  const env = {
+    ...process.env,
+    PATH: `${path.dirname(bin)}${path.delimiter}${process.env.PATH}`,
+    TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!,
+    TEMPORAL_NAMESPACE: 'default',
+  };
   const first = await run('sh', [path.join(DOCKER, 'temporal', 'register-search-attributes.sh')], { env, timeout: 120_000 });
   expect(first.stdout).toContain('search attributes ready');
   const second = await run('sh', [path.join(DOCKER, 'temporal', 'register-search-attributes.sh')], { env, timeout: 120_000 });
   for (const name of Object.keys(SEARCH_ATTRIBUTES)) expect(second.stdout).toContain(`search attribute ${name} already registered`);
 
-  const listed = JSON.parse(await temporalCli('operator', 'search-attribute', 'list', '--output', 'json')) as { customAttributes: Record<string, string> };
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) expect([name, listed.customAttributes[name]]).toEqual([name, `INDEXED_VALUE_TYPE_${type.toUpperCase()}`]);
+  const listed = JSON.parse(await temporalCli('operator', 'search-attribute', 'list', '--output', 'json')) as {
+    customAttributes: Record<string, string>;
+  };
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES))
+    expect([name, listed.customAttributes[name]]).toEqual([name, `INDEXED_VALUE_TYPE_${type.toUpperCase()}`]);
 });

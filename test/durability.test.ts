@@ -25,12 +25,26 @@ beforeAll(async () => {
 });
 
 function agentJob(dir: string, maxEpisodes = 32): AgentJob {
-  const config = AgentForgeConfigSchema.parse({ maxEpisodes, batchSize: 8, checkpointEvery: 8, hiddenSize: 16, numLayers: 1, evalEpisodes: 8 });
+  const config = AgentForgeConfigSchema.parse({
+    maxEpisodes,
+    batchSize: 8,
+    checkpointEvery: 8,
+    hiddenSize: 16,
+    numLayers: 1,
+    evalEpisodes: 8,
+  });
   return {
     kind: 'agent',
     label: 'solo',
     config,
-    env: { id: 'referential', kind: 'referential', numAgents: 2, protocols: config.communicationProtocols, strategy: config.coordinationStrategy, seed: 7 },
+    env: {
+      id: 'referential',
+      kind: 'referential',
+      numAgents: 2,
+      protocols: config.communicationProtocols,
+      strategy: config.coordinationStrategy,
+      seed: 7,
+    },
     units: [{ id: 'solo', architecture: 'reactive_agent', slots: [0, 1] }],
     checkpointDir: path.join(tmp, dir),
   };
@@ -167,12 +181,15 @@ describe('a write failing half-way (ENOSPC injected at the write layer; runs eve
     saveCheckpoint(dir, 1, { w: new Float32Array(1000).fill(1) }, 3);
     const realWrite = fs.writeSync;
     let calls = 0;
-    const spy = jest.spyOn(fs, 'writeSync').mockImplementation(((...args: Parameters<typeof fs.writeSync>) => {
-      if (++calls === 3) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    const spy = jest.spyOn(fs, 'writeSync').mockImplementation((...args: Parameters<typeof fs.writeSync>) => {
+      if (++calls === 3)
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
       return (realWrite as (...a: unknown[]) => number)(...args);
-    }));
+    });
     try {
-      expect(() => saveCheckpoint(dir, 2, { w: new Float32Array(1000).fill(2) }, 3)).toThrow(/ENOSPC.*nothing was published, the previous checkpoint step-00000001\.ckpt is intact/);
+      expect(() => saveCheckpoint(dir, 2, { w: new Float32Array(1000).fill(2) }, 3)).toThrow(
+        /ENOSPC.*nothing was published, the previous checkpoint step-00000001\.ckpt is intact/,
+      );
     } finally {
       spy.mockRestore();
     }
@@ -186,15 +203,40 @@ describe('stop during a slow optimizer step', () => {
   // 24 micro-batches per optimizer step: a step is many times one micro-batch, like the default config's
   // 4 × 2 × 512 tokens on a slow backend. A stop must not wait for the step to end.
   const config = CognateConfigSchema.parse({
-    dModel: 32, nLayers: 2, nHeads: 2, vocabSize: 64, maxSeqLen: 32, dFF: 64, dMem: 16, memCapacity: 32, memTopK: 2, memSurpriseThreshold: 0,
-    seqLen: 32, batchSize: 4, gradientAccumulationSteps: 24, maxSteps: 6, saveSteps: 1000, keepCheckpoints: 3, evalSteps: 1000, evalBatches: 2, warmupSteps: 1,
+    dModel: 32,
+    nLayers: 2,
+    nHeads: 2,
+    vocabSize: 64,
+    maxSeqLen: 32,
+    dFF: 64,
+    dMem: 16,
+    memCapacity: 32,
+    memTopK: 2,
+    memSurpriseThreshold: 0,
+    seqLen: 32,
+    batchSize: 4,
+    gradientAccumulationSteps: 24,
+    maxSteps: 6,
+    saveSteps: 1000,
+    keepCheckpoints: 3,
+    evalSteps: 1000,
+    evalBatches: 2,
+    warmupSteps: 1,
   });
   let dataDir: string;
   beforeAll(() => {
     dataDir = path.join(tmp, 'slow-data');
     writeTinyDataset(dataDir, { vocabSize: 60, trainDocs: 200, valDocs: 20, seed: 5 });
   });
-  const job = (dir: string): TrainJob => ({ config, seed: 5, datasetDir: dataDir, checkpointDir: path.join(tmp, dir), modelName: 'slow', backend: 'wasm', progressIntervalMs: 0 });
+  const job = (dir: string): TrainJob => ({
+    config,
+    seed: 5,
+    datasetDir: dataDir,
+    checkpointDir: path.join(tmp, dir),
+    modelName: 'slow',
+    backend: 'wasm',
+    progressIntervalMs: 0,
+  });
 
   test('the child stops at the next micro-batch boundary with a checkpoint of the last whole step; the resumed run redoes at most that one step and equals an uninterrupted run', async () => {
     const reference = new Map<number, number>();
@@ -202,17 +244,24 @@ describe('stop during a slow optimizer step', () => {
 
     const events: TrainEvent[] = [];
     let stopAt = 0;
-    const stopped = runInChild<TrainJob, TrainEvent, TrainSummary>(path.join(__dirname, '../activities/cognate/engine/train.child.ts'), job('slow-stop'), (e) => {
-      events.push(e);
-      // Ask for the stop a third of the way into step 3 (after step 2 was reported).
-      if (e.kind === 'step' && e.step === 2) {
-        const micro = e.microBatchSeconds;
-        setTimeout(() => {
-          stopAt = performance.now();
-          stopped.requestStop();
-        }, Math.max(1, 8 * micro * 1000));
-      }
-    });
+    const stopped = runInChild<TrainJob, TrainEvent, TrainSummary>(
+      path.join(__dirname, '../activities/cognate/engine/train.child.ts'),
+      job('slow-stop'),
+      (e) => {
+        events.push(e);
+        // Ask for the stop a third of the way into step 3 (after step 2 was reported).
+        if (e.kind === 'step' && e.step === 2) {
+          const micro = e.microBatchSeconds;
+          setTimeout(
+            () => {
+              stopAt = performance.now();
+              stopped.requestStop();
+            },
+            Math.max(1, 8 * micro * 1000),
+          );
+        }
+      },
+    );
     const summary = await stopped.result;
     const stopSeconds = (performance.now() - stopAt) / 1000;
     const stepEvents = events.filter((e): e is Extract<TrainEvent, { kind: 'step' }> => e.kind === 'step');
@@ -224,12 +273,14 @@ describe('stop during a slow optimizer step', () => {
     expect(summary.finalStep).toBe(stopping!.step); // ... and checkpointed the last whole step
     expect(listCheckpoints(path.join(tmp, 'slow-stop')).map((c) => c.step)).toEqual([summary.finalStep]);
     // Far sooner than the rest of the step would have taken (24 micro-batches; the checkpoint is small).
-    console.log(`stop answered in ${stopSeconds.toFixed(2)} s; one micro-batch ${micro.toFixed(3)} s, a step ≈ ${(micro * 24).toFixed(2)} s; abandoned ${stopping!.abandonedMicroBatches} micro-batches`);
+    console.log(
+      `stop answered in ${stopSeconds.toFixed(2)} s; one micro-batch ${micro.toFixed(3)} s, a step ≈ ${(micro * 24).toFixed(2)} s; abandoned ${stopping!.abandonedMicroBatches} micro-batches`,
+    );
 
     const resumedEvents: TrainEvent[] = [];
     const resumed = await train(job('slow-stop'), { emit: (e) => resumedEvents.push(e), stopRequested: () => false });
     expect(resumed.resumedFromStep).toBe(summary.finalStep);
-    const redone = resumedEvents.filter((e) => e.kind === 'step' && e.step <= (stopping!.step + 1));
+    const redone = resumedEvents.filter((e) => e.kind === 'step' && e.step <= stopping!.step + 1);
     expect(redone.length).toBeLessThanOrEqual(1); // at most the one step that was cut short
     for (const e of resumedEvents) if (e.kind === 'step') expect(e.loss).toBe(reference.get(e.step));
     expect(resumed.finalStep).toBe(config.maxSteps);

@@ -30,7 +30,13 @@ const env = () => ({ TEMPORAL_ADDRESS: server.address, FORGE_DATA_DIR: path.join
 
 beforeAll(async () => {
   root = fs.mkdtempSync(path.join(process.env.FORGE_TEST_ROOT!, 'limits-'));
-  server = await startDevServer({ dbFile: path.join(root, 'temporal.db'), port: await freePort(), uiPort: await freePort(), logFile: path.join(root, 'temporal.log'), dynamicConfig: LIMITS });
+  server = await startDevServer({
+    dbFile: path.join(root, 'temporal.db'),
+    port: await freePort(),
+    uiPort: await freePort(),
+    logFile: path.join(root, 'temporal.log'),
+    dynamicConfig: LIMITS,
+  });
   client = new Client({ connection: await Connection.connect({ address: server.address }) });
 });
 afterAll(async () => {
@@ -40,11 +46,23 @@ afterAll(async () => {
 
 /** Every run of the workflow id (the continue-as-new chain), oldest first, with its history. */
 async function chain(workflowId: string) {
-  const runs: { runId: string; status: string; events: number; signals: number; history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> }[] = [];
+  const runs: {
+    runId: string;
+    status: string;
+    events: number;
+    signals: number;
+    history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
+  }[] = [];
   for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
     const history = await client.workflow.getHandle(workflowId, wf.runId).fetchHistory();
     const events = history.events ?? [];
-    runs.push({ runId: wf.runId, status: wf.status.name, events: events.length, signals: events.filter((e) => e.workflowExecutionSignaledEventAttributes).length, history });
+    runs.push({
+      runId: wf.runId,
+      status: wf.status.name,
+      events: events.length,
+      signals: events.filter((e) => e.workflowExecutionSignaledEventAttributes).length,
+      history,
+    });
   }
   return runs.reverse();
 }
@@ -92,11 +110,23 @@ function pollProgress<P>(handle: WorkflowHandle, intervalMs = 500) {
 
 function trainingLog(session: string, model: string): Record<string, unknown>[] {
   const file = path.join(root, 'data', 'checkpoints', 'cognate', session, model, 'training_log.jsonl');
-  return fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 test('Cognate: chunks + continue-as-new finish under lowered limits; query answers throughout; SIGKILLs at seeded random moments; losses equal an uninterrupted run', async () => {
-  const config = { ...TINY_COGNATE, maxSteps: 400, saveSteps: 5, evalSteps: 50, seed: 3, trainingChunkSeconds: 4, progressIntervalSeconds: 0.5 };
+  const config = {
+    ...TINY_COGNATE,
+    maxSteps: 400,
+    saveSteps: 5,
+    evalSteps: 50,
+    seed: 3,
+    trainingChunkSeconds: 4,
+    progressIntervalSeconds: 0.5,
+  };
   const session = `limits-cog-${Date.now().toString(36)}`;
   let worker = spawnWorker('cognate', env());
   const started = await startRun(client, 'cognate', { sessionId: session, config, models: [{ name: 'm1' }] });
@@ -104,11 +134,21 @@ test('Cognate: chunks + continue-as-new finish under lowered limits; query answe
   const rng = new Rng(20261129);
   const kills: number[] = [];
   try {
-    await waitFor('training to start', async () => ((await started.handle.query<CognateProgress>('progress')).models.m1?.step ?? 0) > 0, 10 * 60_000, 300);
+    await waitFor(
+      'training to start',
+      async () => ((await started.handle.query<CognateProgress>('progress')).models.m1?.step ?? 0) > 0,
+      10 * 60_000,
+      300,
+    );
     // Three kills, each at a seeded random moment 2–8 s after training has visibly moved on.
     for (let k = 0; k < 3; k++) {
       const before = (await started.handle.query<CognateProgress>('progress')).models.m1?.step ?? 0;
-      await waitFor('training to advance', async () => ((await started.handle.query<CognateProgress>('progress')).models.m1?.step ?? 0) > before, 5 * 60_000, 300);
+      await waitFor(
+        'training to advance',
+        async () => ((await started.handle.query<CognateProgress>('progress')).models.m1?.step ?? 0) > before,
+        5 * 60_000,
+        300,
+      );
       await new Promise((r) => setTimeout(r, 2000 + rng.int(6000)));
       if ((await started.handle.query<CognateProgress>('progress')).phase !== 'training') break;
       await poll.pause();
@@ -137,14 +177,17 @@ test('Cognate: chunks + continue-as-new finish under lowered limits; query answe
 
     // Several runs, each under the limits; together more than one run could have held.
     const runs = await chain(started.workflowId);
-    console.log(`cognate: ${runs.length} runs, events ${runs.map((r) => r.events).join('/')}, signals ${runs.map((r) => r.signals).join('/')}; kills at steps ${kills.join(', ')}; ${poll.answers.length} query answers`);
+    console.log(
+      `cognate: ${runs.length} runs, events ${runs.map((r) => r.events).join('/')}, signals ${runs.map((r) => r.signals).join('/')}; kills at steps ${kills.join(', ')}; ${poll.answers.length} query answers`,
+    );
     expect(runs.length).toBeGreaterThanOrEqual(2);
     for (const r of runs.slice(0, -1)) expect(r.status).toBe('CONTINUED_AS_NEW');
     for (const r of runs) expect(r.events).toBeLessThan(LIMITS['limit.historyCount.error']);
     for (const r of runs) expect(r.signals).toBeLessThan(LIMITS['history.maximumSignalsPerExecution']);
     expect(runs.reduce((n, r) => n + r.events, 0)).toBeGreaterThan(LIMITS['limit.historyCount.error']);
     // Every run's history replays against today's workflow code.
-    for (const r of runs) await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/cognate') }, r.history, started.workflowId);
+    for (const r of runs)
+      await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/cognate') }, r.history, started.workflowId);
 
     // The resumes after the kills were recorded, and every step's loss equals an uninterrupted run's.
     const log = trainingLog(session, 'm1');
@@ -152,7 +195,15 @@ test('Cognate: chunks + continue-as-new finish under lowered limits; query answe
     const reference = new Map<number, number>();
     const refConfig = CognateConfigSchema.parse(config);
     await train(
-      { config: refConfig, seed: refConfig.seed, datasetDir: result.dataset.datasetDir, checkpointDir: path.join(root, 'ref-ckpt'), modelName: 'm1', backend: 'wasm', progressIntervalMs: 0 },
+      {
+        config: refConfig,
+        seed: refConfig.seed,
+        datasetDir: result.dataset.datasetDir,
+        checkpointDir: path.join(root, 'ref-ckpt'),
+        modelName: 'm1',
+        backend: 'wasm',
+        progressIntervalMs: 0,
+      },
       { emit: (e: TrainEvent) => e.kind === 'step' && reference.set(e.step, e.loss), stopRequested: () => false },
     );
     const logged = log.filter((e) => e.kind === 'step');
@@ -166,13 +217,34 @@ test('Cognate: chunks + continue-as-new finish under lowered limits; query answe
 });
 
 test('Agent Forge: chunks + continue-as-new finish under lowered limits; the query answers throughout; a SIGKILL resumes from a checkpoint', async () => {
-  const config = { maxEpisodes: 256, batchSize: 8, hiddenSize: 32, numLayers: 2, evalEpisodes: 16, checkpointEvery: 16, trainingChunkSeconds: 3, progressIntervalSeconds: 0.5 };
+  const config = {
+    maxEpisodes: 256,
+    batchSize: 8,
+    hiddenSize: 32,
+    numLayers: 2,
+    evalEpisodes: 16,
+    checkpointEvery: 16,
+    trainingChunkSeconds: 3,
+    progressIntervalSeconds: 0.5,
+  };
   const session = `limits-agent-${Date.now().toString(36)}`;
   let worker = spawnWorker('agent', env());
-  const started = await startRun(client, 'agent', { sessionId: session, config, agents: [{ id: 'a1', architecture: 'reactive_agent' }, { id: 'a2', architecture: 'reactive_agent' }] });
+  const started = await startRun(client, 'agent', {
+    sessionId: session,
+    config,
+    agents: [
+      { id: 'a1', architecture: 'reactive_agent' },
+      { id: 'a2', architecture: 'reactive_agent' },
+    ],
+  });
   const poll = pollProgress<AgentForgeProgress>(started.handle);
   try {
-    await waitFor('agents past their first checkpoint', async () => Math.min(...['a1', 'a2'].map((id) => (poll.answers.at(-1)?.agents[id]?.episode ?? 0))) >= 48, 10 * 60_000, 300);
+    await waitFor(
+      'agents past their first checkpoint',
+      async () => Math.min(...['a1', 'a2'].map((id) => poll.answers.at(-1)?.agents[id]?.episode ?? 0)) >= 48,
+      10 * 60_000,
+      300,
+    );
     await poll.pause();
     await killAndWait(worker.proc, 'SIGKILL');
     worker = spawnWorker('agent', env());
@@ -192,12 +264,15 @@ test('Agent Forge: chunks + continue-as-new finish under lowered limits; the que
     expect(poll.answers.some((a) => a.phase === 'coordination')).toBe(true);
 
     const runs = await chain(started.workflowId);
-    console.log(`agent: ${runs.length} runs, events ${runs.map((r) => r.events).join('/')}, signals ${runs.map((r) => r.signals).join('/')}; ${poll.answers.length} query answers`);
+    console.log(
+      `agent: ${runs.length} runs, events ${runs.map((r) => r.events).join('/')}, signals ${runs.map((r) => r.signals).join('/')}; ${poll.answers.length} query answers`,
+    );
     expect(runs.length).toBeGreaterThanOrEqual(2);
     for (const r of runs) expect(r.events).toBeLessThan(LIMITS['limit.historyCount.error']);
     for (const r of runs) expect(r.signals).toBeLessThan(LIMITS['history.maximumSignalsPerExecution']);
     expect(runs.reduce((n, r) => n + r.events, 0)).toBeGreaterThan(LIMITS['limit.historyCount.error']);
-    for (const r of runs) await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/agent') }, r.history, started.workflowId);
+    for (const r of runs)
+      await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/agent') }, r.history, started.workflowId);
   } finally {
     await poll.stop();
     await killAndWait(worker.proc, 'SIGTERM');
@@ -207,12 +282,28 @@ test('Agent Forge: chunks + continue-as-new finish under lowered limits; the que
 test('worker SIGTERM during a multi-micro-batch step: the final checkpoint is written, the next worker resumes from it and redoes at most one step', async () => {
   // 8 micro-batches per optimizer step, one long chunk: the stop comes from the worker's shutdown, not a roll-over.
   // Rare progress signals: this run must stay one run (no roll-over) so the stop comes from the SIGTERM alone.
-  const config = { ...TINY_COGNATE, maxSteps: 200, gradientAccumulationSteps: 8, saveSteps: 1000, evalSteps: 1000, seed: 4, trainingChunkSeconds: 3600, progressIntervalSeconds: 600 };
+  const config = {
+    ...TINY_COGNATE,
+    maxSteps: 200,
+    gradientAccumulationSteps: 8,
+    saveSteps: 1000,
+    evalSteps: 1000,
+    seed: 4,
+    trainingChunkSeconds: 3600,
+    progressIntervalSeconds: 600,
+  };
   const session = `sigterm-cog-${Date.now().toString(36)}`;
   let worker = spawnWorker('cognate', env());
   const started = await startRun(client, 'cognate', { sessionId: session, config, models: [{ name: 'm1' }] });
   try {
-    await waitFor('a few steps', async () => fs.existsSync(path.join(root, 'data', 'checkpoints', 'cognate', session, 'm1', 'training_log.jsonl')) && trainingLog(session, 'm1').filter((e) => e.kind === 'step').length >= 3, 10 * 60_000, 300);
+    await waitFor(
+      'a few steps',
+      async () =>
+        fs.existsSync(path.join(root, 'data', 'checkpoints', 'cognate', session, 'm1', 'training_log.jsonl')) &&
+        trainingLog(session, 'm1').filter((e) => e.kind === 'step').length >= 3,
+      10 * 60_000,
+      300,
+    );
     const exited = new Promise<void>((resolve) => worker.proc.once('exit', () => resolve()));
     worker.proc.kill('SIGTERM');
     await exited; // after its shutdown grace the worker cancels the activity; the trainer checkpoints and it exits

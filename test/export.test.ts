@@ -8,9 +8,23 @@ import zlib from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
 import { ARTIFACT_FILES, publishWeightsArtifact } from '../common/export/artifact';
-import { atomicWriteFile, publishDirectory, sha256File, stagingDirFor, verifyManifest, writeJsonAtomic, writeManifest } from '../common/export/files';
+import {
+  atomicWriteFile,
+  publishDirectory,
+  sha256File,
+  stagingDirFor,
+  verifyManifest,
+  writeJsonAtomic,
+  writeManifest,
+} from '../common/export/files';
 import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from '../common/export/safetensors';
-import { decodeTorchStateDict, decodeZipStored, encodeTorchStateDict, readTorchStateDict, writeTorchStateDict } from '../common/export/torch';
+import {
+  decodeTorchStateDict,
+  decodeZipStored,
+  encodeTorchStateDict,
+  readTorchStateDict,
+  writeTorchStateDict,
+} from '../common/export/torch';
 import { readTfjsWeights, writeTfjsWeights, type TfjsModelJson } from '../common/export/tfjs';
 import { tensorsEqual, type NamedTensor } from '../common/export/tensors';
 
@@ -53,7 +67,9 @@ function expectSameTensors(a: NamedTensor[], b: NamedTensor[]): void {
 }
 
 let tmp: string;
-beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-export-')); });
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-export-'));
+});
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('safetensors', () => {
@@ -101,7 +117,11 @@ describe('torch zip state dict', () => {
     const ts = fixture();
     const records = decodeZipStored(encodeTorchStateDict(ts, 'model'));
     expect(records.map((r) => r.name)).toEqual([
-      'model/data.pkl', 'model/byteorder', ...ts.map((_, i) => `model/data/${i}`), 'model/version', 'model/.data/serialization_id',
+      'model/data.pkl',
+      'model/byteorder',
+      ...ts.map((_, i) => `model/data/${i}`),
+      'model/version',
+      'model/.data/serialization_id',
     ]);
     for (const r of records) {
       expect(r.crc32).toBe(zlib.crc32(r.data)); // central directory CRC == independently computed CRC
@@ -143,11 +163,16 @@ describe('tfjs weights', () => {
     expect(modelJson.weightsManifest[0].paths).toEqual(['weights.bin']);
     expect(modelJson.weightsManifest[0].weights.find((w) => w.name === 'step')!.dtype).toBe('int32'); // tfjs has no int64
 
-    const asTfjs = ts.map((t) => (t.dtype === 'int64' ? { ...t, dtype: 'int32' as const, data: Int32Array.from(t.data as BigInt64Array, Number) } : t));
+    const asTfjs = ts.map((t) =>
+      t.dtype === 'int64' ? { ...t, dtype: 'int32' as const, data: Int32Array.from(t.data as BigInt64Array, Number) } : t,
+    );
     expectSameTensors(asTfjs, readTfjsWeights(dir));
 
     const bin = fs.readFileSync(path.join(dir, 'weights.bin'));
-    const decoded = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.length), modelJson.weightsManifest[0].weights);
+    const decoded = tf.io.decodeWeights(
+      bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.length),
+      modelJson.weightsManifest[0].weights,
+    );
     for (const t of asTfjs) {
       expect(decoded[t.name].shape).toEqual(t.shape);
       expect(decoded[t.name].dtype).toBe(t.dtype);
@@ -178,15 +203,30 @@ describe('files', () => {
     atomicWriteFile(path.join(dir, 'sub', 'x.json'), '{}');
     const m = writeManifest(dir, { runId: 'r1' });
     expect(m.runId).toBe('r1');
-    expect(m.files.map((f) => [f.path, f.bytes])).toEqual([['sub/x.json', 2], ['w.bin', 4]]);
+    expect(m.files.map((f) => [f.path, f.bytes])).toEqual([
+      ['sub/x.json', 2],
+      ['w.bin', 4],
+    ]);
     expect(verifyManifest(dir)).toEqual([]);
     fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.from([1, 2, 3, 5]));
     fs.rmSync(path.join(dir, 'sub', 'x.json'));
     fs.writeFileSync(path.join(dir, 'stray.txt'), 'x');
-    expect(verifyManifest(dir)).toEqual(['sub/x.json: missing', 'w.bin: sha256 differs from manifest', 'stray.txt: not listed in manifest']);
+    expect(verifyManifest(dir)).toEqual([
+      'sub/x.json: missing',
+      'w.bin: sha256 differs from manifest',
+      'stray.txt: not listed in manifest',
+    ]);
     // A damaged manifest is reported, not thrown.
-    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ format: m.format, files: [null, { path: '../x', bytes: 1, sha256: 'ab' }] }));
-    expect(verifyManifest(dir)).toEqual(['manifest.json: malformed entry null', '../x: unsafe path in manifest', 'stray.txt: not listed in manifest', 'w.bin: not listed in manifest']);
+    fs.writeFileSync(
+      path.join(dir, 'manifest.json'),
+      JSON.stringify({ format: m.format, files: [null, { path: '../x', bytes: 1, sha256: 'ab' }] }),
+    );
+    expect(verifyManifest(dir)).toEqual([
+      'manifest.json: malformed entry null',
+      '../x: unsafe path in manifest',
+      'stray.txt: not listed in manifest',
+      'w.bin: not listed in manifest',
+    ]);
   });
 
   test('publishDirectory swaps a complete staging dir into place, replacing the old one', () => {
@@ -208,7 +248,10 @@ describe('files', () => {
 describe('scripts/verify_weights.py (real torch + safetensors + numpy)', () => {
   const probe = spawnSync('python3', ['-c', 'import torch, safetensors, numpy'], { encoding: 'utf8' });
   const havePython = probe.status === 0;
-  if (!havePython) console.warn(`SKIPPING verify_weights.py tests: python3 cannot import torch, safetensors, numpy (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`);
+  if (!havePython)
+    console.warn(
+      `SKIPPING verify_weights.py tests: python3 cannot import torch, safetensors, numpy (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`,
+    );
   const maybe = havePython ? test : test.skip;
 
   const verify = (dir: string, ...options: string[]): { status: number | null; summary: Record<string, unknown> } => {
@@ -217,7 +260,13 @@ describe('scripts/verify_weights.py (real torch + safetensors + numpy)', () => {
   };
   const exportAll = (dir: string, ts: NamedTensor[]): void => {
     const manifest = publishWeightsArtifact(dir, ts, { extraFiles: { 'config.json': { d_model: 16 } }, manifestExtra: { runId: 'test' } });
-    expect(manifest.files.map((f) => f.path)).toEqual(['config.json', ARTIFACT_FILES.safetensors, ARTIFACT_FILES.torch, 'tfjs/model.json', 'tfjs/weights.bin']);
+    expect(manifest.files.map((f) => f.path)).toEqual([
+      'config.json',
+      ARTIFACT_FILES.safetensors,
+      ARTIFACT_FILES.torch,
+      'tfjs/model.json',
+      'tfjs/weights.bin',
+    ]);
     expect(verifyManifest(dir)).toEqual([]);
   };
 
@@ -241,7 +290,10 @@ describe('scripts/verify_weights.py (real torch + safetensors + numpy)', () => {
 
     // Safetensors restored; now the torch copy is missing a tensor.
     writeSafetensors(path.join(dir, 'model.safetensors'), ts);
-    writeTorchStateDict(path.join(dir, 'pytorch_model.bin'), ts.filter((t) => t.name !== 'step'));
+    writeTorchStateDict(
+      path.join(dir, 'pytorch_model.bin'),
+      ts.filter((t) => t.name !== 'step'),
+    );
     const missing = verify(dir);
     expect(missing.status).toBe(1);
     expect(String(missing.summary.error)).toMatch(/pytorch_model\.bin: tensor 'step' is in tfjs but missing here/);
@@ -252,7 +304,9 @@ describe('scripts/verify_weights.py (real torch + safetensors + numpy)', () => {
     const dir = path.join(tmp, 'verify-skip');
     exportAll(dir, ts);
     // An extra weights file (like an LTM memory bank) that tfjs does not carry.
-    writeSafetensors(path.join(dir, 'ltm_bank.safetensors'), [{ name: 'bank.keys', shape: [2, 2], dtype: 'float32', data: new Float32Array([1, 2, 3, 4]) }]);
+    writeSafetensors(path.join(dir, 'ltm_bank.safetensors'), [
+      { name: 'bank.keys', shape: [2, 2], dtype: 'float32', data: new Float32Array([1, 2, 3, 4]) },
+    ]);
     const unskipped = verify(dir);
     expect(unskipped.status).toBe(1);
     expect(String(unskipped.summary.error)).toMatch(/ltm_bank\.safetensors: tensor '[^']+' is in tfjs but missing here/);
@@ -289,7 +343,11 @@ sd = collections.OrderedDict(w=torch.arange(12, dtype=torch.float32).reshape(3, 
 torch.save(sd, ${JSON.stringify(file)})`;
     expect(spawnSync('python3', ['-c', script], { encoding: 'utf8' }).status).toBe(0);
     const back = readTorchStateDict(file);
-    expect(back.map((t) => [t.name, t.dtype, t.shape])).toEqual([['w', 'float32', [3, 4]], ['ids', 'int32', [2]], ['n', 'int64', []]]);
+    expect(back.map((t) => [t.name, t.dtype, t.shape])).toEqual([
+      ['w', 'float32', [3, 4]],
+      ['ids', 'int32', [2]],
+      ['n', 'int64', []],
+    ]);
     expect(Array.from(back[0].data as Float32Array)).toEqual(Array.from({ length: 12 }, (_, i) => i / 8));
     expect(Array.from(back[1].data as Int32Array)).toEqual([1, -2]);
     expect(back[2].data[0]).toBe(2n ** 40n);

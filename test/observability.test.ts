@@ -41,7 +41,11 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 async function metricsWorker(pipeline: 'agent' | 'cognate') {
   const port = await freePort();
   const corePort = await freePort();
-  const worker = spawnWorker(pipeline, { FORGE_METRICS_PORT: String(port), FORGE_TEMPORAL_METRICS_PORT: String(corePort), FORGE_METRICS_HOST: '127.0.0.1' });
+  const worker = spawnWorker(pipeline, {
+    FORGE_METRICS_PORT: String(port),
+    FORGE_TEMPORAL_METRICS_PORT: String(corePort),
+    FORGE_METRICS_HOST: '127.0.0.1',
+  });
   const scrape = async (url = `http://127.0.0.1:${port}/metrics`) => {
     const res = await fetch(url);
     if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
@@ -53,7 +57,9 @@ async function metricsWorker(pipeline: 'agent' | 'cognate') {
 
 function expectChartsInManifest(dir: string, charts: string[]): void {
   expect(verifyManifest(dir)).toEqual([]);
-  const listed = (JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { files: { path: string }[] }).files.map((f) => f.path);
+  const listed = (JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { files: { path: string }[] }).files.map(
+    (f) => f.path,
+  );
   for (const c of charts) {
     expect(listed).toContain(`charts/${c}.svg`);
     expect(listed).toContain(`charts/${c}.png`);
@@ -69,7 +75,10 @@ function expectChartsInManifest(dir: string, charts: string[]): void {
 }
 
 async function forgeReport(pipeline: string, session: string): Promise<string> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'forge.ts'), 'report', pipeline, session], { cwd: ROOT, env: process.env });
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'forge.ts'), 'report', pipeline, session], {
+    cwd: ROOT,
+    env: process.env,
+  });
   return stdout;
 }
 
@@ -81,14 +90,23 @@ test('agent worker: metrics scraped during training, TensorBoard matches the tra
       { id: 'scout', architecture: 'reactive_agent' },
       { id: 'planner', architecture: 'planning_agent' },
     ];
-    const started = await startRun(client, 'agent', { sessionId: session, config: { maxEpisodes: 240, evalEpisodes: 32, checkpointEvery: 40 }, agents });
+    const started = await startRun(client, 'agent', {
+      sessionId: session,
+      config: { maxEpisodes: 240, evalEpisodes: 32, checkpointEvery: 40 },
+      agents,
+    });
 
     // During training: each agent's series with its labels, and the Temporal runtime's metrics on the same endpoint.
-    const seen = await waitFor('training series on the metrics endpoint', async () => {
-      const text = await scrape();
-      const episodes = agents.map((a) => sample(text, 'forge_training_episode', { pipeline: 'agent', session, unit: a.id }) ?? 0);
-      return episodes.every((e) => e > 0) && /^temporal_\w+/m.test(text) ? text : null;
-    }, 10 * 60_000, 1000);
+    const seen = await waitFor(
+      'training series on the metrics endpoint',
+      async () => {
+        const text = await scrape();
+        const episodes = agents.map((a) => sample(text, 'forge_training_episode', { pipeline: 'agent', session, unit: a.id }) ?? 0);
+        return episodes.every((e) => e > 0) && /^temporal_\w+/m.test(text) ? text : null;
+      },
+      10 * 60_000,
+      1000,
+    );
     expect(sample(seen, 'forge_training_success_rate', { pipeline: 'agent', session, unit: 'scout' })).toBeGreaterThanOrEqual(0);
     expect(sample(seen, 'forge_training_reward', { pipeline: 'agent', session, unit: 'scout' })).toEqual(expect.any(Number));
     expect(seen).toMatch(/^temporal_worker_task_slots_available\{/m);
@@ -139,10 +157,15 @@ test('cognate worker: tokens/s, step and loss scraped during training; TensorBoa
     const config = { ...TINY_COGNATE, maxSteps: 40, seed: 11 };
     const started = await startRun(client, 'cognate', { sessionId: session, config, models: [{ name: 'm1' }] });
     const labels = { pipeline: 'cognate', session, unit: 'm1' };
-    const seen = await waitFor('Cognate training series on the metrics endpoint', async () => {
-      const text = await scrape();
-      return (sample(text, 'forge_training_step', labels) ?? 0) > 0 ? text : null;
-    }, 10 * 60_000, 500);
+    const seen = await waitFor(
+      'Cognate training series on the metrics endpoint',
+      async () => {
+        const text = await scrape();
+        return (sample(text, 'forge_training_step', labels) ?? 0) > 0 ? text : null;
+      },
+      10 * 60_000,
+      500,
+    );
     expect(sample(seen, 'forge_training_tokens_per_second', labels)).toBeGreaterThan(0);
     expect(sample(seen, 'forge_training_loss', labels)).toBeGreaterThan(0);
     expect(sample(seen, 'forge_training_learning_rate', labels)).toBeGreaterThan(0);
@@ -156,16 +179,31 @@ test('cognate worker: tokens/s, step and loss scraped during training; TensorBoa
     const sessionDir = path.join(dataDir(), 'cognate', session);
     const modelDir = path.join(sessionDir, 'm1');
     expectChartsInManifest(modelDir, ['loss', 'validation_loss', 'learning_rate']);
-    const log = fs.readFileSync(path.join(modelDir, 'training_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
+    const log = fs
+      .readFileSync(path.join(modelDir, 'training_log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, number | string>);
     const scalars = readTensorBoard(path.join(dataDir(), 'tensorboard', 'cognate', session, 'm1'));
     if (scalars) {
-      for (const tag of ['train/loss', 'train/learning_rate', 'train/tokens_per_second', 'act/mean_depth', 'ltm/fill', 'validation/loss', 'checkpoint/seconds']) expect(Object.keys(scalars)).toContain(tag);
+      for (const tag of [
+        'train/loss',
+        'train/learning_rate',
+        'train/tokens_per_second',
+        'act/mean_depth',
+        'ltm/fill',
+        'validation/loss',
+        'checkpoint/seconds',
+      ])
+        expect(Object.keys(scalars)).toContain(tag);
       const steps = log.filter((e) => e.kind === 'step');
       expect(scalars['train/loss'].map(([s]) => s)).toEqual(steps.map((e) => e.step));
       scalars['train/loss'].forEach(([, v], i) => expect(v).toBeCloseTo(steps[i].loss as number, 4));
       scalars['train/learning_rate'].forEach(([, v], i) => expect(v).toBeCloseTo(steps[i].learningRate as number, 7));
       const validations = log.filter((e) => e.kind === 'validation');
-      expect(scalars['validation/loss'].map(([s, v]) => [s, Number(v.toFixed(4))])).toEqual(validations.map((e) => [e.step, Number((e.loss as number).toFixed(4))]));
+      expect(scalars['validation/loss'].map(([s, v]) => [s, Number(v.toFixed(4))])).toEqual(
+        validations.map((e) => [e.step, Number((e.loss as number).toFixed(4))]),
+      );
     }
     // The learning-rate chart draws the warmup and decay the trainer used: one point per kept loss-curve step.
     const stats = JSON.parse(fs.readFileSync(path.join(modelDir, 'training_stats.json'), 'utf8'));
@@ -187,6 +225,8 @@ test('forge report names the missing report and changes nothing', async () => {
     (e: { stderr: string; code: number }) => e,
   );
   expect(err?.code).toBe(1);
-  expect(err?.stderr).toContain(`no report for agent session "no-such-session" at ${path.join(dataDir(), 'agent', 'no-such-session', 'report.html')}`);
+  expect(err?.stderr).toContain(
+    `no report for agent session "no-such-session" at ${path.join(dataDir(), 'agent', 'no-such-session', 'report.html')}`,
+  );
   expect(fs.existsSync(path.join(dataDir(), 'agent', 'no-such-session'))).toBe(false);
 });

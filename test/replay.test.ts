@@ -9,7 +9,10 @@ import { Worker } from '@temporalio/worker';
 const DIR = path.join(__dirname, 'histories');
 // The .binpb files are what replays (the .json beside each is for reading: this SDK's JSON conversion trips
 // over two protobufjs copies in the dependency tree).
-const recorded = fs.readdirSync(DIR).filter((f) => f.endsWith('.binpb')).sort();
+const recorded = fs
+  .readdirSync(DIR)
+  .filter((f) => f.endsWith('.binpb'))
+  .sort();
 const load = (file: string) => temporal.api.history.v1.History.decode(fs.readFileSync(path.join(DIR, file)));
 
 test('the recorded histories cover both pipelines', () => {
@@ -22,11 +25,13 @@ test.each(recorded)('%s replays against the current workflow code', async (file)
   await Worker.runReplayHistory({ workflowsPath: require.resolve(`../workflows/${pipeline}`) }, load(file), `replay-${file}`);
 });
 
-test('replay notices a history that today\'s code cannot produce (the check can fail)', async () => {
+test("replay notices a history that today's code cannot produce (the check can fail)", async () => {
   const history = load(recorded.find((f) => f.startsWith('cognate-'))!);
   // Pretend the previous release scheduled another activity first: today's code schedules prepareDatasets there.
   const scheduled = history.events.find((e) => e.activityTaskScheduledEventAttributes)!.activityTaskScheduledEventAttributes!;
   expect(scheduled.activityType!.name).toBe('prepareDatasets');
   scheduled.activityType!.name = 'createModelArtifacts';
-  await expect(Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/cognate') }, history, 'replay-mismatch')).rejects.toThrow(/[Nn]ondeterminism/);
+  await expect(
+    Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/cognate') }, history, 'replay-mismatch'),
+  ).rejects.toThrow(/[Nn]ondeterminism/);
 });

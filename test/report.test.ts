@@ -17,12 +17,21 @@ test('downsample keeps at most max points, the exact last point, and the mean of
 });
 
 test('moving average is trailing and uses the points available at the start', () => {
-  expect(movingAverage([1, 2, 3, 4].map((y, x) => ({ x, y })), 3).map((p) => p.y)).toEqual([1, 1.5, 2, 3]);
+  expect(
+    movingAverage(
+      [1, 2, 3, 4].map((y, x) => ({ x, y })),
+      3,
+    ).map((p) => p.y),
+  ).toEqual([1, 1.5, 2, 3]);
 });
 
 test('compactPairs halves a full history with the given merge, counting every batch once', () => {
   type E = { episode: number; reward: number; batches?: number };
-  const merge = (a: E, b: E): E => ({ episode: b.episode, reward: weightedMean(a.reward, a.batches ?? 1, b.reward, b.batches ?? 1), batches: (a.batches ?? 1) + (b.batches ?? 1) });
+  const merge = (a: E, b: E): E => ({
+    episode: b.episode,
+    reward: weightedMean(a.reward, a.batches ?? 1, b.reward, b.batches ?? 1),
+    batches: (a.batches ?? 1) + (b.batches ?? 1),
+  });
   const history: E[] = [];
   for (let i = 1; i <= 9; i++) {
     history.push({ episode: i * 10, reward: i });
@@ -37,9 +46,38 @@ test('compactPairs halves a full history with the given merge, counting every ba
 });
 
 test('the spec drops non-finite points (and non-positive ones on a log scale) and counts what is drawn', () => {
-  const { drawn } = lineChartSpec({ title: 't', xTitle: 'x', yTitle: 'y', series: [{ name: 'a', points: [{ x: 0, y: 1 }, { x: 1, y: Number.NaN }, { x: 2, y: 0 }] }] });
+  const { drawn } = lineChartSpec({
+    title: 't',
+    xTitle: 'x',
+    yTitle: 'y',
+    series: [
+      {
+        name: 'a',
+        points: [
+          { x: 0, y: 1 },
+          { x: 1, y: Number.NaN },
+          { x: 2, y: 0 },
+        ],
+      },
+    ],
+  });
   expect(drawn).toEqual({ a: 2 });
-  const log = lineChartSpec({ title: 't', xTitle: 'x', yTitle: 'y', logY: true, series: [{ name: 'a', points: [{ x: 0, y: 1 }, { x: 1, y: Number.NaN }, { x: 2, y: 0 }] }] });
+  const log = lineChartSpec({
+    title: 't',
+    xTitle: 'x',
+    yTitle: 'y',
+    logY: true,
+    series: [
+      {
+        name: 'a',
+        points: [
+          { x: 0, y: 1 },
+          { x: 1, y: Number.NaN },
+          { x: 2, y: 0 },
+        ],
+      },
+    ],
+  });
   expect(log.drawn).toEqual({ a: 1 });
 });
 
@@ -50,11 +88,19 @@ test('a rendered chart has its title, axis titles, legend and one line per serie
     yTitle: 'nats',
     series: [
       { name: 'training', points: Array.from({ length: 30 }, (_, i) => ({ x: i, y: 5 - i / 10 })) },
-      { name: 'validation', points: [{ x: 0, y: 5 }, { x: 29, y: 2.5 }], dashed: true },
+      {
+        name: 'validation',
+        points: [
+          { x: 0, y: 5 },
+          { x: 29, y: 2.5 },
+        ],
+        dashed: true,
+      },
     ],
     levels: [{ name: 'random policy', y: 3 }],
   });
-  for (const text of ['loss of m1', 'optimizer step', 'nats', 'training', 'validation', 'random policy']) expect(r.svg).toContain(`>${text}</text>`);
+  for (const text of ['loss of m1', 'optimizer step', 'nats', 'training', 'validation', 'random policy'])
+    expect(r.svg).toContain(`>${text}</text>`);
   expect((r.svg.match(/<path[^>]* d="M[^"]*L[^"]*"/g) ?? []).length).toBeGreaterThanOrEqual(3);
   const width = Number(/^<svg[^>]*width="(\d+)"/.exec(r.svg)?.[1]);
   const height = Number(/^<svg[^>]*height="(\d+)"/.exec(r.svg)?.[1]);
@@ -63,9 +109,24 @@ test('a rendered chart has its title, axis titles, legend and one line per serie
   expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([width * 2, height * 2]);
 });
 
-test('the run report inlines each unit\'s charts, escapes text, and skips charts that are missing', async () => {
+test("the run report inlines each unit's charts, escapes text, and skips charts that are missing", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-report-'));
-  const files = await renderChartFiles({ reward: { title: 'reward of <scout>', xTitle: 'episodes', yTitle: 'return', series: [{ name: 'batches', points: [{ x: 1, y: 1 }, { x: 2, y: 2 }] }] } });
+  const files = await renderChartFiles({
+    reward: {
+      title: 'reward of <scout>',
+      xTitle: 'episodes',
+      yTitle: 'return',
+      series: [
+        {
+          name: 'batches',
+          points: [
+            { x: 1, y: 1 },
+            { x: 2, y: 2 },
+          ],
+        },
+      ],
+    },
+  });
   for (const [rel, contents] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, 'scout', rel)), { recursive: true });
     fs.writeFileSync(path.join(dir, 'scout', rel), contents);
@@ -74,7 +135,13 @@ test('the run report inlines each unit\'s charts, escapes text, and skips charts
     title: 'Agent Forge <run>',
     pipeline: 'agent',
     sessionId: 's1',
-    units: [{ name: 'scout', charts: ['reward', 'success'], metrics: { 'success trained / random': '1 / 0', reward: 7.123456, resumes: 0, threshold: null } }],
+    units: [
+      {
+        name: 'scout',
+        charts: ['reward', 'success'],
+        metrics: { 'success trained / random': '1 / 0', reward: 7.123456, resumes: 0, threshold: null },
+      },
+    ],
     config: { note: '</pre><script>alert(1)</script>' },
   });
   expect(html).not.toContain('<script>');

@@ -24,7 +24,11 @@ test('a finished run is found by ForgePipeline, ForgeSession and ForgePhase, wit
   const client = await testClient();
   try {
     const id = sessionId('sa');
-    const started = await startRun(client, 'agent', { sessionId: id, config: { maxEpisodes: 32, evalEpisodes: 8, environmentTypes: ['interactive'], hiddenSize: 32, numLayers: 2 }, agents: [{ id: 'solo', architecture: 'reactive_agent' }] });
+    const started = await startRun(client, 'agent', {
+      sessionId: id,
+      config: { maxEpisodes: 32, evalEpisodes: 8, environmentTypes: ['interactive'], hiddenSize: 32, numLayers: 2 },
+      agents: [{ id: 'solo', architecture: 'reactive_agent' }],
+    });
     await started.handle.result();
 
     const query = `ForgePipeline="agent" AND ForgeSession="${id}" AND ForgePhase="completed"`;
@@ -58,10 +62,35 @@ test('forge setup registers every attribute on a server without them, and a seco
   if (!bin) throw new Error('Temporal CLI not found; run npm install');
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-setup-'));
-  const server = spawn(bin, ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--db-filename', path.join(dir, 'db'), '--log-level', 'error'], { stdio: 'ignore' });
+  const server = spawn(
+    bin,
+    [
+      'server',
+      'start-dev',
+      '--headless',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--db-filename',
+      path.join(dir, 'db'),
+      '--log-level',
+      'error',
+    ],
+    { stdio: 'ignore' },
+  );
   try {
     const env = { ...process.env, TEMPORAL_ADDRESS: `127.0.0.1:${port}`, TEMPORAL_NAMESPACE: 'default' };
-    const first = await waitFor('forge setup against the fresh server', () => forge(env, 'setup').then((r) => r.stdout, () => null), 60_000, 1000);
+    const first = await waitFor(
+      'forge setup against the fresh server',
+      () =>
+        forge(env, 'setup').then(
+          (r) => r.stdout,
+          () => null,
+        ),
+      60_000,
+      1000,
+    );
     for (const a of SEARCH_ATTRIBUTES) expect(first).toContain(a.name);
     expect(first).toMatch(/already present \[\]/);
     const second = (await forge(env, 'setup')).stdout;

@@ -15,7 +15,8 @@ test('CRC-32C matches the standard check value and TFRecord masking', () => {
 test('scalars written by the writer read back in TensorBoard with their tags, steps and values; a restart supersedes later steps', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-tb-'));
   const first = new TensorBoardWriter(dir);
-  for (let step = 1; step <= 5; step++) first.scalars(step, { 'train/loss': 10 - step, 'train/learning_rate': step * 1e-4, skipped: Number.NaN, absent: undefined });
+  for (let step = 1; step <= 5; step++)
+    first.scalars(step, { 'train/loss': 10 - step, 'train/learning_rate': step * 1e-4, skipped: Number.NaN, absent: undefined });
   first.close();
   // A second attempt resumes from a checkpoint at step 3: its steps 4.. replace the first attempt's.
   const second = new TensorBoardWriter(dir);

@@ -10,9 +10,14 @@ import { killAndWait, ROOT, sessionId, spawnWorker, testClient } from './helpers
 
 jest.setTimeout(10 * 60_000);
 
-const CANDIDATES = [process.env.FORGE_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter((p): p is string => !!p);
+const CANDIDATES = [process.env.FORGE_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter(
+  (p): p is string => !!p,
+);
 const BROWSER = CANDIDATES.find((p) => fs.existsSync(p));
-if (!BROWSER) console.warn(`skipping the Web UI browser test: no Chromium at ${CANDIDATES.join(', ')} (apt-get install chromium, or set FORGE_CHROMIUM)`);
+if (!BROWSER)
+  console.warn(
+    `skipping the Web UI browser test: no Chromium at ${CANDIDATES.join(', ')} (apt-get install chromium, or set FORGE_CHROMIUM)`,
+  );
 const OUT = path.join(ROOT, 'test-output', 'web-ui');
 
 (BROWSER ? test : test.skip)('find a run by ForgeSession in the Web UI, open it, see its summary and details', async () => {
@@ -23,7 +28,11 @@ const OUT = path.join(ROOT, 'test-output', 'web-ui');
   let browser: Browser | undefined;
   try {
     const id = sessionId('webui');
-    const run = await startRun(client, 'agent', { sessionId: id, config: { maxEpisodes: 32, evalEpisodes: 8, environmentTypes: ['interactive'], hiddenSize: 32, numLayers: 2 }, agents: [{ id: 'solo', architecture: 'reactive_agent' }] });
+    const run = await startRun(client, 'agent', {
+      sessionId: id,
+      config: { maxEpisodes: 32, evalEpisodes: 8, environmentTypes: ['interactive'], hiddenSize: 32, numLayers: 2 },
+      agents: [{ id: 'solo', architecture: 'reactive_agent' }],
+    });
     await run.handle.result();
 
     browser = await chromium.launch({ executablePath: BROWSER, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
@@ -51,7 +60,17 @@ const OUT = path.join(ROOT, 'test-output', 'web-ui');
     // a query (answered by the worker): read the text of every frame until the current details arrive.
     await page.getByRole('tab', { name: 'User Metadata' }).click();
     await page.getByText('Current Details').first().waitFor({ timeout: 30_000 });
-    const allText = async () => (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n');
+    const allText = async () =>
+      (
+        await Promise.all(
+          page.frames().map((f) =>
+            f
+              .locator('body')
+              .innerText()
+              .catch(() => ''),
+          ),
+        )
+      ).join('\n');
     let metadata = '';
     for (let i = 0; i < 40 && !/completed · reward/.test(metadata); i++) {
       await page.waitForTimeout(500);

@@ -13,7 +13,9 @@ function countGpus(): number {
 export const cognateWorkerSpec = (): ForgeWorkerSpec => {
   const gpus = countGpus();
   const slots = intFromEnv('FORGE_COGNATE_TRAINING_SLOTS', Math.max(1, gpus));
-  console.log(`[forge] cognate worker: ${gpus} GPU(s) visible, ${slots} training slot(s)${gpus === 0 ? ' — training runs on the CPU backend' : ''}`);
+  console.log(
+    `[forge] cognate worker: ${gpus} GPU(s) visible, ${slots} training slot(s)${gpus === 0 ? ' — training runs on the CPU backend' : ''}`,
+  );
   return {
     pipeline: 'cognate',
     workflowsPath: require.resolve('../workflows/cognate'),

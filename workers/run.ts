@@ -24,7 +24,11 @@ export interface ForgeWorker {
   close(): Promise<void>;
 }
 
-export async function createForgeWorker(spec: ForgeWorkerSpec, overrides: Partial<WorkerOptions> = {}, env: ForgeEnv = loadEnv()): Promise<ForgeWorker> {
+export async function createForgeWorker(
+  spec: ForgeWorkerSpec,
+  overrides: Partial<WorkerOptions> = {},
+  env: ForgeEnv = loadEnv(),
+): Promise<ForgeWorker> {
   const client = await connectClient(env);
   const connection = await connectWorker(env);
   const worker = await Worker.create({
@@ -56,7 +60,8 @@ export async function createForgeWorker(spec: ForgeWorkerSpec, overrides: Partia
 export async function runWorkerMain(spec: ForgeWorkerSpec): Promise<void> {
   // Before the worker: the Temporal runtime (and its Prometheus exporter) is installed once per process.
   const metrics = await startWorkerMetrics(spec.pipeline);
-  if (metrics) console.log(`[forge] metrics at ${metrics.url} (training + Temporal runtime); Temporal runtime alone at ${metrics.temporalUrl}`);
+  if (metrics)
+    console.log(`[forge] metrics at ${metrics.url} (training + Temporal runtime); Temporal runtime alone at ${metrics.temporalUrl}`);
   const forge = await createForgeWorker(spec);
   console.log(
     `[forge] ${spec.pipeline} worker polling task queue "${TASK_QUEUES[spec.pipeline]}" on ${forge.env.temporalAddress} ` +

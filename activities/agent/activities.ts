@@ -66,27 +66,56 @@ function engineCall<T>(fn: () => T): T {
 
 function parseConfig(config: unknown): AgentForgeConfig {
   const parsed = AgentForgeConfigSchema.safeParse(config);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid agent config: ${formatZodError(parsed.error, 'config')}`, FAILURE_TYPES.invalidConfig);
+  if (!parsed.success)
+    throw ApplicationFailure.nonRetryable(`invalid agent config: ${formatZodError(parsed.error, 'config')}`, FAILURE_TYPES.invalidConfig);
   return parsed.data;
 }
 
 /** Train `job` (one unit) in the child under the shared supervision layer. */
-async function superviseTraining(deps: { client: Client; dataDir: string }, sessionId: string, job: TrainJob, phase: AgentProgressUpdate['phase'], config: AgentForgeConfig, chunk: ChunkInput): Promise<TrainResult> {
+async function superviseTraining(
+  deps: { client: Client; dataDir: string },
+  sessionId: string,
+  job: TrainJob,
+  phase: AgentProgressUpdate['phase'],
+  config: AgentForgeConfig,
+  chunk: ChunkInput,
+): Promise<TrainResult> {
   const { client } = deps;
   const ctx = Context.current();
   // TensorBoard scalars and Prometheus series from the same events (activities/agent/telemetry.ts).
   const telemetry = agentTelemetry({ dataDir: deps.dataDir, sessionId, unit: job.label, warn: (m) => ctx.log.warn(m) });
   const prior = ctx.info.heartbeatDetails as { episode?: number; checkpointPath?: string } | undefined;
   const details = { episode: prior?.episode ?? chunk.fromEpisode ?? 0, checkpointPath: prior?.checkpointPath ?? '' };
-  const update: AgentProgressUpdate = { unit: job.label, phase, episode: details.episode, totalEpisodes: config.maxEpisodes, reward: 0, successRate: 0, coordinationScore: 0, message: `${job.label}: starting`, resumedFromEpisode: 0 };
-  const input: ChildJob = { ...job, chunkSeconds: chunk.chunkSeconds, continuation: chunk.fromEpisode !== undefined ? { fromEpisode: chunk.fromEpisode, attempt: ctx.info.attempt } : undefined };
+  const update: AgentProgressUpdate = {
+    unit: job.label,
+    phase,
+    episode: details.episode,
+    totalEpisodes: config.maxEpisodes,
+    reward: 0,
+    successRate: 0,
+    coordinationScore: 0,
+    message: `${job.label}: starting`,
+    resumedFromEpisode: 0,
+  };
+  const input: ChildJob = {
+    ...job,
+    chunkSeconds: chunk.chunkSeconds,
+    continuation: chunk.fromEpisode !== undefined ? { fromEpisode: chunk.fromEpisode, attempt: ctx.info.attempt } : undefined,
+  };
   const result = superviseCompute<ChildJob, TrainEvent, ChildResult, AgentProgressUpdate>({
     client,
     modulePath: CHILD_MODULE,
     input,
     details,
     heartbeatEveryMs: HEARTBEAT_MS,
-    progress: { signalName: AGENT_PROGRESS_SIGNAL, update, intervalMs: config.progressIntervalSeconds * 1000, maxSignals: chunk.maxSignals, final: (r) => `${job.label}: ${(r as TrainResult).complete ? 'training finished' : `checkpointed at episode ${(r as TrainResult).episodesRun}`}` },
+    progress: {
+      signalName: AGENT_PROGRESS_SIGNAL,
+      update,
+      intervalMs: config.progressIntervalSeconds * 1000,
+      maxSignals: chunk.maxSignals,
+      final: (r) =>
+        `${job.label}: ${(r as TrainResult).complete ? 'training finished' : `checkpointed at episode ${(r as TrainResult).episodesRun}`}`,
+    },
     onEvent: (event) => {
       telemetry.onEvent(event);
       if (event.type === 'checkpoint') {
@@ -100,7 +129,15 @@ async function superviseTraining(deps: { client: Client; dataDir: string }, sess
       }
       const p = event.progress;
       details.episode = p.episode;
-      Object.assign(update, { episode: p.episode, totalEpisodes: p.totalEpisodes, reward: p.reward, successRate: p.successRate, coordinationScore: p.coordinationScore, message: p.message, resumedFromEpisode: p.resumedFromEpisode });
+      Object.assign(update, {
+        episode: p.episode,
+        totalEpisodes: p.totalEpisodes,
+        reward: p.reward,
+        successRate: p.successRate,
+        coordinationScore: p.coordinationScore,
+        message: p.message,
+        resumedFromEpisode: p.resumedFromEpisode,
+      });
       return 'signal';
     },
   }) as Promise<TrainResult>;
@@ -119,33 +156,54 @@ export function createAgentActivities(deps: { client: Client; dataDir: string })
   return {
     ...createAgentInitFromActivities(deps),
     /** Build, seed and smoke-test every environment the config asks for; write the plan (environments, assignments, team seating). */
-    async prepareTrainingEnvironments(input: { sessionId: string; config: AgentForgeConfig; agents: AgentSpec[] }): Promise<PreparedEnvironments> {
+    async prepareTrainingEnvironments(input: {
+      sessionId: string;
+      config: AgentForgeConfig;
+      agents: AgentSpec[];
+    }): Promise<PreparedEnvironments> {
       const config = parseConfig(input.config);
       const agents = input.agents.map((a) => resolveAgent(a, config));
-      const { plan: _plan, ...prepared } = engineCall(() => prepareEnvironments({ dataDir, sessionId: input.sessionId, config, agents, write: writeJsonAtomic }));
+      const { plan: _plan, ...prepared } = engineCall(() =>
+        prepareEnvironments({ dataDir, sessionId: input.sessionId, config, agents, write: writeJsonAtomic }),
+      );
       return prepared;
     },
 
     /** Train ONE agent alone in its assigned environment, for at most chunkSeconds (resumes from its last checkpoint). */
-    async trainAgents(input: { sessionId: string; config: AgentForgeConfig; agent: AgentSpec; planPath: string; parent?: AgentParentRef } & ChunkInput): Promise<AgentTrainingSummary | TrainingChunk> {
+    async trainAgents(
+      input: { sessionId: string; config: AgentForgeConfig; agent: AgentSpec; planPath: string; parent?: AgentParentRef } & ChunkInput,
+    ): Promise<AgentTrainingSummary | TrainingChunk> {
       const config = parseConfig(input.config);
       const agent = resolveAgent(input.agent, config);
-      const job = engineCall(() => agentTrainingJob({ dataDir, sessionId: input.sessionId, config, plan: readPlan(input.planPath), agent, parent: input.parent }));
+      const job = engineCall(() =>
+        agentTrainingJob({ dataDir, sessionId: input.sessionId, config, plan: readPlan(input.planPath), agent, parent: input.parent }),
+      );
       const r = await superviseTraining(deps, input.sessionId, job, 'training', config, input);
       return r.complete ? agentTrainingSummary(agent, r) : trainingChunk(r);
     },
 
     /** Train the team together in the team environment (ONE unit), each agent starting from its own checkpoint. */
-    async trainMultiAgentCoordination(input: {
-      sessionId: string;
-      config: AgentForgeConfig;
-      agents: AgentSpec[];
-      planPath: string;
-      agentCheckpoints: Record<string, string>;
-    } & ChunkInput): Promise<CoordinationSummary | TrainingChunk> {
+    async trainMultiAgentCoordination(
+      input: {
+        sessionId: string;
+        config: AgentForgeConfig;
+        agents: AgentSpec[];
+        planPath: string;
+        agentCheckpoints: Record<string, string>;
+      } & ChunkInput,
+    ): Promise<CoordinationSummary | TrainingChunk> {
       const config = parseConfig(input.config);
       const agents = input.agents.map((a) => resolveAgent(a, config));
-      const job = engineCall(() => teamTrainingJob({ dataDir, sessionId: input.sessionId, config, plan: readPlan(input.planPath), agents, agentCheckpoints: input.agentCheckpoints }));
+      const job = engineCall(() =>
+        teamTrainingJob({
+          dataDir,
+          sessionId: input.sessionId,
+          config,
+          plan: readPlan(input.planPath),
+          agents,
+          agentCheckpoints: input.agentCheckpoints,
+        }),
+      );
       const r = await superviseTraining(deps, input.sessionId, job, 'coordination', config, input);
       return r.complete ? coordinationSummary(config, job, agents, r) : trainingChunk(r);
     },
@@ -161,9 +219,24 @@ export function createAgentActivities(deps: { client: Client; dataDir: string })
       const config = parseConfig(input.config);
       const agents = input.agents.map((a) => resolveAgent(a, config));
       const job = engineCall(() =>
-        artifactJob({ dataDir, sessionId: input.sessionId, config, plan: readPlan(planFile(dataDir, input.sessionId)), agents, trainingSummaries: input.trainingSummaries, coordination: input.coordination }),
+        artifactJob({
+          dataDir,
+          sessionId: input.sessionId,
+          config,
+          plan: readPlan(planFile(dataDir, input.sessionId)),
+          agents,
+          trainingSummaries: input.trainingSummaries,
+          coordination: input.coordination,
+        }),
       );
-      return superviseCompute<ChildJob, TrainEvent, ChildResult, { message: string }>({ client, modulePath: CHILD_MODULE, input: job, details: { artifacts: input.sessionId }, progress: null, onEvent: () => undefined }) as Promise<{ files: ArtifactFile[]; report: string }>;
+      return superviseCompute<ChildJob, TrainEvent, ChildResult, { message: string }>({
+        client,
+        modulePath: CHILD_MODULE,
+        input: job,
+        details: { artifacts: input.sessionId },
+        progress: null,
+        onEvent: () => undefined,
+      }) as Promise<{ files: ArtifactFile[]; report: string }>;
     },
   };
 }

@@ -11,7 +11,13 @@ import { FAILURE_TYPES } from '../../common/constants';
 import { formatZodError } from '../../common/validation';
 import { AgentForgeConfigSchema, type AgentArchitecture, type AgentForgeConfig, type AgentInitFrom, type AgentSpec } from './config';
 import { createEnv, envSettingsFromPlan, planEnvironments } from './engine/envs';
-import { AGENT_SHAPE_FIELDS, agentParentMismatches, inspectAgentParent, type AgentParentRef, type InspectedAgentParent } from './engine/init-from';
+import {
+  AGENT_SHAPE_FIELDS,
+  agentParentMismatches,
+  inspectAgentParent,
+  type AgentParentRef,
+  type InspectedAgentParent,
+} from './engine/init-from';
 
 export interface CheckInitFromInput {
   initFrom: AgentInitFrom;
@@ -51,11 +57,16 @@ export function checkAgentInitFrom(dataDir: string, input: CheckInitFromInput): 
   const parsed = AgentForgeConfigSchema.safeParse(merged);
   if (!parsed.success) refuse(`${name}: the config with the parent's network sizes is invalid: ${formatZodError(parsed.error, 'config')}`);
   const config = parsed.data as AgentForgeConfig;
-  if (config.hiddenSize % config.numHeads !== 0) refuse(`${name}: config.numHeads (${config.numHeads}) must divide config.hiddenSize (${config.hiddenSize}) taken from the parent`);
+  if (config.hiddenSize % config.numHeads !== 0)
+    refuse(`${name}: config.numHeads (${config.numHeads}) must divide config.hiddenSize (${config.hiddenSize}) taken from the parent`);
 
   const architectureUnset = !explicit.has('agentArchitecture');
   const agents = input.agents
-    ? input.agents.map((a) => ({ id: a.id, architecture: a.architecture ?? (architectureUnset ? parent.ref.architecture : config.agentArchitecture), role: a.role }))
+    ? input.agents.map((a) => ({
+        id: a.id,
+        architecture: a.architecture ?? (architectureUnset ? parent.ref.architecture : config.agentArchitecture),
+        role: a.role,
+      }))
     : [{ id: parent.ref.agentId, architecture: parent.ref.architecture, ...(parent.role ? { role: parent.role } : {}) }];
 
   const plan = planEnvironments(config, agents);

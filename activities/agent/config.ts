@@ -51,7 +51,12 @@ const AgentForgeConfigFields = z.strictObject({
   /** Episodes per gradient update. */
   batchSize: z.number().int().min(1).max(4096).default(16),
   /** Seeds environments, initial weights and exploration: same seed, same run. */
-  seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(42),
   /** Evaluation episodes for each reported metric (trained and random policies alike). */
   evalEpisodes: z.number().int().min(1).max(10_000).default(100),
   /** Episodes between checkpoints. */
@@ -114,10 +119,18 @@ export const AgentForgeInputSchema = z
   .superRefine((input, ctx) => {
     const agents = input.agents ?? DEFAULT_AGENTS;
     if (agents.length > MAX_TEAM_SIZE) {
-      ctx.addIssue({ code: 'custom', path: ['agents'], message: `${agents.length} agents: the environments seat at most ${MAX_TEAM_SIZE}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['agents'],
+        message: `${agents.length} agents: the environments seat at most ${MAX_TEAM_SIZE}`,
+      });
     }
     if (agents.length > input.config.maxAgents) {
-      ctx.addIssue({ code: 'custom', path: ['agents'], message: `${agents.length} agents exceed config.maxAgents (${input.config.maxAgents})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['agents'],
+        message: `${agents.length} agents exceed config.maxAgents (${input.config.maxAgents})`,
+      });
     }
     const ids = new Set<string>();
     agents.forEach((a, i) => {

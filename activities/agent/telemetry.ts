@@ -34,7 +34,12 @@ export function agentTelemetry(args: { dataDir: string; sessionId: string; unit:
         // The first batch after a resume: an earlier attempt's batches past the checkpoint are superseded.
         if (!restarted && p.resumedFromEpisode > 0) tb?.restartAt(p.resumedFromEpisode + 1);
         restarted = true;
-        tb?.scalars(p.episode, { 'train/reward': p.reward, 'train/success_rate': p.successRate, 'train/coordination_score': p.coordinationScore, 'train/curriculum_level': p.level });
+        tb?.scalars(p.episode, {
+          'train/reward': p.reward,
+          'train/success_rate': p.successRate,
+          'train/coordination_score': p.coordinationScore,
+          'train/curriculum_level': p.level,
+        });
         metrics.set({ episode: p.episode, reward: p.reward, successRate: p.successRate, coordination: p.coordinationScore });
       });
     },

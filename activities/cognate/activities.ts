@@ -42,7 +42,6 @@ export interface TrainedModel {
   backend?: string;
 }
 
-
 export function createCognateActivities(deps: { client: Client; dataDir: string }) {
   const { client, dataDir } = deps;
 
@@ -89,7 +88,15 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
       const logPath = path.join(ckptDir, 'training_log.jsonl');
       const seed = config.seed + (model.seedOffset ?? 0);
       const prior = ctx.info.heartbeatDetails as { step?: number; checkpoint?: string | null } | undefined;
-      const live: ModelProgressUpdate = { model: model.name, phase: 'training', step: prior?.step ?? input.fromStep ?? 0, totalSteps: config.maxSteps, loss: null, learningRate: null, message: 'starting' };
+      const live: ModelProgressUpdate = {
+        model: model.name,
+        phase: 'training',
+        step: prior?.step ?? input.fromStep ?? 0,
+        totalSteps: config.maxSteps,
+        loss: null,
+        learningRate: null,
+        message: 'starting',
+      };
       const details: { step: number; checkpoint: string | null } = { step: live.step, checkpoint: prior?.checkpoint ?? null };
       const measured = { microBatchSeconds: null as number | null, checkpointSeconds: null as number | null };
       let resumedFromStep = 0;
@@ -113,7 +120,13 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         details,
         // A stop waits for the current micro-batch and the checkpoint write: give it what they measured.
         stopGraceMs: () => graceFollowingMeasurements(measured.microBatchSeconds, measured.checkpointSeconds),
-        progress: { signalName: MODEL_PROGRESS_SIGNAL, update: live, intervalMs: config.progressIntervalSeconds * 1000, maxSignals: input.maxSignals, final: (s) => (s.finalStep >= config.maxSteps ? `finished at step ${s.finalStep}` : `checkpointed at step ${s.finalStep}`) },
+        progress: {
+          signalName: MODEL_PROGRESS_SIGNAL,
+          update: live,
+          intervalMs: config.progressIntervalSeconds * 1000,
+          maxSignals: input.maxSignals,
+          final: (s) => (s.finalStep >= config.maxSteps ? `finished at step ${s.finalStep}` : `checkpointed at step ${s.finalStep}`),
+        },
         onEvent: (event) => {
           fs.appendFileSync(logPath, `${JSON.stringify({ ...event, attempt: ctx.info.attempt, time: new Date().toISOString() })}\n`);
           telemetry.onEvent(event);
@@ -121,10 +134,19 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
             case 'step':
               details.step = event.step;
               measured.microBatchSeconds = Math.max(measured.microBatchSeconds ?? 0, event.microBatchSeconds);
-              Object.assign(live, { step: event.step, loss: event.loss, learningRate: event.learningRate, tokensPerSecond: event.tokensPerSecond, message: `step ${event.step}/${config.maxSteps} loss ${event.loss.toFixed(4)}` });
+              Object.assign(live, {
+                step: event.step,
+                loss: event.loss,
+                learningRate: event.learningRate,
+                tokensPerSecond: event.tokensPerSecond,
+                message: `step ${event.step}/${config.maxSteps} loss ${event.loss.toFixed(4)}`,
+              });
               return 'signal';
             case 'validation':
-              Object.assign(live, { valLoss: event.loss, message: `validation at step ${event.step}: loss ${event.loss.toFixed(4)}, ppl ${event.perplexity.toFixed(1)}` });
+              Object.assign(live, {
+                valLoss: event.loss,
+                message: `validation at step ${event.step}: loss ${event.loss.toFixed(4)}, ppl ${event.perplexity.toFixed(1)}`,
+              });
               return 'now';
             case 'checkpoint':
               details.checkpoint = event.path;
@@ -140,7 +162,11 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
             case 'resumed':
               resumedFromStep = event.fromStep;
               details.step = event.fromStep;
-              Object.assign(live, { step: event.fromStep, resumedFromStep: event.fromStep, message: `resumed from step ${event.fromStep} (attempt ${ctx.info.attempt})` });
+              Object.assign(live, {
+                step: event.fromStep,
+                resumedFromStep: event.fromStep,
+                message: `resumed from step ${event.fromStep} (attempt ${ctx.info.attempt})`,
+              });
               return 'now';
             case 'warning':
               ctx.log.warn(event.message);
@@ -167,7 +193,12 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
       };
     },
 
-    async createModelArtifacts(input: { sessionId: string; config: CognateConfig; datasetDir: string; models: TrainedModel[] }): Promise<{ files: ExportResult['files']; report: string }> {
+    async createModelArtifacts(input: {
+      sessionId: string;
+      config: CognateConfig;
+      datasetDir: string;
+      models: TrainedModel[];
+    }): Promise<{ files: ExportResult['files']; report: string }> {
       const files: ExportResult['files'] = [];
       for (const m of input.models) {
         const job: ExportJob = {

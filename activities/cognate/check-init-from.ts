@@ -43,7 +43,10 @@ export function checkCognateInitFrom(dataDir: string, input: CheckCognateInitFro
   const name = `initFrom ${parent.sessionId}/${parent.model}`;
   const explicit = new Set(input.explicitFields);
   const inherited: string[] = COGNATE_INHERITED_FIELDS.filter((k) => !explicit.has(k) && parent.modelConfig[k] !== input.config[k]);
-  const merged = { ...input.config, ...Object.fromEntries(inherited.map((k) => [k, parent.modelConfig[k as keyof typeof parent.modelConfig]])) };
+  const merged = {
+    ...input.config,
+    ...Object.fromEntries(inherited.map((k) => [k, parent.modelConfig[k as keyof typeof parent.modelConfig]])),
+  };
   // A seqLen left at its default must not exceed the parent's position range.
   if (!explicit.has('seqLen') && merged.seqLen > merged.maxSeqLen) {
     merged.seqLen = merged.maxSeqLen;

@@ -142,7 +142,12 @@ const CognateConfigFields = z.strictObject({
   /** A Hugging Face tokenizer.json to use; otherwise a byte-level BPE is trained on the corpus up to vocabSize. */
   tokenizerPath: z.string().optional(),
   /** Seeds initial weights, data order and the LTM: same seed, same run on the same backend. */
-  seed: z.number().int().min(0).max(2 ** 31 - 1).default(1337),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(1337),
 });
 
 export const CognateConfigSchema = CognateConfigFields.transform((c) => ({
@@ -180,10 +185,22 @@ export const DEFAULT_MODELS: CognateModelSpec[] = [
 /** Checks across fields shared by the workflow input and the engine. */
 export function checkModelConfig(c: ModelConfig & { seqLen?: number }, ctx: z.RefinementCtx, prefix: (string | number)[] = []): void {
   if (c.dModel % c.nHeads !== 0) ctx.addIssue({ code: 'custom', path: [...prefix, 'nHeads'], message: `must divide dModel (${c.dModel})` });
-  else if ((c.dModel / c.nHeads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: [...prefix, 'nHeads'], message: `dModel / nHeads (${c.dModel / c.nHeads}) must be even for rotary positions` });
-  if (c.memLayer >= c.nLayers) ctx.addIssue({ code: 'custom', path: [...prefix, 'memLayer'], message: `must be below nLayers (${c.nLayers}), or -1 for the middle block` });
-  if (c.memTopK > c.memCapacity) ctx.addIssue({ code: 'custom', path: [...prefix, 'memTopK'], message: `must not exceed memCapacity (${c.memCapacity})` });
-  if (c.seqLen !== undefined && c.seqLen > c.maxSeqLen) ctx.addIssue({ code: 'custom', path: [...prefix, 'seqLen'], message: `must not exceed maxSeqLen (${c.maxSeqLen})` });
+  else if ((c.dModel / c.nHeads) % 2 !== 0)
+    ctx.addIssue({
+      code: 'custom',
+      path: [...prefix, 'nHeads'],
+      message: `dModel / nHeads (${c.dModel / c.nHeads}) must be even for rotary positions`,
+    });
+  if (c.memLayer >= c.nLayers)
+    ctx.addIssue({
+      code: 'custom',
+      path: [...prefix, 'memLayer'],
+      message: `must be below nLayers (${c.nLayers}), or -1 for the middle block`,
+    });
+  if (c.memTopK > c.memCapacity)
+    ctx.addIssue({ code: 'custom', path: [...prefix, 'memTopK'], message: `must not exceed memCapacity (${c.memCapacity})` });
+  if (c.seqLen !== undefined && c.seqLen > c.maxSeqLen)
+    ctx.addIssue({ code: 'custom', path: [...prefix, 'seqLen'], message: `must not exceed maxSeqLen (${c.maxSeqLen})` });
 }
 
 export const CognateInputSchema = z
@@ -197,7 +214,11 @@ export const CognateInputSchema = z
   .superRefine((input, ctx) => {
     checkModelConfig(input.config, ctx, ['config']);
     if (input.config.minLearningRate > input.config.learningRate) {
-      ctx.addIssue({ code: 'custom', path: ['config', 'minLearningRate'], message: `must not exceed learningRate (${input.config.learningRate})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['config', 'minLearningRate'],
+        message: `must not exceed learningRate (${input.config.learningRate})`,
+      });
     }
     const names = new Set<string>();
     (input.models ?? []).forEach((m, i) => {

@@ -37,10 +37,22 @@ export function cognateTelemetry(args: { dataDir: string; sessionId: string; mod
               'act/mean_depth': event.meanDepth,
               'ltm/fill': event.ltmFill,
             });
-            metrics.set({ step: event.step, loss: event.loss, learningRate: event.learningRate, tokensPerSecond: event.tokensPerSecond, actDepth: event.meanDepth, ltmFill: event.ltmFill });
+            metrics.set({
+              step: event.step,
+              loss: event.loss,
+              learningRate: event.learningRate,
+              tokensPerSecond: event.tokensPerSecond,
+              actDepth: event.meanDepth,
+              ltmFill: event.ltmFill,
+            });
             break;
           case 'validation':
-            tb?.scalars(event.step, { 'validation/loss': event.loss, 'validation/perplexity': event.perplexity, 'validation/token_accuracy': event.tokenAccuracy, 'validation/act_mean_depth': event.meanDepth });
+            tb?.scalars(event.step, {
+              'validation/loss': event.loss,
+              'validation/perplexity': event.perplexity,
+              'validation/token_accuracy': event.tokenAccuracy,
+              'validation/act_mean_depth': event.meanDepth,
+            });
             metrics.set({ validationLoss: event.loss });
             break;
           case 'checkpoint':

@@ -10,7 +10,11 @@ const FROM_ST: Record<string, ExportDtype> = { F32: 'float32', I32: 'int32', I64
 // The reference implementation refuses larger headers; so do we, so a corrupt length fails fast.
 const MAX_HEADER_BYTES = 100_000_000;
 
-interface HeaderEntry { dtype: string; shape: number[]; data_offsets: [number, number] }
+interface HeaderEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
 
 export function encodeSafetensors(tensors: readonly NamedTensor[], metadata?: Record<string, string>): Buffer {
   validateTensors(tensors);
@@ -46,7 +50,8 @@ export function writeSafetensors(path: string, tensors: readonly NamedTensor[], 
 export function decodeSafetensors(buf: Buffer): { tensors: NamedTensor[]; metadata: Record<string, string> } {
   if (buf.length < 8) throw new Error(`safetensors: file is ${buf.length} bytes, shorter than the 8-byte header length`);
   const headerLen = buf.readBigUInt64LE(0);
-  if (headerLen > BigInt(Math.min(MAX_HEADER_BYTES, buf.length - 8))) throw new Error(`safetensors: header length ${headerLen} exceeds file size or limit`);
+  if (headerLen > BigInt(Math.min(MAX_HEADER_BYTES, buf.length - 8)))
+    throw new Error(`safetensors: header length ${headerLen} exceeds file size or limit`);
   const headerText = buf.subarray(8, 8 + Number(headerLen)).toString('utf8');
   if (!headerText.startsWith('{')) throw new Error('safetensors: header is not a JSON object');
   let header: Record<string, unknown>;
@@ -78,13 +83,16 @@ export function decodeSafetensors(buf: Buffer): { tensors: NamedTensor[]; metada
     const dtype = FROM_ST[e.dtype];
     if (!dtype) throw new Error(`safetensors: tensor "${name}" has unsupported dtype ${e.dtype}`);
     const [begin, end] = e.data_offsets;
-    if (begin !== expected) throw new Error(`safetensors: tensor "${name}" starts at ${begin}, expected ${expected} (data must be contiguous)`);
-    if (end - begin !== numel(e.shape) * DTYPE_BYTES[dtype]) throw new Error(`safetensors: tensor "${name}" byte range does not match shape ${JSON.stringify(e.shape)}`);
+    if (begin !== expected)
+      throw new Error(`safetensors: tensor "${name}" starts at ${begin}, expected ${expected} (data must be contiguous)`);
+    if (end - begin !== numel(e.shape) * DTYPE_BYTES[dtype])
+      throw new Error(`safetensors: tensor "${name}" byte range does not match shape ${JSON.stringify(e.shape)}`);
     if (dataStart + end > buf.length) throw new Error(`safetensors: tensor "${name}" runs past the end of the file (truncated?)`);
     expected = end;
     return tensorFromBytes(name, dtype, e.shape, buf.subarray(dataStart + begin, dataStart + end));
   });
-  if (dataStart + expected !== buf.length) throw new Error(`safetensors: data is ${buf.length - dataStart} bytes but tensors cover ${expected}`);
+  if (dataStart + expected !== buf.length)
+    throw new Error(`safetensors: data is ${buf.length - dataStart} bytes but tensors cover ${expected}`);
   return { tensors, metadata };
 }
 

@@ -56,7 +56,9 @@ export function tensorBytes(t: NamedTensor): Buffer {
 export function tensorFromBytes(name: string, dtype: ExportDtype, shape: number[], bytes: Uint8Array): NamedTensor {
   const n = numel(shape);
   if (bytes.byteLength !== n * DTYPE_BYTES[dtype]) {
-    throw new Error(`tensor "${name}": ${bytes.byteLength} bytes for ${dtype} shape ${JSON.stringify(shape)} (expected ${n * DTYPE_BYTES[dtype]})`);
+    throw new Error(
+      `tensor "${name}": ${bytes.byteLength} bytes for ${dtype} shape ${JSON.stringify(shape)} (expected ${n * DTYPE_BYTES[dtype]})`,
+    );
   }
   const copy = new Uint8Array(bytes).buffer; // fresh ArrayBuffer at offset 0: always element-aligned
   const data = dtype === 'float32' ? new Float32Array(copy) : dtype === 'int32' ? new Int32Array(copy) : new BigInt64Array(copy);
@@ -65,6 +67,11 @@ export function tensorFromBytes(name: string, dtype: ExportDtype, shape: number[
 
 /** Bitwise equality (NaN payloads and -0 included): the test "these two files hold the same weights". */
 export function tensorsEqual(a: NamedTensor, b: NamedTensor): boolean {
-  return a.name === b.name && a.dtype === b.dtype && a.shape.length === b.shape.length &&
-    a.shape.every((d, i) => d === b.shape[i]) && tensorBytes(a).equals(tensorBytes(b));
+  return (
+    a.name === b.name &&
+    a.dtype === b.dtype &&
+    a.shape.length === b.shape.length &&
+    a.shape.every((d, i) => d === b.shape[i]) &&
+    tensorBytes(a).equals(tensorBytes(b))
+  );
 }

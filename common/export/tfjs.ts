@@ -11,7 +11,11 @@ import { numel, tensorBytes, tensorFromBytes, validateTensors, type NamedTensor 
 export const TFJS_MODEL_JSON = 'model.json';
 export const TFJS_WEIGHTS_BIN = 'weights.bin';
 
-export interface TfjsWeightSpec { name: string; shape: number[]; dtype: 'float32' | 'int32' }
+export interface TfjsWeightSpec {
+  name: string;
+  shape: number[];
+  dtype: 'float32' | 'int32';
+}
 
 export interface TfjsModelJson {
   format: string; // e.g. 'forge-weights' or 'layers-model'; tfjs only reads it for information
@@ -66,14 +70,16 @@ export function readTfjsWeights(dir: string): NamedTensor[] {
     const bytes = Buffer.concat(group.paths.map((p) => fs.readFileSync(path.join(dir, p))));
     let offset = 0;
     for (const spec of group.weights) {
-      if (spec.dtype !== 'float32' && spec.dtype !== 'int32') throw new Error(`tfjs: weight "${spec.name}" has unsupported dtype ${String(spec.dtype)}`);
+      if (spec.dtype !== 'float32' && spec.dtype !== 'int32')
+        throw new Error(`tfjs: weight "${spec.name}" has unsupported dtype ${String(spec.dtype)}`);
       if ('quantization' in spec) throw new Error(`tfjs: weight "${spec.name}" is quantized; not supported`);
       const n = numel(spec.shape) * 4;
       if (offset + n > bytes.length) throw new Error(`tfjs: weights file too short for "${spec.name}"`);
       out.push(tensorFromBytes(spec.name, spec.dtype, spec.shape, bytes.subarray(offset, offset + n)));
       offset += n;
     }
-    if (offset !== bytes.length) throw new Error(`tfjs: ${group.paths.join(',')} holds ${bytes.length} bytes, manifest describes ${offset}`);
+    if (offset !== bytes.length)
+      throw new Error(`tfjs: ${group.paths.join(',')} holds ${bytes.length} bytes, manifest describes ${offset}`);
   }
   return out;
 }

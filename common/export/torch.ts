@@ -25,7 +25,10 @@ const U32_MAX = 0xffffffff;
 // ---------------------------------------------------------------------------------------------------------
 // zip (stored entries only)
 
-interface ZipEntry { name: string; data: Buffer }
+interface ZipEntry {
+  name: string;
+  data: Buffer;
+}
 
 const DOS_DATE_1980_01_01 = (0 << 9) | (1 << 5) | 1; // fixed timestamp: identical input -> identical bytes
 
@@ -44,7 +47,8 @@ export function encodeZipStored(entries: readonly ZipEntry[]): Buffer {
       extra.writeUInt16LE(0x4246, 0);
       extra.writeUInt16LE(pad - 4, 2);
     }
-    if (offset + 30 + nameBytes.length + pad + data.length > U32_MAX) throw new Error('torch zip: > 4 GiB needs zip64, which is not implemented');
+    if (offset + 30 + nameBytes.length + pad + data.length > U32_MAX)
+      throw new Error('torch zip: > 4 GiB needs zip64, which is not implemented');
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0); // local file header signature
     local.writeUInt16LE(20, 4); // version needed to extract: 2.0
@@ -78,13 +82,21 @@ export function encodeZipStored(entries: readonly ZipEntry[]): Buffer {
   return Buffer.concat([...parts, cdBytes, eocd]);
 }
 
-export interface ZipRecord { name: string; data: Buffer; dataOffset: number; crc32: number }
+export interface ZipRecord {
+  name: string;
+  data: Buffer;
+  dataOffset: number;
+  crc32: number;
+}
 
 /** Reads a zip of stored entries via its central directory; verifies every CRC-32. */
 export function decodeZipStored(buf: Buffer): ZipRecord[] {
   let eocd = -1;
   for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 0xffff); i--) {
-    if (buf.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
+    if (buf.readUInt32LE(i) === 0x06054b50) {
+      eocd = i;
+      break;
+    }
   }
   if (eocd < 0) throw new Error('zip: end of central directory not found (truncated or not a zip)');
   const count = buf.readUInt16LE(eocd + 10);
@@ -116,16 +128,44 @@ export function decodeZipStored(buf: Buffer): ZipRecord[] {
 // pickle protocol 2: writer for exactly the state-dict shape above, reader for that plus torch.save's memo ops
 
 const OP = {
-  PROTO: 0x80, STOP: 0x2e, GLOBAL: 0x63, REDUCE: 0x52, MARK: 0x28, TUPLE: 0x74, TUPLE1: 0x85, TUPLE2: 0x86,
-  TUPLE3: 0x87, EMPTY_TUPLE: 0x29, EMPTY_DICT: 0x7d, SETITEM: 0x73, SETITEMS: 0x75, BINUNICODE: 0x58,
-  BININT: 0x4a, BININT1: 0x4b, BININT2: 0x4d, LONG1: 0x8a, NEWTRUE: 0x88, NEWFALSE: 0x89, NONE: 0x4e,
-  BINPERSID: 0x51, BINPUT: 0x71, LONG_BINPUT: 0x72, BINGET: 0x68, LONG_BINGET: 0x6a,
+  PROTO: 0x80,
+  STOP: 0x2e,
+  GLOBAL: 0x63,
+  REDUCE: 0x52,
+  MARK: 0x28,
+  TUPLE: 0x74,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  TUPLE3: 0x87,
+  EMPTY_TUPLE: 0x29,
+  EMPTY_DICT: 0x7d,
+  SETITEM: 0x73,
+  SETITEMS: 0x75,
+  BINUNICODE: 0x58,
+  BININT: 0x4a,
+  BININT1: 0x4b,
+  BININT2: 0x4d,
+  LONG1: 0x8a,
+  NEWTRUE: 0x88,
+  NEWFALSE: 0x89,
+  NONE: 0x4e,
+  BINPERSID: 0x51,
+  BINPUT: 0x71,
+  LONG_BINPUT: 0x72,
+  BINGET: 0x68,
+  LONG_BINGET: 0x6a,
 } as const;
 
 class PickleWriter {
   private chunks: Buffer[] = [];
-  op(...bytes: number[]): this { this.chunks.push(Buffer.from(bytes)); return this; }
-  global(module: string, name: string): this { this.op(OP.GLOBAL).chunks.push(Buffer.from(`${module}\n${name}\n`, 'latin1')); return this; }
+  op(...bytes: number[]): this {
+    this.chunks.push(Buffer.from(bytes));
+    return this;
+  }
+  global(module: string, name: string): this {
+    this.op(OP.GLOBAL).chunks.push(Buffer.from(`${module}\n${name}\n`, 'latin1'));
+    return this;
+  }
   str(s: string): this {
     const b = Buffer.from(s, 'utf8');
     const len = Buffer.alloc(4);
@@ -151,15 +191,22 @@ class PickleWriter {
     for (const x of xs) this.int(x);
     return this.op(xs.length === 1 ? OP.TUPLE1 : xs.length === 2 ? OP.TUPLE2 : xs.length === 3 ? OP.TUPLE3 : OP.TUPLE);
   }
-  emptyOrderedDict(): this { return this.global('collections', 'OrderedDict').op(OP.EMPTY_TUPLE, OP.REDUCE); }
-  bytes(): Buffer { return Buffer.concat(this.chunks); }
+  emptyOrderedDict(): this {
+    return this.global('collections', 'OrderedDict').op(OP.EMPTY_TUPLE, OP.REDUCE);
+  }
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
 }
 
 /** Row-major strides: the layout of the bytes we store. */
 function contiguousStrides(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);
   let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) { strides[i] = s; s *= shape[i]; }
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
   return strides;
 }
 
@@ -196,13 +243,32 @@ export function encodeTorchStateDict(tensors: readonly NamedTensor[], archiveNam
 
 /** Archive name = file stem, as torch.save does ("model.pt" -> "model/..."). */
 export function writeTorchStateDict(path: string, tensors: readonly NamedTensor[]): void {
-  const stem = nodePath.basename(path).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_');
+  const stem = nodePath
+    .basename(path)
+    .replace(/\.[^.]*$/, '')
+    .replace(/[^A-Za-z0-9_.-]/g, '_');
   atomicWriteFile(path, encodeTorchStateDict(tensors, stem || 'archive'));
 }
 
-class Global { constructor(readonly module: string, readonly name: string) {} }
-interface StorageRef { kind: 'storage'; dtype: ExportDtype; key: string; numel: number }
-interface TensorRef { kind: 'tensor'; storage: StorageRef; offset: number; size: number[]; stride: number[] }
+class Global {
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
+}
+interface StorageRef {
+  kind: 'storage';
+  dtype: ExportDtype;
+  key: string;
+  numel: number;
+}
+interface TensorRef {
+  kind: 'tensor';
+  storage: StorageRef;
+  offset: number;
+  size: number[];
+  stride: number[];
+}
 type PValue = string | number | boolean | null | Global | StorageRef | TensorRef | Map<PValue, PValue> | PValue[];
 const MARK = Symbol('mark');
 
@@ -233,7 +299,11 @@ function unpickleStateDict(buf: Buffer): Map<PValue, PValue> {
     p = end + 1;
     return s;
   };
-  const top = (): PValue => { const v = stack[stack.length - 1]; if (v === undefined || v === MARK) throw new Error('torch pickle: nothing to memoize'); return v; };
+  const top = (): PValue => {
+    const v = stack[stack.length - 1];
+    if (v === undefined || v === MARK) throw new Error('torch pickle: nothing to memoize');
+    return v;
+  };
   const setItems = (kv: PValue[]): void => {
     const d = pop();
     if (!(d instanceof Map)) throw new Error('torch pickle: SETITEMS target is not a dict');
@@ -244,49 +314,116 @@ function unpickleStateDict(buf: Buffer): Map<PValue, PValue> {
     if (p >= buf.length) throw new Error('torch pickle: ended without STOP');
     const op = buf[p++];
     switch (op) {
-      case OP.PROTO: p++; break;
+      case OP.PROTO:
+        p++;
+        break;
       case OP.STOP: {
         const result = pop();
         if (!(result instanceof Map)) throw new Error('torch pickle: top-level object is not a dict');
         return result;
       }
-      case OP.GLOBAL: { const module = line(); stack.push(new Global(module, line())); break; }
-      case OP.MARK: stack.push(MARK); break;
-      case OP.EMPTY_TUPLE: stack.push([]); break;
-      case OP.TUPLE: stack.push(popMark()); break;
-      case OP.TUPLE1: stack.push([pop()]); break;
-      case OP.TUPLE2: { const b = pop(); stack.push([pop(), b]); break; }
-      case OP.TUPLE3: { const c = pop(); const b = pop(); stack.push([pop(), b, c]); break; }
-      case OP.EMPTY_DICT: stack.push(new Map()); break;
-      case OP.SETITEM: { const v = pop(); setItems([pop(), v]); break; }
-      case OP.SETITEMS: setItems(popMark()); break;
-      case OP.BINUNICODE: { const n = buf.readUInt32LE(p); stack.push(buf.subarray(p + 4, p + 4 + n).toString('utf8')); p += 4 + n; break; }
-      case OP.BININT1: stack.push(buf[p]); p += 1; break;
-      case OP.BININT2: stack.push(buf.readUInt16LE(p)); p += 2; break;
-      case OP.BININT: stack.push(buf.readInt32LE(p)); p += 4; break;
+      case OP.GLOBAL: {
+        const module = line();
+        stack.push(new Global(module, line()));
+        break;
+      }
+      case OP.MARK:
+        stack.push(MARK);
+        break;
+      case OP.EMPTY_TUPLE:
+        stack.push([]);
+        break;
+      case OP.TUPLE:
+        stack.push(popMark());
+        break;
+      case OP.TUPLE1:
+        stack.push([pop()]);
+        break;
+      case OP.TUPLE2: {
+        const b = pop();
+        stack.push([pop(), b]);
+        break;
+      }
+      case OP.TUPLE3: {
+        const c = pop();
+        const b = pop();
+        stack.push([pop(), b, c]);
+        break;
+      }
+      case OP.EMPTY_DICT:
+        stack.push(new Map());
+        break;
+      case OP.SETITEM: {
+        const v = pop();
+        setItems([pop(), v]);
+        break;
+      }
+      case OP.SETITEMS:
+        setItems(popMark());
+        break;
+      case OP.BINUNICODE: {
+        const n = buf.readUInt32LE(p);
+        stack.push(buf.subarray(p + 4, p + 4 + n).toString('utf8'));
+        p += 4 + n;
+        break;
+      }
+      case OP.BININT1:
+        stack.push(buf[p]);
+        p += 1;
+        break;
+      case OP.BININT2:
+        stack.push(buf.readUInt16LE(p));
+        p += 2;
+        break;
+      case OP.BININT:
+        stack.push(buf.readInt32LE(p));
+        p += 4;
+        break;
       case OP.LONG1: {
         const n = buf[p];
         const bytes = Buffer.alloc(8, buf[p + n] & 0x80 ? 0xff : 0); // sign-extend to 8 bytes
         buf.copy(bytes, 0, p + 1, p + 1 + Math.min(n, 8));
         const v = bytes.readBigInt64LE();
         if (n > 8 || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('torch pickle: integer too large');
-        stack.push(Number(v)); p += 1 + n; break;
+        stack.push(Number(v));
+        p += 1 + n;
+        break;
       }
-      case OP.NEWTRUE: stack.push(true); break;
-      case OP.NEWFALSE: stack.push(false); break;
-      case OP.NONE: stack.push(null); break;
-      case OP.BINPUT: memo.set(buf[p], top()); p += 1; break;
-      case OP.LONG_BINPUT: memo.set(buf.readUInt32LE(p), top()); p += 4; break;
-      case OP.BINGET: case OP.LONG_BINGET: {
+      case OP.NEWTRUE:
+        stack.push(true);
+        break;
+      case OP.NEWFALSE:
+        stack.push(false);
+        break;
+      case OP.NONE:
+        stack.push(null);
+        break;
+      case OP.BINPUT:
+        memo.set(buf[p], top());
+        p += 1;
+        break;
+      case OP.LONG_BINPUT:
+        memo.set(buf.readUInt32LE(p), top());
+        p += 4;
+        break;
+      case OP.BINGET:
+      case OP.LONG_BINGET: {
         const idx = op === OP.BINGET ? buf[p] : buf.readUInt32LE(p);
         p += op === OP.BINGET ? 1 : 4;
         const v = memo.get(idx);
         if (v === undefined) throw new Error(`torch pickle: memo ${idx} unset`);
-        stack.push(v); break;
+        stack.push(v);
+        break;
       }
       case OP.BINPERSID: {
         const pid = pop();
-        if (!Array.isArray(pid) || pid[0] !== 'storage' || !(pid[1] instanceof Global) || typeof pid[2] !== 'string' || typeof pid[4] !== 'number') {
+        if (
+          !Array.isArray(pid) ||
+          pid[0] !== 'storage' ||
+          !(pid[1] instanceof Global) ||
+          typeof pid[2] !== 'string' ||
+          typeof pid[4] !== 'number'
+        ) {
           throw new Error('torch pickle: unexpected persistent id');
         }
         const dtype = pid[1].module === 'torch' ? STORAGE_DTYPE[pid[1].name] : undefined;
@@ -308,7 +445,8 @@ function unpickleStateDict(buf: Buffer): Map<PValue, PValue> {
         } else throw new Error(`torch pickle: unsupported call ${qual}`);
         break;
       }
-      default: throw new Error(`torch pickle: unsupported opcode 0x${op.toString(16)} at byte ${p - 1}`);
+      default:
+        throw new Error(`torch pickle: unsupported opcode 0x${op.toString(16)} at byte ${p - 1}`);
     }
   }
 }
@@ -332,7 +470,8 @@ export function decodeTorchStateDict(buf: Buffer): NamedTensor[] {
     const bytes = records.get(`${prefix}data/${storage.key}`);
     if (!bytes) throw new Error(`torch: tensor "${name}": storage data/${storage.key} missing`);
     const w = DTYPE_BYTES[storage.dtype];
-    if (bytes.length !== storage.numel * w) throw new Error(`torch: storage ${storage.key} has ${bytes.length} bytes, expected ${storage.numel * w}`);
+    if (bytes.length !== storage.numel * w)
+      throw new Error(`torch: storage ${storage.key} has ${bytes.length} bytes, expected ${storage.numel * w}`);
     if (offset + numel(size) > storage.numel) throw new Error(`torch: tensor "${name}" runs past its storage`);
     out.push(tensorFromBytes(name, storage.dtype, size, bytes.subarray(offset * w, (offset + numel(size)) * w)));
   }

@@ -81,9 +81,18 @@ export function lineChartSpec(chart: LineChart): { spec: vl.TopLevelSpec; drawn:
   }
   const levels = (chart.levels ?? []).filter((l) => Number.isFinite(l.y) && (!chart.logY || l.y > 0));
   const names = [...chart.series.map((s) => s.name), ...levels.map((l) => l.name)];
-  const colors = [...chart.series.map((_, i) => PALETTE[i % PALETTE.length]), ...levels.map((_, i) => LEVEL_COLORS[i % LEVEL_COLORS.length])];
+  const colors = [
+    ...chart.series.map((_, i) => PALETTE[i % PALETTE.length]),
+    ...levels.map((_, i) => LEVEL_COLORS[i % LEVEL_COLORS.length]),
+  ];
   const dashes = [...chart.series.map((s) => (s.dashed ? [6, 3] : [1, 0])), ...levels.map(() => [3, 3])];
-  const color = { field: 'series', type: 'nominal' as const, title: null, scale: { domain: names, range: colors }, legend: { orient: 'bottom' as const, direction: 'vertical' as const, labelLimit: 480 } };
+  const color = {
+    field: 'series',
+    type: 'nominal' as const,
+    title: null,
+    scale: { domain: names, range: colors },
+    legend: { orient: 'bottom' as const, direction: 'vertical' as const, labelLimit: 480 },
+  };
   // Same field as color: vega-lite merges both into one legend that shows each line's colour and dash.
   const strokeDash = { field: 'series', type: 'nominal' as const, scale: { domain: names, range: dashes } };
   const yScale = chart.logY ? { type: 'log' as const } : chart.yDomain ? { domain: chart.yDomain } : { zero: false };

@@ -54,7 +54,10 @@ export function renderRunReport(sessionDir: string, report: RunReport): string {
     const dir = path.join(sessionDir, u.name);
     const charts = u.charts
       .filter((c) => fs.existsSync(path.join(dir, 'charts', `${c}.svg`)))
-      .map((c) => `<figure>${inlineSvg(path.join(dir, 'charts', `${c}.svg`))}<figcaption><a href="${esc(`${u.name}/charts/${c}.png`)}">PNG</a> · <a href="${esc(`${u.name}/charts/${c}.svg`)}">SVG</a></figcaption></figure>`);
+      .map(
+        (c) =>
+          `<figure>${inlineSvg(path.join(dir, 'charts', `${c}.svg`))}<figcaption><a href="${esc(`${u.name}/charts/${c}.png`)}">PNG</a> · <a href="${esc(`${u.name}/charts/${c}.svg`)}">SVG</a></figcaption></figure>`,
+      );
     return `<section><h2>${esc(u.name)}</h2>${u.subtitle ? `<p class="sub">${esc(u.subtitle)}</p>` : ''}${metricsTable(u.metrics)}<div class="charts">${charts.join('')}</div></section>`;
   });
   return `<!doctype html>

@@ -8,11 +8,12 @@
 
 function matmulJs(a, b, n, k, m) {
   const out = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
-    let s = 0;
-    for (let t = 0; t < k; t++) s += a[i * k + t] * b[t * m + j];
-    out[i * m + j] = s;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < m; j++) {
+      let s = 0;
+      for (let t = 0; t < k; t++) s += a[i * k + t] * b[t * m + j];
+      out[i * m + j] = s;
+    }
   return out;
 }
 
@@ -28,7 +29,9 @@ async function main() {
     result.gpu = Boolean(backend.isUsingGpuDevice);
     if (result.backend !== 'tensorflow') throw new Error(`backend is "${result.backend}", not "tensorflow"`);
     // A deterministic 48x40 by 40x24 product: large enough to go through the BLAS path, exact enough in fp32.
-    const n = 48, k = 40, m = 24;
+    const n = 48,
+      k = 40,
+      m = 24;
     const a = Float32Array.from({ length: n * k }, (_, i) => ((i * 37) % 17) / 8 - 1);
     const b = Float32Array.from({ length: k * m }, (_, i) => ((i * 11) % 13) / 6 - 1);
     const got = await tf.matMul(tf.tensor2d(a, [n, k]), tf.tensor2d(b, [k, m])).data();

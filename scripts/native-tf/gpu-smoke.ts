@@ -15,7 +15,10 @@ const SEQ = 512;
 
 function nvidiaSmi(): string {
   try {
-    return execFileSync('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader'], { encoding: 'utf8', timeout: 20000 }).trim();
+    return execFileSync('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader'], {
+      encoding: 'utf8',
+      timeout: 20000,
+    }).trim();
   } catch {
     return 'nvidia-smi not found or failed (no NVIDIA driver?)';
   }
@@ -32,19 +35,31 @@ async function main(): Promise<number> {
   }
   console.log(`backend: ${info.backend}, device: ${info.device}, package: ${info.package}`);
   if (info.package !== '@tensorflow/tfjs-node-gpu' || !info.device.startsWith('gpu')) {
-    console.error('FAIL: no GPU found: TensorFlow uses no CUDA device. Its log above says why (driver, CUDA libraries); ' +
-      'the GPU build comes from FORGE_TF_GPU=1 npm ci.');
+    console.error(
+      'FAIL: no GPU found: TensorFlow uses no CUDA device. Its log above says why (driver, CUDA libraries); ' +
+        'the GPU build comes from FORGE_TF_GPU=1 npm ci.',
+    );
     return 1;
   }
   const model = new CognateModel({}, 1234);
   const c = model.config;
-  console.log(`Cognate default config: ${model.parameterCount().total} parameters, batch ${BATCH} x seqLen ${SEQ}, ${STEPS} steps (the first is warm-up)`);
+  console.log(
+    `Cognate default config: ${model.parameterCount().total} parameters, batch ${BATCH} x seqLen ${SEQ}, ${STEPS} steps (the first is warm-up)`,
+  );
   const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.01, decoupled: true });
   const rng = new Rng(7);
   const rates: number[] = [];
   for (let step = 1; step <= STEPS; step++) {
-    const tokens = tf.tensor2d(Int32Array.from({ length: BATCH * SEQ }, () => rng.int(c.vocabSize)), [BATCH, SEQ], 'int32');
-    const targets = tf.tensor2d(Int32Array.from({ length: BATCH * SEQ }, () => rng.int(c.vocabSize)), [BATCH, SEQ], 'int32');
+    const tokens = tf.tensor2d(
+      Int32Array.from({ length: BATCH * SEQ }, () => rng.int(c.vocabSize)),
+      [BATCH, SEQ],
+      'int32',
+    );
+    const targets = tf.tensor2d(
+      Int32Array.from({ length: BATCH * SEQ }, () => rng.int(c.vocabSize)),
+      [BATCH, SEQ],
+      'int32',
+    );
     const start = performance.now();
     let entries: MemoryEntries | null = null;
     let tokenLosses: tf.Tensor2D | null = null;
@@ -64,7 +79,9 @@ async function main(): Promise<number> {
     tf.dispose([tokens, targets, value, tokenLosses!, ...(kept ? [kept.keys, kept.values] : []), ...Object.values(grads)]);
     const rate = (BATCH * SEQ) / seconds;
     if (step > 1) rates.push(rate);
-    console.log(`step ${step}: loss ${loss.toFixed(4)}, ${seconds.toFixed(3)} s, ${Math.round(rate)} tokens/s${step === 1 ? ' (warm-up)' : ''}`);
+    console.log(
+      `step ${step}: loss ${loss.toFixed(4)}, ${seconds.toFixed(3)} s, ${Math.round(rate)} tokens/s${step === 1 ? ' (warm-up)' : ''}`,
+    );
     if (!Number.isFinite(loss)) {
       console.error('FAIL: non-finite loss');
       return 3;
@@ -76,7 +93,10 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then((code) => process.exit(code), (err) => {
-  console.error(err);
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(2);
+  },
+);

@@ -53,12 +53,30 @@ function pipAvailable() {
 }
 
 function downloadWithPip(python, name, version, dir) {
-  const args = ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--python-version', PYTHON_VERSION,
-    ...PLATFORMS.flatMap((p) => ['--platform', p]), '--retries', '2', '--timeout', '60', '--disable-pip-version-check',
-    '--progress-bar', 'off', '-d', dir, `${name}==${version}`];
+  const args = [
+    '-m',
+    'pip',
+    'download',
+    '--no-deps',
+    '--only-binary=:all:',
+    '--python-version',
+    PYTHON_VERSION,
+    ...PLATFORMS.flatMap((p) => ['--platform', p]),
+    '--retries',
+    '2',
+    '--timeout',
+    '60',
+    '--disable-pip-version-check',
+    '--progress-bar',
+    'off',
+    '-d',
+    dir,
+    `${name}==${version}`,
+  ];
   const r = spawnSync(python, args, { encoding: 'utf8', timeout: 30 * 60 * 1000, stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) {
-    const why = `${r.stderr || ''}${r.stdout || ''}`.trim().split('\n').slice(-3).join(' / ') || (r.error && r.error.message) || `exit ${r.status}`;
+    const why =
+      `${r.stderr || ''}${r.stdout || ''}`.trim().split('\n').slice(-3).join(' / ') || (r.error && r.error.message) || `exit ${r.status}`;
     throw new Error(`pip download ${name}==${version} failed: ${why}`);
   }
 }
@@ -92,7 +110,8 @@ async function downloadWithHttps(name, version, dir) {
   const files = (JSON.parse(body).files || []).filter((f) => f.filename.split('-')[1] === version);
   const tag = `cp${PYTHON_VERSION.replace('.', '')}`;
   const fits = (f) => /\.whl$/.test(f.filename) && /manylinux[^-]*x86_64\.whl$/.test(f.filename) && !f.yanked;
-  const file = files.find((f) => fits(f) && f.filename.includes(`-${tag}-${tag}-`)) || files.find((f) => fits(f) && /-py3-none-/.test(f.filename));
+  const file =
+    files.find((f) => fits(f) && f.filename.includes(`-${tag}-${tag}-`)) || files.find((f) => fits(f) && /-py3-none-/.test(f.filename));
   if (!file) throw new Error(`${index} has no Linux x86-64 wheel of ${name}==${version} for ${tag}`);
   const out = path.join(dir, file.filename);
   const part = `${out}.part`;

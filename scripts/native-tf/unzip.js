@@ -26,7 +26,11 @@ function listEntries(file) {
     const tailLen = Math.min(size, 65557);
     const tail = readAt(fd, size - tailLen, tailLen);
     let eocd = -1;
-    for (let i = tailLen - 22; i >= 0; i--) if (tail.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
+    for (let i = tailLen - 22; i >= 0; i--)
+      if (tail.readUInt32LE(i) === 0x06054b50) {
+        eocd = i;
+        break;
+      }
     if (eocd < 0) throw new Error(`${file} is not a zip file (no end-of-central-directory record)`);
     let count = tail.readUInt16LE(eocd + 10);
     let cdSize = tail.readUInt32LE(eocd + 12);
@@ -61,9 +65,18 @@ function listEntries(file) {
         const len = cd.readUInt16LE(e + 2);
         if (id === 1) {
           let q = e + 4;
-          if (uncompressed === 0xffffffff) { uncompressed = Number(cd.readBigUInt64LE(q)); q += 8; }
-          if (compressedSize === 0xffffffff) { compressedSize = Number(cd.readBigUInt64LE(q)); q += 8; }
-          if (localHeaderOffset === 0xffffffff) { localHeaderOffset = Number(cd.readBigUInt64LE(q)); q += 8; }
+          if (uncompressed === 0xffffffff) {
+            uncompressed = Number(cd.readBigUInt64LE(q));
+            q += 8;
+          }
+          if (compressedSize === 0xffffffff) {
+            compressedSize = Number(cd.readBigUInt64LE(q));
+            q += 8;
+          }
+          if (localHeaderOffset === 0xffffffff) {
+            localHeaderOffset = Number(cd.readBigUInt64LE(q));
+            q += 8;
+          }
         }
         e += 4 + len;
       }
@@ -96,9 +109,10 @@ async function extract(file, destDir, select) {
       const start = entry.localHeaderOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
       fs.mkdirSync(path.dirname(out), { recursive: true });
       const tmp = `${out}.part`;
-      const source = entry.compressedSize === 0
-        ? require('node:stream').Readable.from([])
-        : fs.createReadStream(file, { start, end: start + entry.compressedSize - 1 });
+      const source =
+        entry.compressedSize === 0
+          ? require('node:stream').Readable.from([])
+          : fs.createReadStream(file, { start, end: start + entry.compressedSize - 1 });
       if (entry.method === 8) await pipeline(source, zlib.createInflateRaw(), fs.createWriteStream(tmp));
       else if (entry.method === 0) await pipeline(source, fs.createWriteStream(tmp));
       else throw new Error(`${file}: ${entry.name} uses unsupported compression method ${entry.method}`);

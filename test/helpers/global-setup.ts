@@ -9,7 +9,12 @@ export default async function globalSetup(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-test-'));
   const port = await freePort();
   const uiPort = await freePort();
-  const server: DevServer = await startDevServer({ dbFile: path.join(root, 'temporal.db'), port, uiPort, logFile: path.join(root, 'temporal.log') });
+  const server: DevServer = await startDevServer({
+    dbFile: path.join(root, 'temporal.db'),
+    port,
+    uiPort,
+    logFile: path.join(root, 'temporal.log'),
+  });
   process.env.TEMPORAL_ADDRESS = server.address;
   process.env.TEMPORAL_NAMESPACE = 'default';
   process.env.FORGE_DATA_DIR = path.join(root, 'data');

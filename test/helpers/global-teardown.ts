@@ -15,5 +15,6 @@ export default async function globalTeardown(): Promise<void> {
       /* already gone */
     }
   }
-  if (process.env.FORGE_TEST_ROOT && !process.env.FORGE_KEEP_TEST_FILES) fs.rmSync(process.env.FORGE_TEST_ROOT, { recursive: true, force: true });
+  if (process.env.FORGE_TEST_ROOT && !process.env.FORGE_KEEP_TEST_FILES)
+    fs.rmSync(process.env.FORGE_TEST_ROOT, { recursive: true, force: true });
 }

@@ -57,7 +57,11 @@ type Row = Record<string, unknown>;
 /** Hub parquet files built from the fixture rows, keyed "<repo>/<path in repo>". */
 function buildHubFiles(fixturesDir: string): Map<string, { body: Buffer; rows: number }> {
   const readJsonl = (rel: string): Row[] =>
-    fs.readFileSync(path.join(fixturesDir, rel), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Row);
+    fs
+      .readFileSync(path.join(fixturesDir, rel), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as Row);
   const readJson = (rel: string): Row[] => JSON.parse(fs.readFileSync(path.join(fixturesDir, rel), 'utf8')) as Row[];
   const out = new Map<string, { body: Buffer; rows: number }>();
   const put = (repoKey: keyof typeof HUB_DATASETS, file: string, rows: Row[], build: (rows: Row[]) => Buffer) =>
@@ -90,12 +94,25 @@ function buildHubFiles(fixturesDir: string): Map<string, { body: Buffer; rows: n
       ...stringColumns(rows, ['question', 'answer', 'type', 'level']),
       {
         name: 'supporting_facts',
-        schema: [{ name: 'supporting_facts', repetition_type: 'OPTIONAL', num_children: 2 }, ...LIST('title'), STRING('element'), ...LIST('sent_id'), { name: 'element', type: 'INT32', repetition_type: 'OPTIONAL' }],
+        schema: [
+          { name: 'supporting_facts', repetition_type: 'OPTIONAL', num_children: 2 },
+          ...LIST('title'),
+          STRING('element'),
+          ...LIST('sent_id'),
+          { name: 'element', type: 'INT32', repetition_type: 'OPTIONAL' },
+        ],
         values: facts.map((f) => ({ title: f.map(([t]) => t), sent_id: f.map(([, i]) => i) })),
       },
       {
         name: 'context',
-        schema: [{ name: 'context', repetition_type: 'OPTIONAL', num_children: 2 }, ...LIST('title'), STRING('element'), ...LIST('sentences'), ...LIST('element'), STRING('element')],
+        schema: [
+          { name: 'context', repetition_type: 'OPTIONAL', num_children: 2 },
+          ...LIST('title'),
+          STRING('element'),
+          ...LIST('sentences'),
+          ...LIST('element'),
+          STRING('element'),
+        ],
         values: context.map((c) => ({ title: c.map(([t]) => t), sentences: c.map(([, s]) => s) })),
       },
     ]);
@@ -148,7 +165,8 @@ export async function startHubServer(opts: HubServerOptions = {}): Promise<HubSe
       const file = m[4].split('/').map(decodeURIComponent).join('/');
       const spec = Object.values(HUB_DATASETS).find((s) => s.repo === repo);
       if (!spec) return reply(404, 'Repository not found', { 'x-error-code': 'RepoNotFound' });
-      if (revision !== spec.revision && revision !== 'main') return reply(404, 'Revision not found', { 'x-error-code': 'RevisionNotFound' });
+      if (revision !== spec.revision && revision !== 'main')
+        return reply(404, 'Revision not found', { 'x-error-code': 'RevisionNotFound' });
       const key = `${repo}/${file}`;
       const failure = failureFor(key, 'status');
       if (failure && failure.kind === 'status') return reply(failure.status, `injected ${failure.status}`);

@@ -30,7 +30,12 @@ export function spawnWorker(pipeline: 'agent' | 'cognate', env: Record<string, s
   return { proc, log: () => out };
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, intervalMs = 500): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 60_000,
+  intervalMs = 500,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   while (Date.now() < deadline) {
@@ -62,7 +67,11 @@ export async function historyEvents(handle: WorkflowHandle) {
 export async function temporalCli(...args: string[]): Promise<string> {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
-  const { stdout } = await promisify(execFile)(temporalBinaryPath(), [...args, '--address', process.env.TEMPORAL_ADDRESS!, '--namespace', 'default'], { maxBuffer: 16 << 20 });
+  const { stdout } = await promisify(execFile)(
+    temporalBinaryPath(),
+    [...args, '--address', process.env.TEMPORAL_ADDRESS!, '--namespace', 'default'],
+    { maxBuffer: 16 << 20 },
+  );
   return stdout;
 }
 
@@ -80,7 +89,12 @@ export async function startWorkflowOnlyWorker(pipeline: 'agent' | 'cognate'): Pr
   const { NativeConnection, Worker } = await import('@temporalio/worker');
   const { TASK_QUEUES } = await import('../../common/constants');
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
-  const worker = await Worker.create({ connection, taskQueue: TASK_QUEUES[pipeline], workflowsPath: path.join(ROOT, 'workflows', pipeline), activities: {} });
+  const worker = await Worker.create({
+    connection,
+    taskQueue: TASK_QUEUES[pipeline],
+    workflowsPath: path.join(ROOT, 'workflows', pipeline),
+    activities: {},
+  });
   const running = worker.run();
   return {
     stop: async () => {
@@ -101,7 +115,10 @@ export async function workflowFailure(client: Client, workflowType: string, task
   );
   if (!(err instanceof WorkflowFailedError)) throw new Error(`expected the workflow to fail, got ${String(err)}`);
   const events = (await handle.fetchHistory()).events ?? [];
-  return { cause: err.cause as import('@temporalio/common').ApplicationFailure, activitiesScheduled: events.filter((e) => e.activityTaskScheduledEventAttributes).length };
+  return {
+    cause: err.cause as import('@temporalio/common').ApplicationFailure,
+    activitiesScheduled: events.filter((e) => e.activityTaskScheduledEventAttributes).length,
+  };
 }
 
 /** Whether python3 can import these modules (the Python read-back checks run only then). */

@@ -11,5 +11,10 @@ export function readTensorBoard(dir: string): Scalars | null {
     console.warn('python3 has no `tensorboard` package (pip install tensorboard): skipped reading the event files back with TensorBoard');
     return null;
   }
-  return JSON.parse(execFileSync('python3', [path.join(ROOT, 'scripts', 'read_tensorboard.py'), dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Scalars;
+  return JSON.parse(
+    execFileSync('python3', [path.join(ROOT, 'scripts', 'read_tensorboard.py'), dir], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  ) as Scalars;
 }

@@ -6,7 +6,10 @@ import { DATASET_FORMAT } from '../../activities/cognate/engine/data';
 import { Rng } from '../../common/rng';
 
 /** A prepared dataset in the forge-token-shards/v1 format: documents of seeded random tokens, each ended by EOS. */
-export function writeTinyDataset(dir: string, opts: { vocabSize: number; trainDocs: number; valDocs: number; seed: number; shards?: number }): void {
+export function writeTinyDataset(
+  dir: string,
+  opts: { vocabSize: number; trainDocs: number; valDocs: number; seed: number; shards?: number },
+): void {
   const rng = new Rng(opts.seed);
   const eosId = 0;
   const makeSplit = (name: string, docs: number, shards: number) => {

@@ -2,7 +2,18 @@
 // artifacts. Deterministic and thin: all work happens in activities; progress arrives by signal.
 // Training runs in chunks (each activity trains one unit for at most trainingChunkSeconds); the run continues
 // as new when its history budget is spent (workflows/shared/rollover.ts), carrying its state in `carried`.
-import { ApplicationFailure, continueAsNew, isCancellation, patched, proxyActivities, setCurrentDetails, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  continueAsNew,
+  isCancellation,
+  patched,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { createAgentActivities } from '../../activities/agent';
 import type { AgentTrainingSummary, CoordinationSummary, TrainingChunk } from '../../activities/agent/activities';
 import type { PreparedEnvironments } from '../../activities/agent/engine/pipeline';
@@ -51,7 +62,8 @@ export interface AgentCarried {
 
 type InitFromResult = Awaited<ReturnType<Activities['checkInitFrom']>>;
 
-const isComplete = <T extends object>(r: T | TrainingChunk | null | undefined): r is T => !!r && (r as { complete?: boolean }).complete !== false;
+const isComplete = <T extends object>(r: T | TrainingChunk | null | undefined): r is T =>
+  !!r && (r as { complete?: boolean }).complete !== false;
 
 /** Share of overall progress at the start of each phase. */
 const PHASE_START = { environments: 0, training: 0.05, coordination: 0.8, artifacts: 0.95 } as const;
@@ -76,7 +88,8 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput, carried
     if (update.phase === 'training' || update.phase === 'coordination') {
       const units = Object.values(state.agents).filter((a) => a.phase === update.phase);
       const fraction = units.reduce((s, a) => s + a.episode / Math.max(1, a.totalEpisodes), 0) / Math.max(1, units.length);
-      const span = update.phase === 'training' ? PHASE_START.coordination - PHASE_START.training : PHASE_START.artifacts - PHASE_START.coordination;
+      const span =
+        update.phase === 'training' ? PHASE_START.coordination - PHASE_START.training : PHASE_START.artifacts - PHASE_START.coordination;
       state.progress = PHASE_START[update.phase] + span * Math.min(1, fraction);
       state.episode = Math.min(...units.map((a) => a.episode));
       state.totalEpisodes = update.totalEpisodes;
@@ -119,7 +132,12 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput, carried
     // Fine-tuning: check the parent (and take its network sizes and architecture) before anything is written.
     // Once per session: a continued run carries the result.
     if (!carried && request.initFrom) {
-      initFrom = await checkInitFrom({ initFrom: request.initFrom, config, agents: request.agents, explicitFields: Object.keys((input as { config?: object }).config ?? {}) });
+      initFrom = await checkInitFrom({
+        initFrom: request.initFrom,
+        config,
+        agents: request.agents,
+        explicitFields: Object.keys((input as { config?: object }).config ?? {}),
+      });
       ({ config, agents } = initFrom);
       upsertMemo({ initFrom: `${initFrom.parent.sessionId}/${initFrom.parent.agentId}` });
     }
@@ -138,23 +156,38 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput, carried
       // Histories recorded before chunked training: one activity per unit for the whole training.
       enter('training', `training ${agents.length} agents (${config.trainingMode})`);
       state.totalEpisodes = config.maxEpisodes;
-      trainingSummaries = (await Promise.all(agents.map((agent) => trainAgents({ sessionId, config, agent, planPath: plan.planPath, parent: initFrom?.parent })))) as AgentTrainingSummary[];
+      trainingSummaries = (await Promise.all(
+        agents.map((agent) => trainAgents({ sessionId, config, agent, planPath: plan.planPath, parent: initFrom?.parent })),
+      )) as AgentTrainingSummary[];
       if (agents.length > 1) {
         enter('coordination', `training ${agents.length} agents together (${config.coordinationStrategy})`);
         const agentCheckpoints = Object.fromEntries(trainingSummaries.map((s) => [s.agentId, s.checkpointPath]));
-        coordination = (await trainMultiAgentCoordination({ sessionId, config, agents, planPath: plan.planPath, agentCheckpoints })) as CoordinationSummary;
+        coordination = (await trainMultiAgentCoordination({
+          sessionId,
+          config,
+          agents,
+          planPath: plan.planPath,
+          agentCheckpoints,
+        })) as CoordinationSummary;
       }
     } else {
       const latest: Record<string, AgentTrainingSummary | TrainingChunk> = { ...carried?.agents };
       let team: CoordinationSummary | TrainingChunk | null = carried?.coordination ?? null;
       const resumed: Record<string, number> = { ...carried?.resumedFromEpisode };
-      const note = (unit: string, r: { resumedFromEpisode: number }) => (resumed[unit] = Math.max(resumed[unit] ?? 0, r.resumedFromEpisode));
-      if (carried) setCurrentDetails(`**Agent Forge** session ${sessionId} · phase **${state.phase}** · continued (run ${carried.runs + 1})`);
+      const note = (unit: string, r: { resumedFromEpisode: number }) =>
+        (resumed[unit] = Math.max(resumed[unit] ?? 0, r.resumedFromEpisode));
+      if (carried)
+        setCurrentDetails(`**Agent Forge** session ${sessionId} · phase **${state.phase}** · continued (run ${carried.runs + 1})`);
       budget.watch();
 
       // The first chunk of a continued run takes whatever checkpoint is newest as the continuation (a chunk
       // cancelled for the roll-over wrote it); a fresh run expects none, so one found there is a resume.
-      const trainUnit = async <T extends object>(unit: string, units: number, already: T | TrainingChunk | null | undefined, call: (fromEpisode: number | null, maxSignals: number) => Promise<T | TrainingChunk>): Promise<T | TrainingChunk | null> => {
+      const trainUnit = async <T extends object>(
+        unit: string,
+        units: number,
+        already: T | TrainingChunk | null | undefined,
+        call: (fromEpisode: number | null, maxSignals: number) => Promise<T | TrainingChunk>,
+      ): Promise<T | TrainingChunk | null> => {
         let last = already ?? null;
         let from: number | null = carried ? null : 0;
         while (!isComplete<T>(last)) {
@@ -163,8 +196,17 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput, carried
           last = r;
           from = (r as { episodesRun: number }).episodesRun;
           note(unit, r as { resumedFromEpisode: number });
-          const c = r as { episodesRun: number; backend?: string; metrics?: { trained: { successRate: number } }; trained?: { successRate: number } };
-          attributes({ step: c.episodesRun, successRate: c.metrics?.trained.successRate ?? c.trained?.successRate ?? state.successRate, backend: c.backend });
+          const c = r as {
+            episodesRun: number;
+            backend?: string;
+            metrics?: { trained: { successRate: number } };
+            trained?: { successRate: number };
+          };
+          attributes({
+            step: c.episodesRun,
+            successRate: c.metrics?.trained.successRate ?? c.trained?.successRate ?? state.successRate,
+            backend: c.backend,
+          });
         }
         return last;
       };
@@ -177,7 +219,16 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput, carried
         await Promise.all(
           agents.map(async (agent) => {
             const r = await trainUnit<AgentTrainingSummary>(agent.id, agents.length, latest[agent.id], (fromEpisode, maxSignals) =>
-              chunkActivities(`${agent.id}: from episode ${fromEpisode ?? 'checkpoint'} (≤ ${config.trainingChunkSeconds} s)`).trainAgents({ sessionId, config, agent, planPath: plan.planPath, parent: initFrom?.parent, chunkSeconds: config.trainingChunkSeconds, fromEpisode, maxSignals }),
+              chunkActivities(`${agent.id}: from episode ${fromEpisode ?? 'checkpoint'} (≤ ${config.trainingChunkSeconds} s)`).trainAgents({
+                sessionId,
+                config,
+                agent,
+                planPath: plan.planPath,
+                parent: initFrom?.parent,
+                chunkSeconds: config.trainingChunkSeconds,
+                fromEpisode,
+                maxSignals,
+              }),
             );
             if (r) latest[agent.id] = r;
           }),
@@ -186,14 +237,34 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput, carried
       const agentsDone = agents.every((a) => isComplete<AgentTrainingSummary>(latest[a.id]));
       if (agentsDone && agents.length > 1 && !isComplete<CoordinationSummary>(team)) {
         const summaries = agents.map((a) => latest[a.id] as AgentTrainingSummary);
-        if (state.phase !== 'coordination') enter('coordination', `training ${agents.length} agents together (${config.coordinationStrategy})`);
+        if (state.phase !== 'coordination')
+          enter('coordination', `training ${agents.length} agents together (${config.coordinationStrategy})`);
         const agentCheckpoints = Object.fromEntries(summaries.map((s) => [s.agentId, s.checkpointPath]));
         team = await trainUnit<CoordinationSummary>('team', 1, team, (fromEpisode, maxSignals) =>
-          chunkActivities(`team: from episode ${fromEpisode ?? 'checkpoint'} (≤ ${config.trainingChunkSeconds} s)`).trainMultiAgentCoordination({ sessionId, config, agents, planPath: plan.planPath, agentCheckpoints, chunkSeconds: config.trainingChunkSeconds, fromEpisode, maxSignals }),
+          chunkActivities(
+            `team: from episode ${fromEpisode ?? 'checkpoint'} (≤ ${config.trainingChunkSeconds} s)`,
+          ).trainMultiAgentCoordination({
+            sessionId,
+            config,
+            agents,
+            planPath: plan.planPath,
+            agentCheckpoints,
+            chunkSeconds: config.trainingChunkSeconds,
+            fromEpisode,
+            maxSignals,
+          }),
         );
       }
       if (!agentsDone || (agents.length > 1 && !isComplete<CoordinationSummary>(team))) {
-        return await continueAsNew<typeof agentForgeTrainingWorkflow>(input, { state, plan, agents: latest, coordination: team, resumedFromEpisode: resumed, runs: (carried?.runs ?? 0) + 1, initFrom });
+        return await continueAsNew<typeof agentForgeTrainingWorkflow>(input, {
+          state,
+          plan,
+          agents: latest,
+          coordination: team,
+          resumedFromEpisode: resumed,
+          runs: (carried?.runs ?? 0) + 1,
+          initFrom,
+        });
       }
       trainingSummaries = agents.map((a) => ({ ...(latest[a.id] as AgentTrainingSummary), resumedFromEpisode: resumed[a.id] ?? 0 }));
       coordination = agents.length > 1 ? { ...(team as CoordinationSummary), resumedFromEpisode: resumed.team ?? 0 } : null;
@@ -209,7 +280,9 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput, carried
     state.successRate = final.successRate;
     state.coordinationScore = final.coordinationScore;
     state.message = `completed: ${artifacts.files.length} files written`;
-    setCurrentDetails(`**Agent Forge** session ${sessionId} · **completed** · reward ${final.reward.toFixed(3)} · success ${final.successRate.toFixed(2)}`);
+    setCurrentDetails(
+      `**Agent Forge** session ${sessionId} · **completed** · reward ${final.reward.toFixed(3)} · success ${final.successRate.toFixed(2)}`,
+    );
     attributes({ phase: 'completed', successRate: final.successRate });
     return {
       sessionId,
@@ -234,5 +307,3 @@ export async function agentForgeTrainingWorkflow(input: AgentForgeInput, carried
     throw err;
   }
 }
-
-

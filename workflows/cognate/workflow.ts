@@ -2,7 +2,18 @@
 // workers) → artifacts. Deterministic and thin: all work happens in activities; progress arrives by signal.
 // Training runs in chunks (trainModels trains one model for at most trainingChunkSeconds); the run continues
 // as new when its history budget is spent (workflows/shared/rollover.ts), carrying its state in `carried`.
-import { ApplicationFailure, continueAsNew, isCancellation, patched, proxyActivities, setCurrentDetails, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  continueAsNew,
+  isCancellation,
+  patched,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { createCognateActivities, TrainedModel } from '../../activities/cognate';
 import type { PrepareResult } from '../../activities/cognate/data';
 import { PATCHES, RunBudget } from '../shared/rollover';
@@ -111,7 +122,13 @@ export async function cognatePretrainingWorkflow(input: CognateInput, carried?: 
     // Continued pretraining / fine-tuning: check the parent (and take its model fields and tokenizer) before
     // anything is written. Once per session: a continued run carries the result.
     if (!carried && parsed.data.initFrom) {
-      initFrom = await checkInitFrom({ sessionId, initFrom: parsed.data.initFrom, config, models: parsed.data.models, explicitFields: Object.keys((input as { config?: object }).config ?? {}) });
+      initFrom = await checkInitFrom({
+        sessionId,
+        initFrom: parsed.data.initFrom,
+        config,
+        models: parsed.data.models,
+        explicitFields: Object.keys((input as { config?: object }).config ?? {}),
+      });
       ({ config, models } = initFrom);
       modelCount = models.length;
       state.totalSteps = config.maxSteps;
@@ -131,9 +148,12 @@ export async function cognatePretrainingWorkflow(input: CognateInput, carried?: 
       // Histories recorded before chunked training: one activity per model for the whole training.
       enter('training', `training ${modelCount} model(s) for ${config.maxSteps} steps`);
       state.progress = PHASE_START.training;
-      trained = await Promise.all(models.map((model) => trainModels({ sessionId, config, model, datasetDir: dataset.datasetDir, initFrom: initFrom?.parent })));
+      trained = await Promise.all(
+        models.map((model) => trainModels({ sessionId, config, model, datasetDir: dataset.datasetDir, initFrom: initFrom?.parent })),
+      );
     } else {
-      if (carried) setCurrentDetails(`**Cognate pretraining** session ${sessionId} · phase **training** · continued (run ${carried.runs + 1})`);
+      if (carried)
+        setCurrentDetails(`**Cognate pretraining** session ${sessionId} · phase **training** · continued (run ${carried.runs + 1})`);
       else {
         enter('training', `training ${modelCount} model(s) for ${config.maxSteps} steps`);
         state.progress = PHASE_START.training;
@@ -149,7 +169,9 @@ export async function cognatePretrainingWorkflow(input: CognateInput, carried?: 
           let from: number | null = carried ? null : 0;
           while (!done(model.name)) {
             const chunk = await budget.chunk(() =>
-              trainModelsChunk(`${model.name}: from step ${from ?? latest[model.name]?.finalStep ?? 0} (≤ ${config.trainingChunkSeconds} s)`)({
+              trainModelsChunk(
+                `${model.name}: from step ${from ?? latest[model.name]?.finalStep ?? 0} (≤ ${config.trainingChunkSeconds} s)`,
+              )({
                 sessionId,
                 config,
                 model,
@@ -165,12 +187,23 @@ export async function cognatePretrainingWorkflow(input: CognateInput, carried?: 
             latest[model.name] = chunk;
             resumedFromStep[model.name] = Math.max(resumedFromStep[model.name] ?? 0, chunk.resumedFromStep);
             const ends = Object.values(latest);
-            attributes({ step: Math.min(...ends.map((m) => m.finalStep)), loss: mean(ends.map((m) => m.finalLoss)), backend: chunk.backend });
+            attributes({
+              step: Math.min(...ends.map((m) => m.finalStep)),
+              loss: mean(ends.map((m) => m.finalLoss)),
+              backend: chunk.backend,
+            });
           }
         }),
       );
       if (!models.every((m) => done(m.name))) {
-        return await continueAsNew<typeof cognatePretrainingWorkflow>(input, { state, dataset, models: latest, resumedFromStep, runs: (carried?.runs ?? 0) + 1, initFrom });
+        return await continueAsNew<typeof cognatePretrainingWorkflow>(input, {
+          state,
+          dataset,
+          models: latest,
+          resumedFromStep,
+          runs: (carried?.runs ?? 0) + 1,
+          initFrom,
+        });
       }
       trained = models.map((m) => ({ ...latest[m.name], resumedFromStep: resumedFromStep[m.name] ?? 0 }));
     }
@@ -199,4 +232,3 @@ export async function cognatePretrainingWorkflow(input: CognateInput, carried?: 
     throw err;
   }
 }
-

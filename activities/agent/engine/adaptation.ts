@@ -30,9 +30,18 @@ export interface AdaptationRun {
 /** Greedy success of the weights the job starts from (the parent's, or runTraining's seeded initialisation). */
 function evaluateStart(job: TrainJob, variant: EnvVariant, episodes: number, seed: number): { successRate: number; reward: number } {
   const unit = job.units[0];
-  const net = createPolicy(unit.architecture, networkSizes(job.config), new Rng(hashSeed(job.config.seed, 0x1417, 0)), createEnv(job.env).spec.horizon);
+  const net = createPolicy(
+    unit.architecture,
+    networkSizes(job.config),
+    new Rng(hashSeed(job.config.seed, 0x1417, 0)),
+    createEnv(job.env).spec.horizon,
+  );
   try {
-    if (job.parent) loadAgentParent({ ...job.parent, optimizerState: false }, { meta: { id: unit.id, architecture: unit.architecture, slots: unit.slots, parameterCount: 0 }, net, optimizer: null as never });
+    if (job.parent)
+      loadAgentParent(
+        { ...job.parent, optimizerState: false },
+        { meta: { id: unit.id, architecture: unit.architecture, slots: unit.slots, parameterCount: 0 }, net, optimizer: null as never },
+      );
     const m = evaluate(job.env, variant, [{ net, slots: unit.slots }], episodes, seed);
     return { successRate: m.successRate, reward: m.reward };
   } finally {
@@ -41,7 +50,13 @@ function evaluateStart(job: TrainJob, variant: EnvVariant, episodes: number, see
 }
 
 /** Greedy success of the weights in `checkpointPath` on `evalEpisodes` seeded episodes of `variant`. */
-function evaluateCheckpoint(job: TrainJob, checkpointPath: string, variant: EnvVariant, episodes: number, seed: number): { successRate: number; reward: number } {
+function evaluateCheckpoint(
+  job: TrainJob,
+  checkpointPath: string,
+  variant: EnvVariant,
+  episodes: number,
+  seed: number,
+): { successRate: number; reward: number } {
   const unit = job.units[0];
   const net = createPolicy(unit.architecture, networkSizes(job.config), new Rng(0), createEnv(job.env).spec.horizon);
   try {
@@ -64,7 +79,14 @@ export async function trainUntilThreshold(job: TrainJob, variant: EnvVariant, ev
   const curve: AdaptationCurvePoint[] = [];
   const start = evaluateStart(job, variant, evalEpisodes, seed);
   curve.push({ episode: 0, ...start });
-  if (start.successRate >= threshold) return { episodesToThreshold: 0, trainingBatchEpisodesToThreshold: null, curve, episodesRun: 0, wallSeconds: (Date.now() - started) / 1000 };
+  if (start.successRate >= threshold)
+    return {
+      episodesToThreshold: 0,
+      trainingBatchEpisodesToThreshold: null,
+      curve,
+      episodesRun: 0,
+      wallSeconds: (Date.now() - started) / 1000,
+    };
   let reached: number | null = null;
   const result = await runTraining(job, {
     emit: (event) => {
@@ -75,7 +97,13 @@ export async function trainUntilThreshold(job: TrainJob, variant: EnvVariant, ev
     },
     stopRequested: () => reached !== null,
   });
-  return { episodesToThreshold: reached, trainingBatchEpisodesToThreshold: result.episodesToThreshold, curve, episodesRun: result.episodesRun, wallSeconds: (Date.now() - started) / 1000 };
+  return {
+    episodesToThreshold: reached,
+    trainingBatchEpisodesToThreshold: result.episodesToThreshold,
+    curve,
+    episodesRun: result.episodesRun,
+    wallSeconds: (Date.now() - started) / 1000,
+  };
 }
 
 export interface FineTuneScenario {
@@ -96,7 +124,13 @@ export interface FineTuneComparison {
   name: string;
   environmentId: string;
   evaluatedVariant: EnvVariant;
-  parent: { trainingMode: string; episodes: number; evaluation: { successRate: number; reward: number }; weightsSha256: string; wallSeconds: number };
+  parent: {
+    trainingMode: string;
+    episodes: number;
+    evaluation: { successRate: number; reward: number };
+    weightsSha256: string;
+    wallSeconds: number;
+  };
   fineTuned: AdaptationRun;
   scratch: AdaptationRun;
 }
@@ -112,7 +146,13 @@ export async function compareFineTuning(s: FineTuneScenario): Promise<FineTuneCo
   const inspected = inspectAgentParent(s.dataDir, { sessionId: parentSession, agent: agent.id, optimizerState: false });
   const plan = planEnvironments(s.childConfig, [agent]);
   const job = (kind: 'finetune' | 'scratch'): TrainJob => {
-    const j = agentJob({ config: s.childConfig, plan, agent, checkpointDir: path.join(s.dataDir, 'checkpoints', 'agent', `${s.name}-${kind}`, agent.id), parent: kind === 'finetune' ? inspected.ref : undefined });
+    const j = agentJob({
+      config: s.childConfig,
+      plan,
+      agent,
+      checkpointDir: path.join(s.dataDir, 'checkpoints', 'agent', `${s.name}-${kind}`, agent.id),
+      parent: kind === 'finetune' ? inspected.ref : undefined,
+    });
     // From scratch on the changed task: the same starting variant as the fine-tuned run, random weights.
     return kind === 'scratch' ? { ...j, startShifted: s.childConfig.trainingMode === 'behavior_adaptation' } : j;
   };
@@ -125,7 +165,13 @@ export async function compareFineTuning(s: FineTuneScenario): Promise<FineTuneCo
     name: s.name,
     environmentId: fine.env.id,
     evaluatedVariant: variant,
-    parent: { trainingMode: s.parentConfig.trainingMode, episodes: parentRun.agents[0].episodesRun, evaluation: { successRate: parentMetrics.successRate, reward: parentMetrics.reward }, weightsSha256: inspected.ref.weightsSha256, wallSeconds: parentRun.wallSeconds },
+    parent: {
+      trainingMode: s.parentConfig.trainingMode,
+      episodes: parentRun.agents[0].episodesRun,
+      evaluation: { successRate: parentMetrics.successRate, reward: parentMetrics.reward },
+      weightsSha256: inspected.ref.weightsSha256,
+      wallSeconds: parentRun.wallSeconds,
+    },
     fineTuned,
     scratch,
   };

@@ -38,7 +38,13 @@ export interface ArtifactAgentInput {
   variant: EnvVariant;
   metrics: { trained: EvalMetrics; random: EvalMetrics };
   episodesToThreshold: number | null;
-  team?: { checkpoint: string; environment: EnvSettings; variant: EnvVariant; slots: number[]; metrics: { trained: EvalMetrics; random: EvalMetrics } };
+  team?: {
+    checkpoint: string;
+    environment: EnvSettings;
+    variant: EnvVariant;
+    slots: number[];
+    metrics: { trained: EvalMetrics; random: EvalMetrics };
+  };
 }
 
 export interface ArtifactJob {
@@ -67,7 +73,12 @@ function exportTensors(net: PolicyNetwork): NamedTensor[] {
       const data = tf.tidy(() => tf.transpose(p.variable).dataSync() as Float32Array);
       return { name: p.name, shape: [cols, rows], dtype: 'float32' as const, data: Float32Array.from(data) };
     }
-    return { name: p.name, shape: [...p.variable.shape], dtype: 'float32' as const, data: Float32Array.from(p.variable.dataSync() as Float32Array) };
+    return {
+      name: p.name,
+      shape: [...p.variable.shape],
+      dtype: 'float32' as const,
+      data: Float32Array.from(p.variable.dataSync() as Float32Array),
+    };
   });
 }
 
@@ -83,7 +94,14 @@ function softmaxMasked(logits: Float32Array, mask: Float32Array): number[] {
  * Representative situations: the first steps of seeded greedy episodes, for every slot and turn where the
  * agent has a real choice; what the policy would do there (top actions with probabilities) and its value.
  */
-function describeBehaviour(net: PolicyNetwork, settings: EnvSettings, variant: EnvVariant, slots: number[], seed: number, episodes: number) {
+function describeBehaviour(
+  net: PolicyNetwork,
+  settings: EnvSettings,
+  variant: EnvVariant,
+  slots: number[],
+  seed: number,
+  episodes: number,
+) {
   const envs = makeEnvs(settings, Math.min(episodes, 32), variant);
   const rng = new Rng(hashSeed(seed, 0xbe4a));
   envs.forEach((e) => e.reset(new Rng(rng.nextUint32())));
@@ -110,18 +128,20 @@ function describeBehaviour(net: PolicyNetwork, settings: EnvSettings, variant: E
       const out = tidyValue(() => {
         const o = net.forward({
           obs: tf.tensor2d(obs, [1, OBS_SIZE]),
-          ...(net.contextLength > 1 ? (() => {
-            const w = net.contextLength;
-            const ctx = new Float32Array(w * OBS_SIZE);
-            const m = new Float32Array(w);
-            for (let k = 0; k < w; k++) {
-              const step = t - (w - 1 - k);
-              if (step < 0) continue;
-              ctx.set(tr.obs.subarray((step * tr.rows + r) * OBS_SIZE, (step * tr.rows + r + 1) * OBS_SIZE), k * OBS_SIZE);
-              m[k] = 1;
-            }
-            return { context: tf.tensor3d(ctx, [1, w, OBS_SIZE]), contextMask: tf.tensor2d(m, [1, w]) };
-          })() : {}),
+          ...(net.contextLength > 1
+            ? (() => {
+                const w = net.contextLength;
+                const ctx = new Float32Array(w * OBS_SIZE);
+                const m = new Float32Array(w);
+                for (let k = 0; k < w; k++) {
+                  const step = t - (w - 1 - k);
+                  if (step < 0) continue;
+                  ctx.set(tr.obs.subarray((step * tr.rows + r) * OBS_SIZE, (step * tr.rows + r + 1) * OBS_SIZE), k * OBS_SIZE);
+                  m[k] = 1;
+                }
+                return { context: tf.tensor3d(ctx, [1, w, OBS_SIZE]), contextMask: tf.tensor2d(m, [1, w]) };
+              })()
+            : {}),
           ...(net.goalCount > 0 ? { goal: tf.tensor2d(goalOneHot(Int32Array.of(tr.goals[i]), net.goalCount), [1, net.goalCount]) } : {}),
         });
         return {
@@ -149,7 +169,11 @@ function describeBehaviour(net: PolicyNetwork, settings: EnvSettings, variant: E
   }
   for (const key of Object.keys(frequencies)) {
     const total = Object.values(frequencies[key]).reduce((a, b) => a + b, 0);
-    frequencies[key] = Object.fromEntries(Object.entries(frequencies[key]).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Number((v / total).toFixed(4))]));
+    frequencies[key] = Object.fromEntries(
+      Object.entries(frequencies[key])
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => [k, Number((v / total).toFixed(4))]),
+    );
   }
   return {
     environment: settings.id,
@@ -171,15 +195,25 @@ function historyOf(checkpoint: string): Pick<CheckpointMeta['trainer'], 'history
 /** The parent a fine-tuning run started from (recorded in its own training checkpoint), or null. */
 function parentOf(checkpoint: string) {
   const p = readCheckpoint(checkpoint).meta.trainer.parent;
-  return p ? { sessionId: p.sessionId, agent: p.agentId, weightsSha256: p.weightsSha256, artifactDir: p.dir, optimizerState: p.optimizerState } : null;
+  return p
+    ? { sessionId: p.sessionId, agent: p.agentId, weightsSha256: p.weightsSha256, artifactDir: p.dir, optimizerState: p.optimizerState }
+    : null;
 }
 
 /** Write and publish every agent's artifact set; returns the files (manifest included). */
-export function writeAgentArtifacts(job: ArtifactJob, extraFiles: Record<string, Record<string, string | Uint8Array>> = {}): ArtifactFile[] {
+export function writeAgentArtifacts(
+  job: ArtifactJob,
+  extraFiles: Record<string, Record<string, string | Uint8Array>> = {},
+): ArtifactFile[] {
   const files: ArtifactFile[] = [];
   for (const agent of job.agents) {
     const env = createEnv(agent.environment);
-    const net = createPolicy(agent.architecture, networkSizes(job.config), new Rng(0), Math.max(env.spec.horizon, agent.team ? createEnv(agent.team.environment).spec.horizon : 0));
+    const net = createPolicy(
+      agent.architecture,
+      networkSizes(job.config),
+      new Rng(0),
+      Math.max(env.spec.horizon, agent.team ? createEnv(agent.team.environment).spec.horizon : 0),
+    );
     const ckpt = readCheckpoint(agent.weightsCheckpoint);
     // Rebuilding the network with the horizon it was trained with keeps the transformer window identical.
     const unitId = agent.id;
@@ -215,9 +249,15 @@ export function writeAgentArtifacts(job: ArtifactJob, extraFiles: Record<string,
           subGoals: net.goalCount,
           observationSize: OBS_SIZE,
           actionCount: ACTION_COUNT,
-          parameters: net.store.params.map((p) => ({ name: p.name, shape: p.variable.shape, torchShape: p.kind === 'linear_weight' ? [...p.variable.shape].reverse() : p.variable.shape })),
+          parameters: net.store.params.map((p) => ({
+            name: p.name,
+            shape: p.variable.shape,
+            torchShape: p.kind === 'linear_weight' ? [...p.variable.shape].reverse() : p.variable.shape,
+          })),
           environment: { settings: agent.environment, spec: env.spec, evaluatedVariant: agent.variant },
-          team: agent.team ? { environment: agent.team.environment.id, slots: agent.team.slots, strategy: agent.team.environment.strategy } : null,
+          team: agent.team
+            ? { environment: agent.team.environment.id, slots: agent.team.slots, strategy: agent.team.environment.strategy }
+            : null,
           weightsFrom: agent.weightsCheckpoint,
           parent,
           config: job.config,
@@ -225,15 +265,31 @@ export function writeAgentArtifacts(job: ArtifactJob, extraFiles: Record<string,
         'behavior_policy.json': {
           agentId: agent.id,
           architecture: agent.architecture,
-          ownEnvironment: describeBehaviour(net, agent.environment, agent.variant, Array.from({ length: agent.environment.numAgents }, (_, i) => i), evalSeed, job.config.evalEpisodes),
-          teamEnvironment: agent.team ? describeBehaviour(net, agent.team.environment, agent.team.variant, agent.team.slots, evalSeed, job.config.evalEpisodes) : null,
+          ownEnvironment: describeBehaviour(
+            net,
+            agent.environment,
+            agent.variant,
+            Array.from({ length: agent.environment.numAgents }, (_, i) => i),
+            evalSeed,
+            job.config.evalEpisodes,
+          ),
+          teamEnvironment: agent.team
+            ? describeBehaviour(net, agent.team.environment, agent.team.variant, agent.team.slots, evalSeed, job.config.evalEpisodes)
+            : null,
           evaluation: { own: agent.metrics, team: agent.team?.metrics ?? null },
         },
         'training_stats.json': {
           agentId: agent.id,
           parent,
-          individual: { environment: agent.environment.id, ...historyOf(agent.trainingCheckpoint), evaluation: agent.metrics, episodesToThreshold: agent.episodesToThreshold },
-          team: agent.team ? { environment: agent.team.environment.id, ...historyOf(agent.team.checkpoint), evaluation: agent.team.metrics } : null,
+          individual: {
+            environment: agent.environment.id,
+            ...historyOf(agent.trainingCheckpoint),
+            evaluation: agent.metrics,
+            episodesToThreshold: agent.episodesToThreshold,
+          },
+          team: agent.team
+            ? { environment: agent.team.environment.id, ...historyOf(agent.team.checkpoint), evaluation: agent.team.metrics }
+            : null,
         },
         ...extraFiles[agent.id], // charts (engine/report.ts)
       },

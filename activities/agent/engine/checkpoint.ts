@@ -4,7 +4,12 @@
 // moments and the trainer state (episode counter, RNG state, curriculum/shift state, history).
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { listCheckpoints, loadLatestCheckpoint, readCheckpoint as readCheckpointFile, saveCheckpoint as saveCheckpointFile } from '../../../common/checkpoint';
+import {
+  listCheckpoints,
+  loadLatestCheckpoint,
+  readCheckpoint as readCheckpointFile,
+  saveCheckpoint as saveCheckpointFile,
+} from '../../../common/checkpoint';
 import type { NamedTensor } from '../../../common/export/tensors';
 import type { AgentArchitecture } from '../config';
 import type { PolicyNetwork } from './policies';
@@ -113,7 +118,11 @@ export interface LoadedCheckpoint {
 
 function loaded(file: string, state: StoredState): LoadedCheckpoint {
   if (state?.meta?.format !== CHECKPOINT_FORMAT) throw new Error(`${file} is not a ${CHECKPOINT_FORMAT} checkpoint`);
-  return { path: file, meta: state.meta, tensors: new Map(state.tensors.map((t) => [t.name, { name: t.name, shape: t.shape, dtype: 'float32' as const, data: t.data }])) };
+  return {
+    path: file,
+    meta: state.meta,
+    tensors: new Map(state.tensors.map((t) => [t.name, { name: t.name, shape: t.shape, dtype: 'float32' as const, data: t.data }])),
+  };
 }
 
 /** Read and verify one checkpoint file (throws CorruptCheckpointError when it does not verify). */
@@ -139,15 +148,18 @@ export function restoreUnit(ckpt: LoadedCheckpoint, unitId: string, net: PolicyN
     if (!t) throw new Error(`checkpoint ${ckpt.path} has no tensor ${name}`);
     return t;
   };
-  tf.tidy(() => net.store.params.forEach((p) => {
-    const w = get(`${unitId}.param.${p.name}`);
-    if (w.shape.join(',') !== p.variable.shape.join(',')) throw new Error(`checkpoint ${ckpt.path}: ${w.name} has shape [${w.shape}], the network expects [${p.variable.shape}]`);
-    p.variable.assign(tf.tensor(w.data as Float32Array, w.shape));
-    if (optimizer) {
-      optimizer.moment('m', p.name).assign(tf.tensor(get(`${unitId}.adam_m.${p.name}`).data as Float32Array, w.shape));
-      optimizer.moment('v', p.name).assign(tf.tensor(get(`${unitId}.adam_v.${p.name}`).data as Float32Array, w.shape));
-    }
-  }));
+  tf.tidy(() =>
+    net.store.params.forEach((p) => {
+      const w = get(`${unitId}.param.${p.name}`);
+      if (w.shape.join(',') !== p.variable.shape.join(','))
+        throw new Error(`checkpoint ${ckpt.path}: ${w.name} has shape [${w.shape}], the network expects [${p.variable.shape}]`);
+      p.variable.assign(tf.tensor(w.data as Float32Array, w.shape));
+      if (optimizer) {
+        optimizer.moment('m', p.name).assign(tf.tensor(get(`${unitId}.adam_m.${p.name}`).data as Float32Array, w.shape));
+        optimizer.moment('v', p.name).assign(tf.tensor(get(`${unitId}.adam_v.${p.name}`).data as Float32Array, w.shape));
+      }
+    }),
+  );
   if (optimizer) {
     const unit = ckpt.meta.units.find((u) => u.id === unitId);
     if (!unit) throw new Error(`checkpoint ${ckpt.path} has no unit ${unitId}`);

@@ -67,10 +67,17 @@ export interface InspectedAgentParent {
 
 /** The artifact folder `initFrom` names; refuses paths that leave FORGE_DATA_DIR. */
 export function agentParentDir(dataDir: string, initFrom: AgentInitFrom): string {
-  if ('sessionId' in initFrom) return path.join(dataDir, 'agent', assertSafeSegment(initFrom.sessionId, 'initFrom.sessionId'), assertSafeSegment(initFrom.agent, 'initFrom.agent'));
+  if ('sessionId' in initFrom)
+    return path.join(
+      dataDir,
+      'agent',
+      assertSafeSegment(initFrom.sessionId, 'initFrom.sessionId'),
+      assertSafeSegment(initFrom.agent, 'initFrom.agent'),
+    );
   const root = path.resolve(dataDir);
   const dir = path.resolve(root, initFrom.path);
-  if (dir !== root && !dir.startsWith(root + path.sep)) throw new NonRetryableError(`initFrom.path ${initFrom.path} is not under FORGE_DATA_DIR (${root})`);
+  if (dir !== root && !dir.startsWith(root + path.sep))
+    throw new NonRetryableError(`initFrom.path ${initFrom.path} is not under FORGE_DATA_DIR (${root})`);
   return dir;
 }
 
@@ -79,7 +86,8 @@ export function inspectAgentParent(dataDir: string, initFrom: AgentInitFrom): In
   const dir = agentParentDir(dataDir, initFrom);
   const what = 'sessionId' in initFrom ? `initFrom ${initFrom.sessionId}/${initFrom.agent} (${dir})` : `initFrom.path ${dir}`;
   if (!fs.existsSync(dir)) throw new NonRetryableError(`${what} does not exist: no published artifacts there`);
-  if (!fs.existsSync(path.join(dir, MANIFEST_NAME))) throw new NonRetryableError(`${what} has no ${MANIFEST_NAME}: not a published agent artifact folder`);
+  if (!fs.existsSync(path.join(dir, MANIFEST_NAME)))
+    throw new NonRetryableError(`${what} has no ${MANIFEST_NAME}: not a published agent artifact folder`);
   const problems = verifyManifest(dir);
   if (problems.length > 0) throw new NonRetryableError(`${what} does not match its manifest: ${problems.join('; ')}`);
   let exported: ExportedAgentConfig;
@@ -92,9 +100,12 @@ export function inspectAgentParent(dataDir: string, initFrom: AgentInitFrom): In
   const weights = manifest.files.find((f) => f.path === WEIGHTS_FILE);
   if (!weights) throw new NonRetryableError(`${what}: ${WEIGHTS_FILE} is not in the manifest`);
   // weightsFrom names the checkpoint file (common/checkpoint.ts) the exported weights came from.
-  const checkpoint = exported.weightsFrom && fs.existsSync(exported.weightsFrom) && fs.statSync(exported.weightsFrom).isFile() ? exported.weightsFrom : null;
+  const checkpoint =
+    exported.weightsFrom && fs.existsSync(exported.weightsFrom) && fs.statSync(exported.weightsFrom).isFile() ? exported.weightsFrom : null;
   if (initFrom.optimizerState && !checkpoint) {
-    throw new NonRetryableError(`${what}: initFrom.optimizerState asks for the Adam state, but the training checkpoint it came from (${exported.weightsFrom}) is gone; the artifact holds weights only`);
+    throw new NonRetryableError(
+      `${what}: initFrom.optimizerState asks for the Adam state, but the training checkpoint it came from (${exported.weightsFrom}) is gone; the artifact holds weights only`,
+    );
   }
   return {
     ref: {
@@ -120,14 +131,26 @@ export function inspectAgentParent(dataDir: string, initFrom: AgentInitFrom): In
  * `horizon` steps: architecture, network sizes, observation/action layout, then parameter by parameter.
  * Empty means the weights load one to one.
  */
-export function agentParentMismatches(parent: InspectedAgentParent, agent: { id: string; architecture: AgentArchitecture }, config: AgentForgeConfig, horizon: number): string[] {
+export function agentParentMismatches(
+  parent: InspectedAgentParent,
+  agent: { id: string; architecture: AgentArchitecture },
+  config: AgentForgeConfig,
+  horizon: number,
+): string[] {
   const out: string[] = [];
   if (parent.observationSize !== OBS_SIZE) out.push(`observationSize (parent ${parent.observationSize}, this build ${OBS_SIZE})`);
   if (parent.actionCount !== ACTION_COUNT) out.push(`actionCount (parent ${parent.actionCount}, this build ${ACTION_COUNT})`);
-  if (parent.ref.architecture !== agent.architecture) out.push(`architecture (parent ${parent.ref.architecture}, agent "${agent.id}" ${agent.architecture})`);
-  for (const k of AGENT_SHAPE_FIELDS) if (parent.config[k] !== config[k]) out.push(`${k} (parent ${parent.config[k]}, this run ${config[k]})`);
+  if (parent.ref.architecture !== agent.architecture)
+    out.push(`architecture (parent ${parent.ref.architecture}, agent "${agent.id}" ${agent.architecture})`);
+  for (const k of AGENT_SHAPE_FIELDS)
+    if (parent.config[k] !== config[k]) out.push(`${k} (parent ${parent.config[k]}, this run ${config[k]})`);
   if (out.length > 0) return out;
-  const sizes = { hiddenSize: config.hiddenSize, numLayers: config.numLayers, numHeads: config.numHeads, maxContextLength: config.maxContextLength };
+  const sizes = {
+    hiddenSize: config.hiddenSize,
+    numLayers: config.numLayers,
+    numHeads: config.numHeads,
+    maxContextLength: config.maxContextLength,
+  };
   const net = createPolicy(agent.architecture, sizes, new Rng(0), horizon);
   try {
     // The transformer's window may differ (sinusoidal positions cost no parameters): only shapes matter.
@@ -135,7 +158,8 @@ export function agentParentMismatches(parent: InspectedAgentParent, agent: { id:
     for (const p of net.store.params) {
       const shape = theirs.get(p.name);
       if (!shape) out.push(`parameter ${p.name} (missing in the parent)`);
-      else if (shape.join(',') !== p.variable.shape.join(',')) out.push(`parameter ${p.name} (parent [${shape}], this run [${p.variable.shape}])`);
+      else if (shape.join(',') !== p.variable.shape.join(','))
+        out.push(`parameter ${p.name} (parent [${shape}], this run [${p.variable.shape}])`);
       theirs.delete(p.name);
     }
     for (const name of theirs.keys()) out.push(`parameter ${name} (only in the parent)`);
@@ -154,7 +178,8 @@ export function loadAgentParent(ref: AgentParentRef, unit: TrainableUnit): void 
   if (!fs.existsSync(file)) throw new NonRetryableError(`parent weights ${file} are gone`);
   const bytes = fs.readFileSync(file);
   const sha = crypto.createHash('sha256').update(bytes).digest('hex');
-  if (sha !== ref.weightsSha256) throw new NonRetryableError(`parent weights ${file} changed since the run was checked (sha256 ${sha}, checked ${ref.weightsSha256})`);
+  if (sha !== ref.weightsSha256)
+    throw new NonRetryableError(`parent weights ${file} changed since the run was checked (sha256 ${sha}, checked ${ref.weightsSha256})`);
   const tensors = new Map(readSafetensors(file).tensors.map((t) => [t.name, t]));
   tf.tidy(() => {
     for (const p of unit.net.store.params) {
@@ -162,7 +187,8 @@ export function loadAgentParent(ref: AgentParentRef, unit: TrainableUnit): void 
       if (!t) throw new NonRetryableError(`parent weights ${file} have no tensor ${p.name}`);
       const value = tf.tensor(t.data as Float32Array, t.shape, 'float32');
       const loaded = p.kind === 'linear_weight' ? tf.transpose(value) : value;
-      if (loaded.shape.join(',') !== p.variable.shape.join(',')) throw new NonRetryableError(`parent tensor ${p.name} has shape [${loaded.shape}], the network expects [${p.variable.shape}]`);
+      if (loaded.shape.join(',') !== p.variable.shape.join(','))
+        throw new NonRetryableError(`parent tensor ${p.name} has shape [${loaded.shape}], the network expects [${p.variable.shape}]`);
       p.variable.assign(loaded);
     }
   });
@@ -174,7 +200,9 @@ export function loadAgentParent(ref: AgentParentRef, unit: TrainableUnit): void 
     const saved = ckpt.tensors.get(`${ref.agentId}.param.${p.name}`);
     const now = p.variable.dataSync() as Float32Array;
     if (!saved || saved.data.length !== now.length || !(saved.data as Float32Array).every((v, i) => v === now[i])) {
-      throw new NonRetryableError(`parent checkpoint ${ref.checkpoint} does not hold the exported weights (${p.name} differs); its optimizer state cannot be used`);
+      throw new NonRetryableError(
+        `parent checkpoint ${ref.checkpoint} does not hold the exported weights (${p.name} differs); its optimizer state cannot be used`,
+      );
     }
   }
   restoreUnit(ckpt, ref.agentId, unit.net, unit.optimizer);

@@ -84,7 +84,14 @@ function pick(src: Float32Array, width: number, idx: number[]): Float32Array {
 }
 
 /** PPO epochs over the batch, in shuffled minibatches. Mutates the network and the optimiser. */
-export function ppoUpdate(net: PolicyNetwork, optimizer: AdamW, learningRate: number, tr: Trajectory, hp: PpoHyperparameters, rng: Rng): UpdateStats {
+export function ppoUpdate(
+  net: PolicyNetwork,
+  optimizer: AdamW,
+  learningRate: number,
+  tr: Trajectory,
+  hp: PpoHyperparameters,
+  rng: Rng,
+): UpdateStats {
   const s = samplesOf(net, tr, hp);
   const variables = net.store.params.map((p) => p.variable);
   const totals = { policyLoss: 0, valueLoss: 0, entropy: 0, modelLoss: 0, gradNorm: 0 };

@@ -36,7 +36,10 @@ export class ParamStore {
     const w = new Float32Array(inSize * outSize);
     const std = gain / Math.sqrt(inSize);
     for (let i = 0; i < w.length; i++) w[i] = this.rng.normal() * std;
-    return new Linear(this.add(`${name}.weight`, 'linear_weight', [inSize, outSize], w), this.add(`${name}.bias`, 'bias', [outSize], new Float32Array(outSize)));
+    return new Linear(
+      this.add(`${name}.weight`, 'linear_weight', [inSize, outSize], w),
+      this.add(`${name}.bias`, 'bias', [outSize], new Float32Array(outSize)),
+    );
   }
 
   /** A free tensor (embedding table, scalar gain) filled with Normal(0, std) or a constant. */
@@ -48,7 +51,10 @@ export class ParamStore {
   }
 
   layerNorm(name: string, size: number): LayerNorm {
-    return new LayerNorm(this.add(`${name}.weight`, 'other', [size], new Float32Array(size).fill(1)), this.add(`${name}.bias`, 'bias', [size], new Float32Array(size)));
+    return new LayerNorm(
+      this.add(`${name}.weight`, 'other', [size], new Float32Array(size).fill(1)),
+      this.add(`${name}.bias`, 'bias', [size], new Float32Array(size)),
+    );
   }
 
   count(): number {

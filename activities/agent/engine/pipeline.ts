@@ -121,7 +121,8 @@ export function smokeTestEnvironments(plan: EnvironmentPlan, seed: number): Reco
         const actions = Array.from({ length: settings.numAgents }, (_, i) => {
           env.observe(i, obs, 0);
           env.actionMask(i, mask, 0);
-          if (!obs.every(Number.isFinite) || !mask.some((m) => m > 0)) throw new NonRetryableError(`environment ${settings.id} produced an invalid observation or no valid action`);
+          if (!obs.every(Number.isFinite) || !mask.some((m) => m > 0))
+            throw new NonRetryableError(`environment ${settings.id} produced an invalid observation or no valid action`);
           return rng.categorical(mask);
         });
         total += env.step(actions).reward;
@@ -148,7 +149,13 @@ export function summarizeEnvironments(plan: EnvironmentPlan): EnvironmentSummary
 }
 
 /** Plan, smoke-test and write the environment plan (the first step of a run). */
-export function prepareEnvironments(args: { dataDir: string; sessionId: string; config: AgentForgeConfig; agents: ResolvedAgent[]; write: (file: string, value: unknown) => void }): PreparedEnvironments & { plan: EnvironmentPlan } {
+export function prepareEnvironments(args: {
+  dataDir: string;
+  sessionId: string;
+  config: AgentForgeConfig;
+  agents: ResolvedAgent[];
+  write: (file: string, value: unknown) => void;
+}): PreparedEnvironments & { plan: EnvironmentPlan } {
   let plan: EnvironmentPlan;
   try {
     plan = planEnvironments(args.config, args.agents);
@@ -158,7 +165,13 @@ export function prepareEnvironments(args: { dataDir: string; sessionId: string; 
   const smokeTest = smokeTestEnvironments(plan, args.config.seed);
   const planPath = planFile(args.dataDir, args.sessionId);
   args.write(planPath, { ...plan, smokeTest, createdAt: new Date().toISOString() });
-  return { plan, planPath, environments: summarizeEnvironments(plan), assignments: plan.assignments, teamEnvironmentId: plan.teamEnvironmentId };
+  return {
+    plan,
+    planPath,
+    environments: summarizeEnvironments(plan),
+    assignments: plan.assignments,
+    teamEnvironmentId: plan.teamEnvironmentId,
+  };
 }
 
 function wrapped<T>(make: () => T): T {
@@ -169,20 +182,57 @@ function wrapped<T>(make: () => T): T {
   }
 }
 
-export function agentTrainingJob(args: { dataDir: string; sessionId: string; config: AgentForgeConfig; plan: EnvironmentPlan; agent: ResolvedAgent; parent?: AgentParentRef }): TrainJob {
-  return wrapped(() => agentJob({ config: args.config, plan: args.plan, agent: args.agent, checkpointDir: unitCheckpointDir(args.dataDir, args.sessionId, args.agent.id), parent: args.parent }));
+export function agentTrainingJob(args: {
+  dataDir: string;
+  sessionId: string;
+  config: AgentForgeConfig;
+  plan: EnvironmentPlan;
+  agent: ResolvedAgent;
+  parent?: AgentParentRef;
+}): TrainJob {
+  return wrapped(() =>
+    agentJob({
+      config: args.config,
+      plan: args.plan,
+      agent: args.agent,
+      checkpointDir: unitCheckpointDir(args.dataDir, args.sessionId, args.agent.id),
+      parent: args.parent,
+    }),
+  );
 }
 
-export function teamTrainingJob(args: { dataDir: string; sessionId: string; config: AgentForgeConfig; plan: EnvironmentPlan; agents: ResolvedAgent[]; agentCheckpoints: Record<string, string> }): TrainJob {
+export function teamTrainingJob(args: {
+  dataDir: string;
+  sessionId: string;
+  config: AgentForgeConfig;
+  plan: EnvironmentPlan;
+  agents: ResolvedAgent[];
+  agentCheckpoints: Record<string, string>;
+}): TrainJob {
   for (const a of args.agents) {
     const p = args.agentCheckpoints[a.id];
     if (!p || !fs.existsSync(p)) throw new NonRetryableError(`no checkpoint for agent "${a.id}" (got ${p ?? 'nothing'})`);
   }
-  return wrapped(() => teamJob({ config: args.config, plan: args.plan, agents: args.agents, agentCheckpoints: args.agentCheckpoints, checkpointDir: unitCheckpointDir(args.dataDir, args.sessionId, 'team') }));
+  return wrapped(() =>
+    teamJob({
+      config: args.config,
+      plan: args.plan,
+      agents: args.agents,
+      agentCheckpoints: args.agentCheckpoints,
+      checkpointDir: unitCheckpointDir(args.dataDir, args.sessionId, 'team'),
+    }),
+  );
 }
 
 export function trainingChunk(r: TrainResult): TrainingChunk {
-  return { unit: r.label, complete: false, episodesRun: r.episodesRun, resumedFromEpisode: r.resumedFromEpisode, checkpointPath: r.checkpointPath, backend: r.backend };
+  return {
+    unit: r.label,
+    complete: false,
+    episodesRun: r.episodesRun,
+    resumedFromEpisode: r.resumedFromEpisode,
+    checkpointPath: r.checkpointPath,
+    backend: r.backend,
+  };
 }
 
 export function agentTrainingSummary(agent: ResolvedAgent, r: TrainResult): AgentTrainingSummary {

@@ -88,7 +88,10 @@ const halfDepth = (n: number): number => Math.max(1, Math.ceil(n / 2));
 
 /** Policy head starts near-uniform (small gain); value head at unit gain. */
 function heads(store: ParamStore, prefix: string, width: number): { policy: Linear; value: Linear } {
-  return { policy: store.linear(`${prefix}policy_head`, width, ACTION_COUNT, 0.01), value: store.linear(`${prefix}value_head`, width, 1, 1) };
+  return {
+    policy: store.linear(`${prefix}policy_head`, width, ACTION_COUNT, 0.01),
+    value: store.linear(`${prefix}value_head`, width, 1, 1),
+  };
 }
 
 class Reactive implements PolicyNetwork {
@@ -141,7 +144,22 @@ class LatentModel {
   lookahead(z: tf.Tensor2D, value: Linear, limit = ACTION_COUNT): { q: tf.Tensor2D; nextLatent: tf.Tensor3D; reward: tf.Tensor2D } {
     const r = z.shape[0];
     const k = Math.min(ACTION_COUNT, Math.max(1, limit));
-    const pad = (x: tf.Tensor): tf.Tensor => (k === ACTION_COUNT ? x : tf.pad(x, x.rank === 2 ? [[0, 0], [0, ACTION_COUNT - k]] : [[0, 0], [0, ACTION_COUNT - k], [0, 0]]));
+    const pad = (x: tf.Tensor): tf.Tensor =>
+      k === ACTION_COUNT
+        ? x
+        : tf.pad(
+            x,
+            x.rank === 2
+              ? [
+                  [0, 0],
+                  [0, ACTION_COUNT - k],
+                ]
+              : [
+                  [0, 0],
+                  [0, ACTION_COUNT - k],
+                  [0, 0],
+                ],
+          );
     const base = tf.reshape(this.transition.apply(z), [r, 1, this.width]);
     const embedding = k === ACTION_COUNT ? this.actionEmbedding : tf.slice(this.actionEmbedding, [0, 0], [k, this.width]);
     const next = tf.tanh(tf.add(base, tf.reshape(embedding, [1, k, this.width])));
@@ -221,7 +239,11 @@ class Hybrid implements PolicyNetwork {
     const planningLogits = tf.add(this.planHead.policy.apply(z), plan.q);
     const g = tf.sigmoid(this.gate.apply(hr)); // [R,1]: 1 = reactive, 0 = planning
     const logits = tf.add<tf.Tensor2D>(tf.mul(g, this.reactivePolicy.apply(hr)), tf.mul(tf.sub(1, g), planningLogits));
-    return { logits, value: tf.reshape<tf.Rank.R1>(this.planHead.value.apply(z), [-1]), model: { nextLatent: plan.nextLatent, reward: plan.reward } };
+    return {
+      logits,
+      value: tf.reshape<tf.Rank.R1>(this.planHead.value.apply(z), [-1]),
+      model: { nextLatent: plan.nextLatent, reward: plan.reward },
+    };
   }
 
   modelTarget(nextObs: tf.Tensor2D): tf.Tensor2D {
@@ -254,7 +276,14 @@ class Hierarchical implements PolicyNetwork {
     this.managerHead = store.linear('manager.goal_head', managerWidth, GOALS, 0.01);
     this.worker = new Mlp(store, 'worker.trunk', OBS_SIZE + GOALS, s.hiddenSize, workerDepth);
     this.head = heads(store, 'worker.', s.hiddenSize);
-    this.sizes = { managerWidth, managerLayers: halfDepth(s.numLayers), workerWidth: s.hiddenSize, workerLayers: workerDepth, goals: GOALS, goalEvery: GOAL_EVERY };
+    this.sizes = {
+      managerWidth,
+      managerLayers: halfDepth(s.numLayers),
+      workerWidth: s.hiddenSize,
+      workerLayers: workerDepth,
+      goals: GOALS,
+      goalEvery: GOAL_EVERY,
+    };
   }
 
   forward({ obs, goal }: PolicyInput): PolicyOutput {

@@ -20,7 +20,12 @@ export const AGENT_CHARTS = ['reward', 'success', 'coordination'] as const;
 export const TEAM_CHARTS = ['team_reward', 'team_success', 'team_coordination'] as const;
 
 /** Curves of one training phase (an agent alone, or the team) against the random and trained evaluations. */
-export function phaseCharts(title: string, history: HistoryEntry[], evaluation: { trained: EvalMetrics; random: EvalMetrics }, prefix = ''): Record<string, LineChart> {
+export function phaseCharts(
+  title: string,
+  history: HistoryEntry[],
+  evaluation: { trained: EvalMetrics; random: EvalMetrics },
+  prefix = '',
+): Record<string, LineChart> {
   const window = Math.max(1, Math.round(history.length / 20));
   const charts: Record<string, LineChart> = {};
   for (const m of METRICS) {
@@ -50,7 +55,11 @@ function historyAt(checkpoint: string): HistoryEntry[] {
 /** charts/*.svg and .png for one agent: its own training, and the team phase when there was one. */
 export async function agentChartFiles(agent: ArtifactAgentInput): Promise<Record<string, string | Uint8Array>> {
   const charts = phaseCharts(`${agent.id} in ${agent.environment.id}`, historyAt(agent.trainingCheckpoint), agent.metrics);
-  if (agent.team) Object.assign(charts, phaseCharts(`team in ${agent.team.environment.id}`, historyAt(agent.team.checkpoint), agent.team.metrics, 'team_'));
+  if (agent.team)
+    Object.assign(
+      charts,
+      phaseCharts(`team in ${agent.team.environment.id}`, historyAt(agent.team.checkpoint), agent.team.metrics, 'team_'),
+    );
   return renderChartFiles(charts);
 }
 

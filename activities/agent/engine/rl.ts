@@ -42,7 +42,15 @@ export const PPO_DEFAULTS: PpoHyperparameters = {
  * (default: the whole sequence) cuts each sequence into causally independent pieces of that many steps
  * (EnvSpec.creditSegment): returns and advantages stop at a piece's end.
  */
-export function computeGae(rewards: Float32Array, values: Float32Array, steps: number, rows: number, gamma: number, lambda: number, segment = steps): { advantages: Float32Array; returns: Float32Array } {
+export function computeGae(
+  rewards: Float32Array,
+  values: Float32Array,
+  steps: number,
+  rows: number,
+  gamma: number,
+  lambda: number,
+  segment = steps,
+): { advantages: Float32Array; returns: Float32Array } {
   const advantages = new Float32Array(steps * rows);
   const returns = new Float32Array(steps * rows);
   for (let r = 0; r < rows; r++) {

@@ -60,7 +60,13 @@ export interface RolloutOptions {
 }
 
 /** The observation window a transformer reads at step t: obs[t-W+1..t], left-padded with zeros. */
-export function contextWindow(obs: Float32Array, rows: number, t: number, window: number, rowSubset?: Int32Array): { context: Float32Array; mask: Float32Array } {
+export function contextWindow(
+  obs: Float32Array,
+  rows: number,
+  t: number,
+  window: number,
+  rowSubset?: Int32Array,
+): { context: Float32Array; mask: Float32Array } {
   const n = rowSubset ? rowSubset.length : rows;
   const context = new Float32Array(n * window * OBS_SIZE);
   const mask = new Float32Array(n * window);
@@ -83,7 +89,14 @@ export function goalOneHot(goals: Int32Array, count: number): Float32Array {
   return out;
 }
 
-function sampleMixed(logits: Float32Array, mask: Float32Array | null, offset: number, count: number, epsilon: number, rng: Rng): { action: number; logProb: number } {
+function sampleMixed(
+  logits: Float32Array,
+  mask: Float32Array | null,
+  offset: number,
+  count: number,
+  epsilon: number,
+  rng: Rng,
+): { action: number; logProb: number } {
   let max = -Infinity;
   let valid = 0;
   for (let a = 0; a < count; a++) {
@@ -110,7 +123,12 @@ function argmaxValid(logits: Float32Array, mask: Float32Array | null, offset: nu
 }
 
 /** Forward one controller on step t of its trajectory; returns logits/values/goal logits as JS arrays. */
-function forwardStep(net: PolicyNetwork, traj: Trajectory, t: number, goals: Int32Array): { logits: Float32Array; values: Float32Array; goalLogits: Float32Array | null } {
+function forwardStep(
+  net: PolicyNetwork,
+  traj: Trajectory,
+  t: number,
+  goals: Int32Array,
+): { logits: Float32Array; values: Float32Array; goalLogits: Float32Array | null } {
   let result: ReturnType<typeof forwardStep> | undefined;
   tf.tidy(() => {
     const rows = traj.rows;
@@ -220,7 +238,10 @@ export function rollout({ envs, controllers, rng, mode, epsilon, shaping }: Roll
     for (let b = 0; b < copies; b++) {
       const res = envs[b].step(joint[b]);
       returns[b] += res.reward;
-      const trainingReward = (res.reward + (res.shaping ?? 0)) * spec.rewardScale + shaping.coordination * res.coordinationSignal + shaping.delivery * res.deliverySignal;
+      const trainingReward =
+        (res.reward + (res.shaping ?? 0)) * spec.rewardScale +
+        shaping.coordination * res.coordinationSignal +
+        shaping.delivery * res.deliverySignal;
       controllers.forEach((c, ci) => {
         const tr = trajectories[ci];
         for (let k = 0; k < c.slots.length; k++) {

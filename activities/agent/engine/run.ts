@@ -5,7 +5,16 @@ import { writeJsonAtomic } from '../../../common/export/files';
 import type { ArtifactFile } from './artifacts';
 import { writeAgentArtifactsWithReport } from './report';
 import type { EnvironmentPlan } from './envs';
-import { agentTrainingJob, agentTrainingSummary, artifactJob, coordinationSummary, prepareEnvironments, teamTrainingJob, type AgentTrainingSummary, type CoordinationSummary } from './pipeline';
+import {
+  agentTrainingJob,
+  agentTrainingSummary,
+  artifactJob,
+  coordinationSummary,
+  prepareEnvironments,
+  teamTrainingJob,
+  type AgentTrainingSummary,
+  type CoordinationSummary,
+} from './pipeline';
 import { runTraining, type TrainResult } from './train';
 
 export interface DirectRunResult {
@@ -31,7 +40,9 @@ export async function runAgentForgeDirect(args: {
   const summaries: AgentTrainingSummary[] = [];
   for (const agent of agents) {
     const r = await runTraining(agentTrainingJob({ dataDir, sessionId, config, plan, agent }));
-    args.log?.(`${agent.id} (${agent.architecture}) in ${r.environmentId}: ${r.wallSeconds.toFixed(1)} s, trained ${JSON.stringify(r.metrics?.trained)}, random ${JSON.stringify(r.metrics?.random)}`);
+    args.log?.(
+      `${agent.id} (${agent.architecture}) in ${r.environmentId}: ${r.wallSeconds.toFixed(1)} s, trained ${JSON.stringify(r.metrics?.trained)}, random ${JSON.stringify(r.metrics?.random)}`,
+    );
     results.push(r);
     summaries.push(agentTrainingSummary(agent, r));
   }
@@ -42,8 +53,12 @@ export async function runAgentForgeDirect(args: {
     const job = teamTrainingJob({ dataDir, sessionId, config, plan, agents, agentCheckpoints });
     team = await runTraining(job);
     coordination = coordinationSummary(config, job, agents, team);
-    args.log?.(`team in ${team.environmentId}: ${team.wallSeconds.toFixed(1)} s, trained ${JSON.stringify(team.metrics?.trained)}, random ${JSON.stringify(team.metrics?.random)}`);
+    args.log?.(
+      `team in ${team.environmentId}: ${team.wallSeconds.toFixed(1)} s, trained ${JSON.stringify(team.metrics?.trained)}, random ${JSON.stringify(team.metrics?.random)}`,
+    );
   }
-  const { files } = await writeAgentArtifactsWithReport(artifactJob({ dataDir, sessionId, config, plan, agents, trainingSummaries: summaries, coordination }));
+  const { files } = await writeAgentArtifactsWithReport(
+    artifactJob({ dataDir, sessionId, config, plan, agents, trainingSummaries: summaries, coordination }),
+  );
   return { plan, agents: results, team, files, wallSeconds: (Date.now() - started) / 1000 };
 }

@@ -18,7 +18,15 @@ import crypto from 'node:crypto';
 import { NonRetryableError } from '../../../common/child';
 import type { AgentArchitecture, AgentForgeConfig, TrainingMode } from '../config';
 import { compactPairs, weightedMean } from '../../../common/report/series';
-import { readCheckpoint, readLatestCheckpoint, restoreUnit, saveCheckpoint, type HistoryEntry, type TrainableUnit, type TrainerState } from './checkpoint';
+import {
+  readCheckpoint,
+  readLatestCheckpoint,
+  restoreUnit,
+  saveCheckpoint,
+  type HistoryEntry,
+  type TrainableUnit,
+  type TrainerState,
+} from './checkpoint';
 import { createEnv, envSettingsFromPlan, type EnvironmentPlan, type EnvSettings, type EnvVariant, type MultiAgentEnv } from './envs';
 import { ppoUpdate } from './learner';
 import { loadAgentParent, type AgentParentRef } from './init-from';
@@ -92,7 +100,10 @@ export interface TrainProgress {
   resumedFromEpisode: number;
 }
 
-export type TrainEvent = { type: 'progress'; progress: TrainProgress } | { type: 'checkpoint'; episode: number; path: string; seconds?: number } | { type: 'warning'; message: string };
+export type TrainEvent =
+  | { type: 'progress'; progress: TrainProgress }
+  | { type: 'checkpoint'; episode: number; path: string; seconds?: number }
+  | { type: 'warning'; message: string };
 
 export interface TrainResult {
   label: string;
@@ -126,7 +137,12 @@ const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, decouple
 export const NULL_CONTEXT: TrainContext = { emit: () => undefined, stopRequested: () => false };
 
 export function networkSizes(config: AgentForgeConfig): NetworkSizes {
-  return { hiddenSize: config.hiddenSize, numLayers: config.numLayers, numHeads: config.numHeads, maxContextLength: config.maxContextLength };
+  return {
+    hiddenSize: config.hiddenSize,
+    numLayers: config.numLayers,
+    numHeads: config.numHeads,
+    maxContextLength: config.maxContextLength,
+  };
 }
 
 export function modeShaping(mode: TrainingMode): RewardShaping {
@@ -150,7 +166,14 @@ export function makeEnvs(settings: EnvSettings, copies: number, variant: EnvVari
  * Seeded evaluation episodes, in batches of `batch` lockstep copies. `controllers` null = the uniformly
  * random policy. The seed is independent of training, so trained and random see the same episodes.
  */
-export function evaluate(settings: EnvSettings, variant: EnvVariant, controllers: Controller[] | null, episodes: number, seed: number, batch = 32): EvalMetrics {
+export function evaluate(
+  settings: EnvSettings,
+  variant: EnvVariant,
+  controllers: Controller[] | null,
+  episodes: number,
+  seed: number,
+  batch = 32,
+): EvalMetrics {
   const rng = new Rng(hashSeed(seed, 0xe7a1));
   let reward = 0;
   let success = 0;
@@ -161,12 +184,25 @@ export function evaluate(settings: EnvSettings, variant: EnvVariant, controllers
     const actRng = new Rng(rng.nextUint32());
     const r = controllers
       ? rollout({ envs, controllers, rng: actRng, mode: 'greedy', epsilon: 0, shaping: { coordination: 0, delivery: 0 } })
-      : rollout({ envs, controllers: [{ net: null, slots: envs[0].spec.numAgents ? Array.from({ length: envs[0].spec.numAgents }, (_, i) => i) : [] }], rng: actRng, mode: 'random', epsilon: 0, shaping: { coordination: 0, delivery: 0 } });
+      : rollout({
+          envs,
+          controllers: [{ net: null, slots: envs[0].spec.numAgents ? Array.from({ length: envs[0].spec.numAgents }, (_, i) => i) : [] }],
+          rng: actRng,
+          mode: 'random',
+          epsilon: 0,
+          shaping: { coordination: 0, delivery: 0 },
+        });
     reward += r.returns.reduce((a, b) => a + b, 0);
     success += r.success.filter(Boolean).length;
     coordination += r.coordination.reduce((a, b) => a + b, 0);
   }
-  return { reward: reward / episodes, successRate: success / episodes, coordinationScore: coordination / episodes, episodes, policy: controllers ? 'greedy' : 'uniform random' };
+  return {
+    reward: reward / episodes,
+    successRate: success / episodes,
+    coordinationScore: coordination / episodes,
+    episodes,
+    policy: controllers ? 'greedy' : 'uniform random',
+  };
 }
 
 /** What makes a checkpoint resumable by this job. */
@@ -231,8 +267,18 @@ const MAX_HISTORY = 2048;
 function mergeHistory(a: HistoryEntry, b: HistoryEntry): HistoryEntry {
   const wa = a.batches ?? 1;
   const wb = b.batches ?? 1;
-  const m = (k: 'reward' | 'successRate' | 'coordinationScore' | 'policyLoss' | 'valueLoss' | 'entropy') => weightedMean(a[k], wa, b[k], wb);
-  return { ...b, reward: m('reward'), successRate: m('successRate'), coordinationScore: m('coordinationScore'), policyLoss: m('policyLoss'), valueLoss: m('valueLoss'), entropy: m('entropy'), batches: wa + wb };
+  const m = (k: 'reward' | 'successRate' | 'coordinationScore' | 'policyLoss' | 'valueLoss' | 'entropy') =>
+    weightedMean(a[k], wa, b[k], wb);
+  return {
+    ...b,
+    reward: m('reward'),
+    successRate: m('successRate'),
+    coordinationScore: m('coordinationScore'),
+    policyLoss: m('policyLoss'),
+    valueLoss: m('valueLoss'),
+    entropy: m('entropy'),
+    batches: wa + wb,
+  };
 }
 
 /** Train (or resume) the job's units; checkpoint every config.checkpointEvery episodes; evaluate at the end. */
@@ -250,7 +296,14 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
   // Networks are initialised from a stream of their own so resuming never depends on init draws.
   const units: TrainableUnit[] = job.units.map((u, i) => {
     const net = createPolicy(u.architecture, networkSizes(config), new Rng(hashSeed(config.seed, 0x1417, i)), probe.spec.horizon);
-    return { meta: { id: u.id, architecture: u.architecture, slots: u.slots, parameterCount: parameterCount(net) }, net, optimizer: new AdamW(net.store.params.map((p) => ({ name: p.name, variable: p.variable })), ADAM) };
+    return {
+      meta: { id: u.id, architecture: u.architecture, slots: u.slots, parameterCount: parameterCount(net) },
+      net,
+      optimizer: new AdamW(
+        net.store.params.map((p) => ({ name: p.name, variable: p.variable })),
+        ADAM,
+      ),
+    };
   });
   const fresh = (): TrainerState => ({
     episode: 0,
@@ -263,7 +316,17 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     finished: false,
     history: [],
     resumes: [],
-    ...(job.parent ? { parent: { sessionId: job.parent.sessionId, agentId: job.parent.agentId, dir: job.parent.dir, weightsSha256: job.parent.weightsSha256, optimizerState: job.parent.optimizerState } } : {}),
+    ...(job.parent
+      ? {
+          parent: {
+            sessionId: job.parent.sessionId,
+            agentId: job.parent.agentId,
+            dir: job.parent.dir,
+            weightsSha256: job.parent.weightsSha256,
+            optimizerState: job.parent.optimizerState,
+          },
+        }
+      : {}),
   });
 
   let state: TrainerState;
@@ -272,7 +335,11 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     console.warn(`[agent ${job.label}] ${message}`);
     ctx.emit({ type: 'warning', message });
   });
-  const continuing = latest !== null && job.continuation !== undefined && job.continuation.attempt === 1 && (job.continuation.fromEpisode === null || latest.meta.trainer.episode === job.continuation.fromEpisode);
+  const continuing =
+    latest !== null &&
+    job.continuation !== undefined &&
+    job.continuation.attempt === 1 &&
+    (job.continuation.fromEpisode === null || latest.meta.trainer.episode === job.continuation.fromEpisode);
   if (latest) {
     if (latest.meta.fingerprint !== fingerprint) {
       throw new NonRetryableError(
@@ -406,7 +473,13 @@ function currentBackend(): string | undefined {
 }
 
 /** One agent alone in its assigned environment, playing every slot. */
-export function agentJob(args: { config: AgentForgeConfig; plan: EnvironmentPlan; agent: { id: string; architecture: AgentArchitecture }; checkpointDir: string; parent?: AgentParentRef }): TrainJob {
+export function agentJob(args: {
+  config: AgentForgeConfig;
+  plan: EnvironmentPlan;
+  agent: { id: string; architecture: AgentArchitecture };
+  checkpointDir: string;
+  parent?: AgentParentRef;
+}): TrainJob {
   const assignment = args.plan.assignments.find((a) => a.agentId === args.agent.id);
   if (!assignment) throw new NonRetryableError(`agent "${args.agent.id}" has no environment in the plan`);
   const env = envSettingsFromPlan(args.plan, assignment.environmentId);
@@ -431,7 +504,10 @@ export function teamJob(args: {
 }): TrainJob {
   const env = envSettingsFromPlan(args.plan, args.plan.teamEnvironmentId);
   const order = args.plan.teamSlots.filter((id) => args.agents.some((a) => a.id === id));
-  if (order.length !== args.agents.length) throw new NonRetryableError(`the plan's team (${args.plan.teamSlots.join(', ')}) does not match the agents (${args.agents.map((a) => a.id).join(', ')})`);
+  if (order.length !== args.agents.length)
+    throw new NonRetryableError(
+      `the plan's team (${args.plan.teamSlots.join(', ')}) does not match the agents (${args.agents.map((a) => a.id).join(', ')})`,
+    );
   const units = order.map((id, k) => {
     const agent = args.agents.find((a) => a.id === id) as { id: string; architecture: AgentArchitecture };
     const slots = Array.from({ length: env.numAgents }, (_, s) => s).filter((s) => s % order.length === k);

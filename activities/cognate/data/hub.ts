@@ -98,7 +98,11 @@ function unquoteEtag(etag: string | null): string | null {
 }
 
 /** Return the cached file, or download it with retries on 5xx, 429, resets and short or corrupt bodies. */
-export async function fetchHubFile(req: HubFileRequest, retry: RetryPolicy = DEFAULT_RETRY, onRetry?: (message: string) => void): Promise<CachedHubFile> {
+export async function fetchHubFile(
+  req: HubFileRequest,
+  retry: RetryPolicy = DEFAULT_RETRY,
+  onRetry?: (message: string) => void,
+): Promise<CachedHubFile> {
   const cached = readHubCache(req);
   if (cached) return cached;
   const url = hubFileUrl(req.endpoint, req.repo, req.revision, req.file);
@@ -182,14 +186,24 @@ async function downloadOnce(req: HubFileRequest, url: string): Promise<CachedHub
     } catch (err) {
       throw new TransientError(`${url}: connection lost after ${bytes} bytes (${(err as Error).message})`);
     }
-    if (Number.isFinite(expectedBytes) && bytes !== expectedBytes) throw new TransientError(`${url}: truncated body, got ${bytes} of ${expectedBytes} bytes`);
+    if (Number.isFinite(expectedBytes) && bytes !== expectedBytes)
+      throw new TransientError(`${url}: truncated body, got ${bytes} of ${expectedBytes} bytes`);
     const sha256 = hash.digest('hex');
     if (expectedSha && sha256 !== expectedSha) throw new TransientError(`${url}: sha256 ${sha256} does not match the hub's ${expectedSha}`);
     const fd = fs.openSync(tmp, 'r');
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fs.renameSync(tmp, localPath);
-    const meta: CacheMeta = { url, repo: req.repo, revision: req.revision, file: req.file, sha256, bytes, commit, downloadedAt: new Date().toISOString() };
+    const meta: CacheMeta = {
+      url,
+      repo: req.repo,
+      revision: req.revision,
+      file: req.file,
+      sha256,
+      bytes,
+      commit,
+      downloadedAt: new Date().toISOString(),
+    };
     writeJsonAtomic(`${localPath}.meta.json`, meta);
     return { localPath, url, sha256, bytes, commit, fromCache: false };
   } finally {

@@ -14,7 +14,17 @@ import { DATASET_FORMAT } from '../engine/data';
 import { Rng, hashString } from '../../../common/rng';
 import { DEFAULT_RETRY, resolveHubEndpoint, type RetryPolicy } from './hub';
 import { LONG_SOURCES, type Example, type SourceName } from './records';
-import { FIXTURES_DIR, HUB_DATASETS, LOCAL_FILES, localFilesPresent, openHubSource, openLocalSource, type RowReader, type SourcePool, type SplitName } from './sources';
+import {
+  FIXTURES_DIR,
+  HUB_DATASETS,
+  LOCAL_FILES,
+  localFilesPresent,
+  openHubSource,
+  openLocalSource,
+  type RowReader,
+  type SourcePool,
+  type SplitName,
+} from './sources';
 import { loadTokenizer, saveTokenizer, trainByteLevelBpe, type Tokenizer } from './tokenizer';
 
 /** Bump when formatting, sampling or the shard layout changes: old prepared datasets stop matching. */
@@ -24,7 +34,16 @@ const TOKENIZER_FILE = 'tokenizer.json';
 
 export type PrepareConfig = Pick<
   CognateConfig,
-  'datasetSources' | 'datasetMode' | 'localDatasetDir' | 'maxTrainSamples' | 'maxEvalSamples' | 'shortFraction' | 'validationFraction' | 'tokenizerPath' | 'vocabSize' | 'seed'
+  | 'datasetSources'
+  | 'datasetMode'
+  | 'localDatasetDir'
+  | 'maxTrainSamples'
+  | 'maxEvalSamples'
+  | 'shortFraction'
+  | 'validationFraction'
+  | 'tokenizerPath'
+  | 'vocabSize'
+  | 'seed'
 >;
 
 export interface PrepareJob {
@@ -118,7 +137,8 @@ async function openSources(job: PrepareJob, ctx: Ctx): Promise<SourcePool[]> {
   const pools: SourcePool[] = [];
   for (const [i, source] of config.datasetSources.entries()) {
     checkStop(ctx, 'sources');
-    const progress = (message: string) => ctx.emit({ kind: 'progress', stage: 'sources', message, fraction: (0.3 * i) / config.datasetSources.length });
+    const progress = (message: string) =>
+      ctx.emit({ kind: 'progress', stage: 'sources', message, fraction: (0.3 * i) / config.datasetSources.length });
     const hubOpts = {
       endpoint,
       cacheDir,
@@ -136,11 +156,14 @@ async function openSources(job: PrepareJob, ctx: Ctx): Promise<SourcePool[]> {
       // offline: the hub cache first, then the original files; never the network
       const cached = await openHubSource(source, { ...hubOpts, offline: true });
       if (cached) pools.push(cached);
-      else if (config.localDatasetDir && localFilesPresent(source, config.localDatasetDir).length === 0) pools.push(openLocalSource(source, config.localDatasetDir));
+      else if (config.localDatasetDir && localFilesPresent(source, config.localDatasetDir).length === 0)
+        pools.push(openLocalSource(source, config.localDatasetDir));
       else {
         const spec = HUB_DATASETS[source];
         const local = config.localDatasetDir
-          ? localFilesPresent(source, config.localDatasetDir).map((f) => path.join(config.localDatasetDir as string, f)).join(', ')
+          ? localFilesPresent(source, config.localDatasetDir)
+              .map((f) => path.join(config.localDatasetDir as string, f))
+              .join(', ')
           : `config.localDatasetDir is not set (it should hold ${[LOCAL_FILES[source].train, LOCAL_FILES[source].validation].filter(Boolean).join(', ')})`;
         throw new NonRetryableError(
           `offline mode: no data for ${source}: not in the hub cache (${spec.repo}@${spec.revision}: ${spec.files.train[0]}, ${spec.files.validation[0]} under ${path.join(cacheDir, 'hub')}) and missing locally: ${local}`,
@@ -197,9 +220,15 @@ function mixtureCounts(total: number, entries: { pool: SourcePool; indices: numb
   const hasLong = isLong.some((l) => l);
   const shortTotal = !hasLong ? total : !hasShort ? 0 : Math.round(total * shortFraction);
   const counts = new Array<number>(entries.length).fill(0);
-  for (const [group, groupTotal] of [[false, shortTotal], [true, total - shortTotal]] as const) {
+  for (const [group, groupTotal] of [
+    [false, shortTotal],
+    [true, total - shortTotal],
+  ] as const) {
     const members = entries.map((e, i) => [e, i] as const).filter(([, i]) => isLong[i] === group);
-    allocate(groupTotal, members.map(([e]) => e.indices.length)).forEach((n, k) => (counts[members[k][1]] = n));
+    allocate(
+      groupTotal,
+      members.map(([e]) => e.indices.length),
+    ).forEach((n, k) => (counts[members[k][1]] = n));
   }
   return counts;
 }
@@ -306,7 +335,8 @@ export async function prepareDatasets(job: PrepareJob, ctx: Ctx): Promise<Prepar
   const split = splitPools(pools, config);
   const trainDocs = await sampleSplit('train', split.train, config.maxTrainSamples, config);
   const validationDocs = await sampleSplit('validation', split.validation, config.maxEvalSamples, config);
-  if (trainDocs.length === 0) throw new NonRetryableError(`no training documents: the sources ${config.datasetSources.join(', ')} gave 0 rows`);
+  if (trainDocs.length === 0)
+    throw new NonRetryableError(`no training documents: the sources ${config.datasetSources.join(', ')} gave 0 rows`);
 
   checkStop(ctx, 'tokenizer');
   let tokenizer: Tokenizer;
@@ -314,22 +344,40 @@ export async function prepareDatasets(job: PrepareJob, ctx: Ctx): Promise<Prepar
     ctx.emit({ kind: 'progress', stage: 'tokenizer', message: `loading ${config.tokenizerPath}`, fraction: 0.4 });
     tokenizer = loadTokenizer(config.tokenizerPath);
   } else {
-    ctx.emit({ kind: 'progress', stage: 'tokenizer', message: `training byte-level BPE up to ${config.vocabSize} tokens on ${trainDocs.length} documents`, fraction: 0.4 });
+    ctx.emit({
+      kind: 'progress',
+      stage: 'tokenizer',
+      message: `training byte-level BPE up to ${config.vocabSize} tokens on ${trainDocs.length} documents`,
+      fraction: 0.4,
+    });
     tokenizer = trainByteLevelBpe(
       trainDocs.map((d) => d.text),
       {
         vocabSize: config.vocabSize,
-        onProgress: (done, target) => ctx.emit({ kind: 'progress', stage: 'tokenizer', message: `BPE merges ${done}/${target}`, fraction: 0.4 + (0.35 * done) / target }),
+        onProgress: (done, target) =>
+          ctx.emit({
+            kind: 'progress',
+            stage: 'tokenizer',
+            message: `BPE merges ${done}/${target}`,
+            fraction: 0.4 + (0.35 * done) / target,
+          }),
       },
     );
   }
   if (tokenizer.vocabSize > config.vocabSize) {
-    throw new NonRetryableError(`tokenizer ${config.tokenizerPath ?? '(trained)'} has ${tokenizer.vocabSize} tokens but config.vocabSize is ${config.vocabSize}; raise vocabSize to at least ${tokenizer.vocabSize}`);
+    throw new NonRetryableError(
+      `tokenizer ${config.tokenizerPath ?? '(trained)'} has ${tokenizer.vocabSize} tokens but config.vocabSize is ${config.vocabSize}; raise vocabSize to at least ${tokenizer.vocabSize}`,
+    );
   }
 
   checkStop(ctx, 'encoding');
   const encodeProgress = (base: number, n: number) => (done: number) =>
-    ctx.emit({ kind: 'progress', stage: 'encoding', message: `encoded ${done}/${n} documents`, fraction: base + (0.1 * done) / Math.max(1, n) });
+    ctx.emit({
+      kind: 'progress',
+      stage: 'encoding',
+      message: `encoded ${done}/${n} documents`,
+      fraction: base + (0.1 * done) / Math.max(1, n),
+    });
   const trainTokens = encodeSplit(trainDocs, tokenizer, encodeProgress(0.75, trainDocs.length));
   const validationTokens = encodeSplit(validationDocs, tokenizer, encodeProgress(0.85, validationDocs.length));
 
@@ -357,8 +405,18 @@ export async function prepareDatasets(job: PrepareJob, ctx: Ctx): Promise<Prepar
       padId: tokenizer.padId,
       dtype,
       splits: {
-        train: { shards: writeShards(staging, 'train', trainTokens, dtype), documents: trainDocs.length, sources: stats.train.sources, longDocuments: stats.train.longDocuments },
-        validation: { shards: writeShards(staging, 'validation', validationTokens, dtype), documents: validationDocs.length, sources: stats.validation.sources, longDocuments: stats.validation.longDocuments },
+        train: {
+          shards: writeShards(staging, 'train', trainTokens, dtype),
+          documents: trainDocs.length,
+          sources: stats.train.sources,
+          longDocuments: stats.train.longDocuments,
+        },
+        validation: {
+          shards: writeShards(staging, 'validation', validationTokens, dtype),
+          documents: validationDocs.length,
+          sources: stats.validation.sources,
+          longDocuments: stats.validation.longDocuments,
+        },
       },
       inputs: { ...inputs, key },
       stats,
@@ -366,7 +424,12 @@ export async function prepareDatasets(job: PrepareJob, ctx: Ctx): Promise<Prepar
     };
     writeJsonAtomic(path.join(staging, 'manifest.json'), manifest);
     publishDirectory(staging, datasetDir);
-    ctx.emit({ kind: 'progress', stage: 'writing', message: `prepared ${trainDocs.length} train / ${validationDocs.length} validation documents (${trainTokens.length} / ${validationTokens.length} tokens)`, fraction: 1 });
+    ctx.emit({
+      kind: 'progress',
+      stage: 'writing',
+      message: `prepared ${trainDocs.length} train / ${validationDocs.length} validation documents (${trainTokens.length} / ${validationTokens.length} tokens)`,
+      fraction: 1,
+    });
     return { datasetDir, manifestPath, reused: false, stats };
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });

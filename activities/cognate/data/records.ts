@@ -32,11 +32,14 @@ function str(row: Record<string, unknown>, name: string, where: string): string 
 function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (value === null) return 'null';
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(typeof value === 'bigint' ? value.toString() : value)?.slice(0, 40)}`;
+  return typeof value === 'object'
+    ? 'an object'
+    : `${typeof value} ${JSON.stringify(typeof value === 'bigint' ? value.toString() : value)?.slice(0, 40)}`;
 }
 
 function asObject(row: unknown, where: string): Record<string, unknown> {
-  if (typeof row !== 'object' || row === null || Array.isArray(row)) throw malformed(where, `row must be an object (found ${describe(row)})`);
+  if (typeof row !== 'object' || row === null || Array.isArray(row))
+    throw malformed(where, `row must be an object (found ${describe(row)})`);
   return row as Record<string, unknown>;
 }
 
@@ -56,7 +59,8 @@ export function formatSvamp(raw: unknown, where: string): Example {
   const equation = str(row, 'Equation', where);
   const answerRaw = field(row, 'Answer', where);
   // Hub parquet stores Answer as float64, the original JSON as a number; both print as e.g. "51"
-  const answer = typeof answerRaw === 'number' ? answerRaw : typeof answerRaw === 'string' && answerRaw.trim() !== '' ? Number(answerRaw) : NaN;
+  const answer =
+    typeof answerRaw === 'number' ? answerRaw : typeof answerRaw === 'string' && answerRaw.trim() !== '' ? Number(answerRaw) : NaN;
   if (!Number.isFinite(answer)) throw malformed(where, `field "Answer" must be a number (found ${describe(answerRaw)})`);
   return { source: 'SVAMP', text: `Problem: ${body.trim()} ${question.trim()}\nSolution: ${equation.trim()} = ${answer}`, long: false };
 }
@@ -72,18 +76,22 @@ export function formatHotpotQa(raw: unknown, where: string): Example {
   const context = field(row, 'context', where);
   const paragraphs: [string, string[]][] = [];
   const checkSentences = (sentences: unknown, at: string): string[] => {
-    if (!Array.isArray(sentences) || !sentences.every((s) => typeof s === 'string')) throw malformed(where, `field "${at}" must be a list of strings`);
+    if (!Array.isArray(sentences) || !sentences.every((s) => typeof s === 'string'))
+      throw malformed(where, `field "${at}" must be a list of strings`);
     return sentences;
   };
   if (Array.isArray(context)) {
     context.forEach((pair, i) => {
-      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string') throw malformed(where, `field "context[${i}]" must be [title, sentences]`);
+      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string')
+        throw malformed(where, `field "context[${i}]" must be [title, sentences]`);
       paragraphs.push([pair[0], checkSentences(pair[1], `context[${i}][1]`)]);
     });
   } else if (typeof context === 'object' && context !== null) {
     const { title, sentences } = context as { title?: unknown; sentences?: unknown };
-    if (!Array.isArray(title) || !title.every((t) => typeof t === 'string')) throw malformed(where, 'field "context.title" must be a list of strings');
-    if (!Array.isArray(sentences) || sentences.length !== title.length) throw malformed(where, `field "context.sentences" must be a list with one entry per title (${title.length})`);
+    if (!Array.isArray(title) || !title.every((t) => typeof t === 'string'))
+      throw malformed(where, 'field "context.title" must be a list of strings');
+    if (!Array.isArray(sentences) || sentences.length !== title.length)
+      throw malformed(where, `field "context.sentences" must be a list with one entry per title (${title.length})`);
     title.forEach((t: string, i) => paragraphs.push([t, checkSentences(sentences[i], `context.sentences[${i}]`)]));
   } else {
     throw malformed(where, `field "context" must be a list of [title, sentences] or {title, sentences} (found ${describe(context)})`);

@@ -174,7 +174,8 @@ async function openParquet(source: SourceName, file: string, label: string): Pro
   }
   const columns = new Set(parquetSchema(metadata).children.map((c) => c.element.name));
   const missing = REQUIRED_COLUMNS[source].filter((c) => !columns.has(c));
-  if (missing.length) throw malformed(label, `missing column(s) ${missing.map((c) => `"${c}"`).join(', ')} (has ${[...columns].join(', ')})`);
+  if (missing.length)
+    throw malformed(label, `missing column(s) ${missing.map((c) => `"${c}"`).join(', ')} (has ${[...columns].join(', ')})`);
   return { file, label, metadata, rows: Number(metadata.num_rows) };
 }
 
@@ -193,7 +194,7 @@ function parquetReader(source: SourceName, parts: ParquetPart[]): RowReader {
       const out = new Map<number, Example>();
       const sorted = [...new Set(indices)].sort((a, b) => a - b);
       // Windows of rows around the wanted indices keep memory bounded on large shards.
-      for (let k = 0; k < sorted.length; ) {
+      for (let k = 0; k < sorted.length;) {
         const global = sorted[k];
         let p = parts.length - 1;
         while (starts[p] > global) p--;
@@ -203,7 +204,13 @@ function parquetReader(source: SourceName, parts: ParquetPart[]): RowReader {
         let rows: Record<string, unknown>[];
         try {
           const file = fileAsyncBuffer(part.file);
-          rows = (await parquetReadObjects({ file, metadata: part.metadata, rowStart, rowEnd, columns: REQUIRED_COLUMNS[source] })) as Record<string, unknown>[];
+          rows = (await parquetReadObjects({
+            file,
+            metadata: part.metadata,
+            rowStart,
+            rowEnd,
+            columns: REQUIRED_COLUMNS[source],
+          })) as Record<string, unknown>[];
         } catch (err) {
           throw malformed(part.label, `cannot read rows ${rowStart}-${rowEnd - 1} (${(err as Error).message})`);
         }
@@ -245,7 +252,9 @@ export async function openHubSource(source: SourceName, opts: HubOpenOptions): P
         if (parts.length > 0) break; // offline: use the shards that are cached
         return null;
       }
-      opts.onFile?.(`${source}: ${file} ${got.fromCache ? 'from cache' : 'downloaded'} (${got.bytes} bytes, sha256 ${got.sha256.slice(0, 12)})`);
+      opts.onFile?.(
+        `${source}: ${file} ${got.fromCache ? 'from cache' : 'downloaded'} (${got.bytes} bytes, sha256 ${got.sha256.slice(0, 12)})`,
+      );
       const part = await openParquet(source, got.localPath, `${got.url} (cached at ${got.localPath})`);
       parts.push(part);
       rows += part.rows;

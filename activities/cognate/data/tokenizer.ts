@@ -128,7 +128,8 @@ class ByteLevelBpe implements Tokenizer {
       maxId = Math.max(maxId, added.id);
     }
     this.vocabSize = maxId + 1;
-    if (this.vocabSize >= PAIR_SHIFT) throw new NonRetryableError(`tokenizer has ${this.vocabSize} tokens; at most ${PAIR_SHIFT - 1} are supported`);
+    if (this.vocabSize >= PAIR_SHIFT)
+      throw new NonRetryableError(`tokenizer has ${this.vocabSize} tokens; at most ${PAIR_SHIFT - 1} are supported`);
     json.model.merges.forEach(([a, b], rank) => {
       const left = this.idOf.get(a);
       const right = this.idOf.get(b);
@@ -149,7 +150,8 @@ class ByteLevelBpe implements Tokenizer {
     // split() with a capture group alternates plain text and added tokens
     segments.forEach((segment, i) => {
       if (i % 2 === 1) ids.push(this.idOf.get(segment) as number);
-      else if (segment) for (const word of preTokenize(segment, this.json.pre_tokenizer.add_prefix_space)) ids.push(...this.encodeWord(word));
+      else if (segment)
+        for (const word of preTokenize(segment, this.json.pre_tokenizer.add_prefix_space)) ids.push(...this.encodeWord(word));
     });
     return ids;
   }
@@ -231,7 +233,9 @@ export function trainByteLevelBpe(texts: Iterable<string>, options: TrainBpeOpti
   const specials = [EOS_TOKEN, PAD_TOKEN];
   const base = specials.length + 256;
   if (options.vocabSize < base) {
-    throw new NonRetryableError(`vocabSize ${options.vocabSize} is too small for a byte-level BPE: it needs at least ${base} (256 byte symbols + ${specials.length} special tokens)`);
+    throw new NonRetryableError(
+      `vocabSize ${options.vocabSize} is too small for a byte-level BPE: it needs at least ${base} (256 byte symbols + ${specials.length} special tokens)`,
+    );
   }
   const minFrequency = Math.max(2, options.minFrequency ?? 2);
   const tokens: string[] = [...specials, ...BYTE_TO_CHAR];
@@ -420,12 +424,15 @@ export function loadTokenizer(file: string): Tokenizer {
   const doc = raw as Partial<TokenizerJson> & { model?: { type?: string; vocab?: unknown; merges?: unknown } };
   if (typeof doc !== 'object' || doc === null) fail(file, 'not a JSON object');
   if (doc.model?.type !== 'BPE') fail(file, `model.type is ${JSON.stringify(doc.model?.type)}; only "BPE" is supported`);
-  if (doc.normalizer !== null && doc.normalizer !== undefined) fail(file, 'has a normalizer; only byte-level BPE without a normalizer is supported');
+  if (doc.normalizer !== null && doc.normalizer !== undefined)
+    fail(file, 'has a normalizer; only byte-level BPE without a normalizer is supported');
   const pre = doc.pre_tokenizer as { type?: string; add_prefix_space?: boolean; use_regex?: boolean } | null | undefined;
-  if (pre?.type !== 'ByteLevel' || pre.use_regex === false) fail(file, `pre_tokenizer must be ByteLevel with use_regex (found ${JSON.stringify(pre?.type)})`);
+  if (pre?.type !== 'ByteLevel' || pre.use_regex === false)
+    fail(file, `pre_tokenizer must be ByteLevel with use_regex (found ${JSON.stringify(pre?.type)})`);
   const vocab = doc.model.vocab;
   if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab)) fail(file, 'model.vocab must be an object of token -> id');
-  for (const [token, id] of Object.entries(vocab)) if (!Number.isInteger(id) || (id) < 0) fail(file, `model.vocab["${token}"] is not a non-negative integer id`);
+  for (const [token, id] of Object.entries(vocab))
+    if (!Number.isInteger(id) || id < 0) fail(file, `model.vocab["${token}"] is not a non-negative integer id`);
   if (!Array.isArray(doc.model.merges)) fail(file, 'model.merges must be a list');
   // tokenizers < 0.20 writes merges as "a b" strings, newer versions as ["a", "b"] pairs
   const merges: [string, string][] = (doc.model.merges as unknown[]).map((m, i) => {
@@ -433,15 +440,15 @@ export function loadTokenizer(file: string): Tokenizer {
     if (typeof m === 'string' && m.split(' ').length === 2) return m.split(' ') as [string, string];
     fail(file, `model.merges[${i}] is neither "a b" nor ["a", "b"]`);
   });
-  const added = (doc.added_tokens ?? []);
+  const added = doc.added_tokens ?? [];
   if (!Array.isArray(added)) fail(file, 'added_tokens must be a list');
   const json: TokenizerJson = {
     ...(doc as TokenizerJson),
     added_tokens: added,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: pre.add_prefix_space ?? false, trim_offsets: true, use_regex: true },
-    model: { ...(doc.model), vocab: vocab, merges },
+    model: { ...doc.model, vocab: vocab, merges },
   };
-  const idOf = (content: string): number | undefined => added.find((t) => t.content === content)?.id ?? (vocab)[content];
+  const idOf = (content: string): number | undefined => added.find((t) => t.content === content)?.id ?? vocab[content];
   const eosName = EOS_CANDIDATES.find((c) => idOf(c) !== undefined);
   if (eosName === undefined) fail(file, `has no end-of-text token (looked for ${EOS_CANDIDATES.join(', ')})`);
   const eosId = idOf(eosName) as number;

@@ -40,7 +40,7 @@ export class HaltingAccumulator {
     const remainderNow = haltsNow.mul<tf.Tensor2D>(tf.scalar(1).sub(this.cumulative)); // R = 1 − Σ_{m<n} p_m
     const weight = p.mul(continues).add(remainderNow); // [B, T]
     const weighted = state.mul<tf.Tensor3D>(weight.expandDims(-1)); // [B, T, C]
-    this.output = this.output ? (this.output.add<tf.Tensor3D>(weighted)) : weighted;
+    this.output = this.output ? this.output.add<tf.Tensor3D>(weighted) : weighted;
     this.cumulative = this.cumulative.add<tf.Tensor2D>(p.mul(continues));
     this.remainder = this.remainder.add<tf.Tensor2D>(remainderNow);
     this.steps = this.steps.add<tf.Tensor2D>(this.running);

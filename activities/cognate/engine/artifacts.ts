@@ -44,12 +44,15 @@ interface ResumeRecord {
 
 /** What training measured, for training_stats.json: nothing here is derived from settings alone. */
 function trainingStats(summary: TrainSummary & { focus?: string; seed?: number }, log: Record<string, unknown>[], config: CognateConfig) {
-  const resumes: ResumeRecord[] = log.filter((e) => e.kind === 'resumed').map((e) => ({ fromStep: e.fromStep as number, attempt: e.attempt as number, time: e.time as string }));
+  const resumes: ResumeRecord[] = log
+    .filter((e) => e.kind === 'resumed')
+    .map((e) => ({ fromStep: e.fromStep as number, attempt: e.attempt as number, time: e.time as string }));
   const curve = summary.lossCurve;
   const validations = summary.validationHistory;
   const best = validations.reduce<(typeof validations)[number] | null>((b, v) => (b === null || v.loss < b.loss ? v : b), null);
   const capabilities: Record<string, unknown> = {};
-  if (summary.act.enabled && summary.act.meanDepth !== null) capabilities.adaptive_computation = { meanDepth: summary.act.meanDepth, nLayers: summary.act.nLayers };
+  if (summary.act.enabled && summary.act.meanDepth !== null)
+    capabilities.adaptive_computation = { meanDepth: summary.act.meanDepth, nLayers: summary.act.nLayers };
   if (summary.ltm && summary.ltm.writes > 0) capabilities.long_term_memory = summary.ltm;
   if (summary.grokfast.mode !== 'off') capabilities.grokfast = summary.grokfast;
   return {
@@ -82,7 +85,15 @@ function trainingStats(summary: TrainSummary & { focus?: string; seed?: number }
     capabilities,
     datasets: { sources: config.datasetSources, mode: config.datasetMode },
     // Fine-tuning runs: the parent, and validation on this run's datasets before its first step and after its last.
-    parent: summary.initFrom ? { sessionId: summary.initFrom.sessionId, model: summary.initFrom.model, weightsSha256: summary.initFrom.weightsSha256, tokenizerSha256: summary.initFrom.tokenizerSha256, exportDir: summary.initFrom.dir } : null,
+    parent: summary.initFrom
+      ? {
+          sessionId: summary.initFrom.sessionId,
+          model: summary.initFrom.model,
+          weightsSha256: summary.initFrom.weightsSha256,
+          tokenizerSha256: summary.initFrom.tokenizerSha256,
+          exportDir: summary.initFrom.dir,
+        }
+      : null,
     validationBefore: summary.initFrom?.validationBefore ?? null,
     validationAfter: summary.initFrom ? summary.validation : null,
   };
@@ -105,7 +116,12 @@ export async function exportArtifacts(job: ExportJob): Promise<ExportResult> {
 
     const summary = JSON.parse(fs.readFileSync(job.summaryPath, 'utf8')) as TrainSummary & { focus?: string; seed?: number };
     const logText = fs.existsSync(job.logPath) ? fs.readFileSync(job.logPath, 'utf8') : '';
-    const log = logText.trim() ? logText.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+    const log = logText.trim()
+      ? logText
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+      : [];
     const manifest = JSON.parse(fs.readFileSync(path.join(job.datasetDir, 'manifest.json'), 'utf8')) as { tokenizer: string };
     const charts = await cognateChartFiles(job.model, summary, log);
     const { manifest: published } = exportModel(model, job.outDir, {
@@ -115,7 +131,9 @@ export async function exportArtifacts(job: ExportJob): Promise<ExportResult> {
         final_loss: summary.finalLoss,
         checkpoint_step: ckpt.step,
         export_backend: backend,
-        init_from: summary.initFrom ? { session_id: summary.initFrom.sessionId, model: summary.initFrom.model, weights_sha256: summary.initFrom.weightsSha256 } : null,
+        init_from: summary.initFrom
+          ? { session_id: summary.initFrom.sessionId, model: summary.initFrom.model, weights_sha256: summary.initFrom.weightsSha256 }
+          : null,
       },
       files: {
         'tokenizer.json': fs.readFileSync(path.join(job.datasetDir, manifest.tokenizer)),

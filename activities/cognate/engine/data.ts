@@ -70,10 +70,14 @@ function readSplit(dir: string, manifest: DatasetManifest, name: SplitName): Tok
     const expected = shard.tokens * bytesPerToken;
     if (bytes.length !== expected) {
       const state = bytes.length < expected ? 'truncated' : 'longer than the manifest says';
-      throw datasetError(dir, `${name} shard ${shard.file} is ${state}: ${bytes.length} bytes, expected ${expected} (${shard.tokens} ${manifest.dtype} tokens)`);
+      throw datasetError(
+        dir,
+        `${name} shard ${shard.file} is ${state}: ${bytes.length} bytes, expected ${expected} (${shard.tokens} ${manifest.dtype} tokens)`,
+      );
     }
     const digest = crypto.createHash('sha256').update(bytes).digest('hex');
-    if (digest !== shard.sha256) throw datasetError(dir, `${name} shard ${shard.file} is corrupt: sha256 ${digest} does not match the manifest's ${shard.sha256}`);
+    if (digest !== shard.sha256)
+      throw datasetError(dir, `${name} shard ${shard.file} is corrupt: sha256 ${digest} does not match the manifest's ${shard.sha256}`);
     // Copy through a fresh aligned buffer; the shard is little-endian like every host Node ships for.
     const aligned = new Uint8Array(bytes.length);
     aligned.set(bytes);
@@ -82,7 +86,8 @@ function readSplit(dir: string, manifest: DatasetManifest, name: SplitName): Tok
   }
   let maxId = 0;
   for (let i = 0; i < tokens.length; i++) if (tokens[i] > maxId) maxId = tokens[i];
-  if (tokens.length > 0 && maxId >= manifest.vocabSize) throw datasetError(dir, `${name} split holds token id ${maxId} but vocabSize is ${manifest.vocabSize}`);
+  if (tokens.length > 0 && maxId >= manifest.vocabSize)
+    throw datasetError(dir, `${name} split holds token id ${maxId} but vocabSize is ${manifest.vocabSize}`);
   return { name, tokens, documents: split.documents };
 }
 
@@ -99,8 +104,10 @@ export function openDataset(dir: string, modelVocabSize: number): TokenDataset {
   const parsed = DatasetManifestSchema.safeParse(raw);
   if (!parsed.success) throw datasetError(dir, `manifest.json: ${formatZodError(parsed.error)}`);
   const manifest = parsed.data;
-  if (manifest.vocabSize > modelVocabSize) throw datasetError(dir, `tokenizer vocabSize ${manifest.vocabSize} exceeds the model's vocabSize ${modelVocabSize}`);
-  if (manifest.dtype === 'uint16' && manifest.vocabSize > 65536) throw datasetError(dir, `dtype uint16 cannot hold vocabSize ${manifest.vocabSize}`);
+  if (manifest.vocabSize > modelVocabSize)
+    throw datasetError(dir, `tokenizer vocabSize ${manifest.vocabSize} exceeds the model's vocabSize ${modelVocabSize}`);
+  if (manifest.dtype === 'uint16' && manifest.vocabSize > 65536)
+    throw datasetError(dir, `dtype uint16 cannot hold vocabSize ${manifest.vocabSize}`);
   return { dir, manifest, train: readSplit(dir, manifest, 'train'), validation: readSplit(dir, manifest, 'validation') };
 }
 
@@ -126,7 +133,9 @@ function windowsToBatch(split: TokenSplit, starts: number[], seqLen: number): To
 
 function checkSplitLength(split: TokenSplit, seqLen: number): void {
   if (split.tokens.length < seqLen + 1) {
-    throw new NonRetryableError(`${split.name} split has ${split.tokens.length} tokens, fewer than one window of seqLen + 1 = ${seqLen + 1}`);
+    throw new NonRetryableError(
+      `${split.name} split has ${split.tokens.length} tokens, fewer than one window of seqLen + 1 = ${seqLen + 1}`,
+    );
   }
 }
 

@@ -101,14 +101,23 @@ export function ltmToSafetensors(state: LtmState): { tensors: NamedTensor[]; met
     { name: 'fill', shape: [n], dtype: 'int64', data: BigInt64Array.from(state.streams, (s) => BigInt(s.fill)) },
     { name: 'next', shape: [n], dtype: 'int64', data: BigInt64Array.from(state.streams, (s) => BigInt(s.next)) },
   ];
-  const metadata = { format: 'cognate-ltm/2', config: JSON.stringify(state.config), stats: JSON.stringify(state.stats), loss_stats: JSON.stringify(state.lossStats) };
+  const metadata = {
+    format: 'cognate-ltm/2',
+    config: JSON.stringify(state.config),
+    stats: JSON.stringify(state.stats),
+    loss_stats: JSON.stringify(state.lossStats),
+  };
   return { tensors, metadata };
 }
 
 export function ltmFromSafetensors(bytes: Buffer): LtmState {
   const { tensors, metadata } = decodeSafetensors(bytes);
   if (metadata.format !== 'cognate-ltm/2') throw new Error(`${LTM_FILE}: unknown format "${metadata.format}" (expected cognate-ltm/2)`);
-  const need = (name: string): NamedTensor => tensors.find((t) => t.name === name) ?? (() => { throw new Error(`${LTM_FILE}: tensor "${name}" missing`); })();
+  const need = (name: string): NamedTensor =>
+    tensors.find((t) => t.name === name) ??
+    (() => {
+      throw new Error(`${LTM_FILE}: tensor "${name}" missing`);
+    })();
   const config = JSON.parse(metadata.config) as LtmState['config'];
   const size = config.nHeads * config.capacity * config.headDim;
   const keys = need('keys').data as Float32Array;
@@ -118,7 +127,12 @@ export function ltmFromSafetensors(bytes: Buffer): LtmState {
   return {
     version: 2,
     config,
-    streams: Array.from(fill, (f, i) => ({ fill: Number(f), next: Number(next[i]), keys: keys.slice(i * size, (i + 1) * size), values: values.slice(i * size, (i + 1) * size) })),
+    streams: Array.from(fill, (f, i) => ({
+      fill: Number(f),
+      next: Number(next[i]),
+      keys: keys.slice(i * size, (i + 1) * size),
+      values: values.slice(i * size, (i + 1) * size),
+    })),
     stats: JSON.parse(metadata.stats) as LtmState['stats'],
     lossStats: JSON.parse(metadata.loss_stats) as LtmState['lossStats'],
   };
@@ -176,7 +190,8 @@ export function exportModel(model: CognateModel, outDir: string, extra: ExportEx
   const tensors = modelTensors(model);
   const config = hfConfig(model, extra.config);
   const tensorTotal = tensors.reduce((n, t) => n + t.data.length, 0);
-  if (tensorTotal !== config.parameter_count) throw new Error(`export: tensors hold ${tensorTotal} values, parameterCount() says ${config.parameter_count}`);
+  if (tensorTotal !== config.parameter_count)
+    throw new Error(`export: tensors hold ${tensorTotal} values, parameterCount() says ${config.parameter_count}`);
   const files: Record<string, string | Uint8Array | object> = { ...extra.files, ...hfCodeFiles(), [CONFIG_FILE]: config };
   if (model.memory) {
     const { tensors: bank, metadata } = ltmToSafetensors(model.memory.state());
@@ -184,7 +199,11 @@ export function exportModel(model: CognateModel, outDir: string, extra: ExportEx
   }
   const manifest = publishWeightsArtifact(outDir, tensors, {
     safetensorsMetadata: { format: 'pt', model_type: 'cognate' },
-    tfjs: { format: 'cognate-weights', generatedBy: 'forge-pipelines activities/cognate/engine/export.ts', userDefinedMetadata: { cognate_config: config.cognate_config } },
+    tfjs: {
+      format: 'cognate-weights',
+      generatedBy: 'forge-pipelines activities/cognate/engine/export.ts',
+      userDefinedMetadata: { cognate_config: config.cognate_config },
+    },
     extraFiles: files,
     manifestExtra: { model_type: 'cognate', parameter_count: config.parameter_count, ...extra.manifest },
   });
@@ -196,7 +215,8 @@ export function loadModelFromExport(dir: string): CognateModel {
   const problems = verifyManifest(dir);
   if (problems.length > 0) throw new Error(`export at ${dir} does not match its manifest: ${problems.join('; ')}`);
   const config = JSON.parse(fs.readFileSync(path.join(dir, CONFIG_FILE), 'utf8')) as CognateHfConfig;
-  if (config.model_type !== 'cognate') throw new Error(`${dir}/${CONFIG_FILE}: model_type is "${String(config.model_type)}", expected "cognate"`);
+  if (config.model_type !== 'cognate')
+    throw new Error(`${dir}/${CONFIG_FILE}: model_type is "${String(config.model_type)}", expected "cognate"`);
   const weights = new Map(readTfjsWeights(path.join(dir, 'tfjs')).map((t) => [t.name, t]));
   const model = new CognateModel(config.cognate_config, 0);
   try {
@@ -204,7 +224,8 @@ export function loadModelFromExport(dir: string): CognateModel {
       const w = weights.get(name);
       if (!w) throw new Error(`${dir}: weight "${name}" missing`);
       const expected = linear ? [...variable.shape].reverse() : variable.shape;
-      if (w.shape.join(',') !== expected.join(',')) throw new Error(`${dir}: weight "${name}" has shape [${w.shape}], expected [${expected}]`);
+      if (w.shape.join(',') !== expected.join(','))
+        throw new Error(`${dir}: weight "${name}" has shape [${w.shape}], expected [${expected}]`);
       tf.tidy(() => {
         const t = tf.tensor(w.data as Float32Array, w.shape, 'float32');
         variable.assign(linear ? tf.transpose(t) : t); // [out, in] → [in, out]

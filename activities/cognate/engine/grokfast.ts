@@ -37,7 +37,8 @@ export class GrokFast {
   constructor(readonly settings: GrokFastSettings) {
     if (!(settings.alpha >= 0 && settings.alpha < 1)) throw new Error(`grokfast alpha must be in [0, 1) (got ${settings.alpha})`);
     if (!(settings.lamb >= 0)) throw new Error(`grokfast lamb must be >= 0 (got ${settings.lamb})`);
-    if (!(Number.isInteger(settings.window) && settings.window >= 1)) throw new Error(`grokfast window must be a positive integer (got ${settings.window})`);
+    if (!(Number.isInteger(settings.window) && settings.window >= 1))
+      throw new Error(`grokfast window must be a positive integer (got ${settings.window})`);
   }
 
   /** Returns new filtered gradients; the caller still owns (and disposes) `grads`. */
@@ -84,7 +85,11 @@ export class GrokFast {
     }
     this.dispose();
     for (const [name, s] of Object.entries(state.ema)) this.ema.set(name, tf.keep(fromTensorState(s)));
-    for (const [name, q] of Object.entries(state.queues)) this.queues.set(name, q.map((s) => tf.keep(fromTensorState(s))));
+    for (const [name, q] of Object.entries(state.queues))
+      this.queues.set(
+        name,
+        q.map((s) => tf.keep(fromTensorState(s))),
+      );
     this.steps = state.steps;
   }
 

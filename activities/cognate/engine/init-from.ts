@@ -23,12 +23,39 @@ export const WEIGHTS_FILE = 'model.safetensors';
  * Model fields that shape the parameters, the rotary tables or the LTM bank: a parent fits only when they
  * are equal. (ACT and LTM thresholds, top-k and the ponder cost may change in a fine-tuning run.)
  */
-export const COGNATE_SHAPE_FIELDS = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'dFF', 'maxSeqLen', 'dMem', 'memCapacity', 'memEnabled', 'actEnabled'] as const;
+export const COGNATE_SHAPE_FIELDS = [
+  'vocabSize',
+  'dModel',
+  'nLayers',
+  'nHeads',
+  'dFF',
+  'maxSeqLen',
+  'dMem',
+  'memCapacity',
+  'memEnabled',
+  'actEnabled',
+] as const;
 /** Every model field; the ones the input leaves unset are taken from the parent. */
-export const COGNATE_INHERITED_FIELDS = [...COGNATE_SHAPE_FIELDS, 'actThreshold', 'ponderCost', 'memTopK', 'memSurpriseThreshold', 'memNoveltyThreshold'] as const;
+export const COGNATE_INHERITED_FIELDS = [
+  ...COGNATE_SHAPE_FIELDS,
+  'actThreshold',
+  'ponderCost',
+  'memTopK',
+  'memSurpriseThreshold',
+  'memNoveltyThreshold',
+] as const;
 
 /** Hugging Face names of the shape fields, so an error reads in both vocabularies. */
-const HF_NAME: Partial<Record<keyof ModelConfig, string>> = { vocabSize: 'vocab_size', dModel: 'hidden_size', nLayers: 'num_hidden_layers', nHeads: 'num_attention_heads', dFF: 'intermediate_size', maxSeqLen: 'max_position_embeddings', dMem: 'mem_dim', memCapacity: 'mem_capacity' };
+const HF_NAME: Partial<Record<keyof ModelConfig, string>> = {
+  vocabSize: 'vocab_size',
+  dModel: 'hidden_size',
+  nLayers: 'num_hidden_layers',
+  nHeads: 'num_attention_heads',
+  dFF: 'intermediate_size',
+  maxSeqLen: 'max_position_embeddings',
+  dMem: 'mem_dim',
+  memCapacity: 'mem_capacity',
+};
 
 /** What a training job needs to start from the parent; JSON (workflow history, child-process boundary). */
 export interface CognateParentRef {
@@ -45,10 +72,17 @@ export interface CognateParentRef {
 }
 
 export function cognateParentDir(dataDir: string, initFrom: CognateInitFrom): string {
-  if ('sessionId' in initFrom) return path.join(dataDir, 'cognate', assertSafeSegment(initFrom.sessionId, 'initFrom.sessionId'), assertSafeSegment(initFrom.model, 'initFrom.model'));
+  if ('sessionId' in initFrom)
+    return path.join(
+      dataDir,
+      'cognate',
+      assertSafeSegment(initFrom.sessionId, 'initFrom.sessionId'),
+      assertSafeSegment(initFrom.model, 'initFrom.model'),
+    );
   const root = path.resolve(dataDir);
   const dir = path.resolve(root, initFrom.path);
-  if (dir !== root && !dir.startsWith(root + path.sep)) throw new NonRetryableError(`initFrom.path ${initFrom.path} is not under FORGE_DATA_DIR (${root})`);
+  if (dir !== root && !dir.startsWith(root + path.sep))
+    throw new NonRetryableError(`initFrom.path ${initFrom.path} is not under FORGE_DATA_DIR (${root})`);
   return dir;
 }
 
@@ -57,7 +91,8 @@ export function inspectCognateParent(dataDir: string, initFrom: CognateInitFrom)
   const dir = cognateParentDir(dataDir, initFrom);
   const what = 'sessionId' in initFrom ? `initFrom ${initFrom.sessionId}/${initFrom.model} (${dir})` : `initFrom.path ${dir}`;
   if (!fs.existsSync(dir)) throw new NonRetryableError(`${what} does not exist: no exported model there`);
-  if (!fs.existsSync(path.join(dir, MANIFEST_NAME))) throw new NonRetryableError(`${what} has no ${MANIFEST_NAME}: not an exported Cognate model`);
+  if (!fs.existsSync(path.join(dir, MANIFEST_NAME)))
+    throw new NonRetryableError(`${what} has no ${MANIFEST_NAME}: not an exported Cognate model`);
   const problems = verifyManifest(dir);
   if (problems.length > 0) throw new NonRetryableError(`${what} does not match its manifest: ${problems.join('; ')}`);
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_NAME), 'utf8')) as Manifest;
@@ -72,7 +107,8 @@ export function inspectCognateParent(dataDir: string, initFrom: CognateInitFrom)
   } catch (e) {
     throw new NonRetryableError(`${what}: ${CONFIG_FILE} cannot be read (${(e as Error).message})`);
   }
-  if (hf.model_type !== 'cognate' || !hf.cognate_config) throw new NonRetryableError(`${what}: ${CONFIG_FILE} is not a Cognate config (model_type ${JSON.stringify(hf.model_type)})`);
+  if (hf.model_type !== 'cognate' || !hf.cognate_config)
+    throw new NonRetryableError(`${what}: ${CONFIG_FILE} is not a Cognate config (model_type ${JSON.stringify(hf.model_type)})`);
   return {
     dir,
     sessionId: 'sessionId' in initFrom ? initFrom.sessionId : path.basename(path.dirname(dir)),
@@ -89,11 +125,15 @@ export function inspectCognateParent(dataDir: string, initFrom: CognateInitFrom)
 export function cognateParentMismatches(parent: CognateParentRef, config: CognateConfig): string[] {
   const out: string[] = [];
   for (const k of COGNATE_SHAPE_FIELDS) {
-    if (parent.modelConfig[k] !== config[k]) out.push(`${k}${HF_NAME[k] ? ` (${HF_NAME[k]})` : ''}: parent ${String(parent.modelConfig[k])}, this run ${String(config[k])}`);
+    if (parent.modelConfig[k] !== config[k])
+      out.push(`${k}${HF_NAME[k] ? ` (${HF_NAME[k]})` : ''}: parent ${String(parent.modelConfig[k])}, this run ${String(config[k])}`);
   }
   if (config.tokenizerPath) {
     const theirs = fs.existsSync(config.tokenizerPath) ? sha256File(config.tokenizerPath) : null;
-    if (theirs !== parent.tokenizerSha256) out.push(`tokenizer: config.tokenizerPath ${config.tokenizerPath} is not the parent's tokenizer.json (sha256 ${theirs ?? 'missing'} vs ${parent.tokenizerSha256}); a fine-tuning run must reuse the parent's tokenizer`);
+    if (theirs !== parent.tokenizerSha256)
+      out.push(
+        `tokenizer: config.tokenizerPath ${config.tokenizerPath} is not the parent's tokenizer.json (sha256 ${theirs ?? 'missing'} vs ${parent.tokenizerSha256}); a fine-tuning run must reuse the parent's tokenizer`,
+      );
   }
   return out;
 }
@@ -106,7 +146,10 @@ export function loadCognateParent(ref: CognateParentRef, model: CognateModel): v
   if (!fs.existsSync(path.join(ref.dir, MANIFEST_NAME))) throw new NonRetryableError(`parent ${ref.dir} is gone (no ${MANIFEST_NAME})`);
   const manifest = JSON.parse(fs.readFileSync(path.join(ref.dir, MANIFEST_NAME), 'utf8')) as Manifest;
   const now = manifest.files.find((f) => f.path === WEIGHTS_FILE)?.sha256;
-  if (now !== ref.weightsSha256) throw new NonRetryableError(`parent ${ref.dir} changed since the run was checked (${WEIGHTS_FILE} sha256 ${now ?? 'missing'}, checked ${ref.weightsSha256})`);
+  if (now !== ref.weightsSha256)
+    throw new NonRetryableError(
+      `parent ${ref.dir} changed since the run was checked (${WEIGHTS_FILE} sha256 ${now ?? 'missing'}, checked ${ref.weightsSha256})`,
+    );
   let parent: CognateModel;
   try {
     parent = loadModelFromExport(ref.dir);
@@ -117,7 +160,10 @@ export function loadCognateParent(ref: CognateParentRef, model: CognateModel): v
     const theirs = new Map(parent.params.map((p) => [p.name, p.variable]));
     for (const { name, variable } of model.params) {
       const w = theirs.get(name);
-      if (!w || w.shape.join(',') !== variable.shape.join(',')) throw new NonRetryableError(`parent ${ref.dir}: weight "${name}" ${w ? `has shape [${w.shape}], expected [${variable.shape}]` : 'is missing'}`);
+      if (!w || w.shape.join(',') !== variable.shape.join(','))
+        throw new NonRetryableError(
+          `parent ${ref.dir}: weight "${name}" ${w ? `has shape [${w.shape}], expected [${variable.shape}]` : 'is missing'}`,
+        );
       tf.tidy(() => variable.assign(w));
     }
     if (model.memory && parent.memory) model.memory.load(parent.memory.state());

@@ -214,7 +214,9 @@ export function applyRotary(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, ro
       value: xi.mul(c).add(rotated.mul(s)),
       gradFunc: (dy, [cs, ss, p]) => {
         const rows = dy.mul(ss).reshape<tf.Tensor2D>([-1, d]);
-        const back = (style === 'native' ? tf.matMul(rows, p as tf.Tensor2D, false, true) : tf.matMul(rows, tf.transpose(p as tf.Tensor2D))).reshape(dy.shape);
+        const back = (
+          style === 'native' ? tf.matMul(rows, p as tf.Tensor2D, false, true) : tf.matMul(rows, tf.transpose(p as tf.Tensor2D))
+        ).reshape(dy.shape);
         return [dy.mul(cs).add(back)];
       },
     };
@@ -272,7 +274,12 @@ const swapLastTwo = (x: tf.Tensor): tf.Tensor3D => tf.transpose(x, [0, 2, 1]) as
 function attentionBatched(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
   const scale = 1 / Math.sqrt(q.shape[2]);
   const op = customOp(([qi, ki, vi], save) => {
-    const probs = tf.softmax(tf.matMul(qi as tf.Tensor3D, swapLastTwo(ki)).mul(scale).add(mask)) as tf.Tensor3D; // [N, Tq, Tk]
+    const probs = tf.softmax(
+      tf
+        .matMul(qi as tf.Tensor3D, swapLastTwo(ki))
+        .mul(scale)
+        .add(mask),
+    ) as tf.Tensor3D; // [N, Tq, Tk]
     save([qi, ki, vi, probs]);
     return {
       value: tf.matMul(probs, vi), // [N, Tq, D]
@@ -333,9 +340,17 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
       const lse = tf.logSumExp(rows, -1, true); // [N, 1]
       save([rows, lse, flatTargets]);
       return {
-        value: lse.reshape([-1]).sub(tf.gather(z.reshape([-1]), flatIndex)).reshape(outShape),
-        gradFunc: (dy, [savedRows, savedLse, savedTargets]) =>
-          [tf.exp(savedRows.sub(savedLse)).sub(hot(savedTargets)).mul(dy.reshape([-1, 1])).reshape(logits.shape)],
+        value: lse
+          .reshape([-1])
+          .sub(tf.gather(z.reshape([-1]), flatIndex))
+          .reshape(outShape),
+        gradFunc: (dy, [savedRows, savedLse, savedTargets]) => [
+          tf
+            .exp(savedRows.sub(savedLse))
+            .sub(hot(savedTargets))
+            .mul(dy.reshape([-1, 1]))
+            .reshape(logits.shape),
+        ],
       };
     });
     return nativeOp(logits);
@@ -344,8 +359,17 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
     const rows = z.reshape([-1, vocab]);
     save([rows, flatTargets]); // the backward runs after the forward's tensors are freed: keep what it needs
     return {
-      value: tf.logSumExp(rows, -1).sub(rows.mul(oneHot(flatTargets)).sum(-1)).reshape(outShape),
-      gradFunc: (dy, [savedRows, savedTargets]) => [tf.softmax(savedRows).sub(oneHot(savedTargets)).mul(dy.reshape([-1, 1])).reshape(logits.shape)],
+      value: tf
+        .logSumExp(rows, -1)
+        .sub(rows.mul(oneHot(flatTargets)).sum(-1))
+        .reshape(outShape),
+      gradFunc: (dy, [savedRows, savedTargets]) => [
+        tf
+          .softmax(savedRows)
+          .sub(oneHot(savedTargets))
+          .mul(dy.reshape([-1, 1]))
+          .reshape(logits.shape),
+      ],
     };
   });
   return op(logits);

@@ -90,7 +90,14 @@ export class LongTermMemory {
   }
 
   stats(): LtmStats {
-    return { fill: this.size, capacity: this.config.capacity, streams: this.streams.length, ...this.counters, lossMean: this.lossStats.mean, lossStd: Math.sqrt(this.lossStats.variance) };
+    return {
+      fill: this.size,
+      capacity: this.config.capacity,
+      streams: this.streams.length,
+      ...this.counters,
+      lossMean: this.lossStats.mean,
+      lossStd: Math.sqrt(this.lossStats.variance),
+    };
   }
 
   /** Forget every entry (counters stay). */
@@ -139,12 +146,20 @@ export class LongTermMemory {
    * Offer one segment's entries: keys, values [B, H, T, D] (row b goes to stream b) with the per-position
    * next-token losses [B, T] (needed by the surprise filter only) and an optional 0/1 mask [B, T].
    */
-  write(keys: Float32Array, values: Float32Array, shape: [number, number, number, number], tokenLosses?: Float32Array, mask?: Float32Array): { written: number } {
+  write(
+    keys: Float32Array,
+    values: Float32Array,
+    shape: [number, number, number, number],
+    tokenLosses?: Float32Array,
+    mask?: Float32Array,
+  ): { written: number } {
     const [B, H, T, D] = shape;
     const { nHeads, headDim, capacity, surpriseThreshold } = this.config;
     if (H !== nHeads || D !== headDim) throw new Error(`ltm.write: entries have ${H} heads of ${D}, the memory ${nHeads} of ${headDim}`);
-    if (keys.length !== B * H * T * D || values.length !== keys.length) throw new Error(`ltm.write: keys/values do not hold ${B}x${H}x${T}x${D} values`);
-    if (tokenLosses && tokenLosses.length !== B * T) throw new Error(`ltm.write: tokenLosses has ${tokenLosses.length} values, expected ${B * T}`);
+    if (keys.length !== B * H * T * D || values.length !== keys.length)
+      throw new Error(`ltm.write: keys/values do not hold ${B}x${H}x${T}x${D} values`);
+    if (tokenLosses && tokenLosses.length !== B * T)
+      throw new Error(`ltm.write: tokenLosses has ${tokenLosses.length} values, expected ${B * T}`);
     // Position t holds token t; how surprising token t was is the loss of predicting it at t − 1.
     const surpriseOf = (b: number, t: number): number => (tokenLosses ? tokenLosses[b * T + Math.max(0, t - 1)] : 0);
     const live: [number, number][] = [];
@@ -189,13 +204,16 @@ export class LongTermMemory {
 
   load(state: LtmState): void {
     const { nHeads, headDim, capacity } = this.config;
-    if (state.version !== 2) throw new Error(`ltm.load: state version ${String(state.version)} is not 2 (the kNN memory of attention keys/values)`);
+    if (state.version !== 2)
+      throw new Error(`ltm.load: state version ${String(state.version)} is not 2 (the kNN memory of attention keys/values)`);
     for (const field of ['nHeads', 'headDim', 'capacity'] as const) {
-      if (state.config[field] !== this.config[field]) throw new Error(`ltm.load: state has ${field}=${state.config[field]}, this memory has ${this.config[field]}`);
+      if (state.config[field] !== this.config[field])
+        throw new Error(`ltm.load: state has ${field}=${state.config[field]}, this memory has ${this.config[field]}`);
     }
     const size = nHeads * capacity * headDim;
     state.streams.forEach((s, i) => {
-      if (s.keys.length !== size || s.values.length !== size) throw new Error(`ltm.load: stream ${i} keys/values do not hold ${nHeads}x${capacity}x${headDim} values`);
+      if (s.keys.length !== size || s.values.length !== size)
+        throw new Error(`ltm.load: stream ${i} keys/values do not hold ${nHeads}x${capacity}x${headDim} values`);
       if (!Number.isInteger(s.fill) || s.fill < 0 || s.fill > capacity || !Number.isInteger(s.next) || s.next < 0 || s.next >= capacity) {
         throw new Error(`ltm.load: stream ${i} fill ${s.fill} / next ${s.next} out of range`);
       }
@@ -213,7 +231,12 @@ export class LongTermMemory {
   private stream(b: number): Stream {
     const { nHeads, headDim, capacity } = this.config;
     while (this.streams.length <= b) {
-      this.streams.push({ fill: 0, next: 0, keys: new Float32Array(nHeads * capacity * headDim), values: new Float32Array(nHeads * capacity * headDim) });
+      this.streams.push({
+        fill: 0,
+        next: 0,
+        keys: new Float32Array(nHeads * capacity * headDim),
+        values: new Float32Array(nHeads * capacity * headDim),
+      });
     }
     return this.streams[b];
   }

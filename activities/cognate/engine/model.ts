@@ -43,7 +43,21 @@ import { checkModelConfig, ModelConfigSchema, type ModelConfig } from '../config
 import { formatZodError } from '../../../common/validation';
 import { HaltingAccumulator } from './act';
 import { embed } from './embedding';
-import { addSame, applyRotary, attention, causalMask, crossEntropy, detach, linear, reshape, rmsNorm, rotaryTables, rotateHalfMatrix, select, swiglu } from './layers';
+import {
+  addSame,
+  applyRotary,
+  attention,
+  causalMask,
+  crossEntropy,
+  detach,
+  linear,
+  reshape,
+  rmsNorm,
+  rotaryTables,
+  rotateHalfMatrix,
+  select,
+  swiglu,
+} from './layers';
 import { gaussianMatrix, LongTermMemory, type MemoryTensors } from './ltm';
 import { Rng } from '../../../common/rng';
 
@@ -137,7 +151,18 @@ export class CognateModel {
     const std = 0.02;
     const residualStd = std / Math.sqrt(2 * c.nLayers); // GPT-2: residual writes shrink with depth
     const normal = (name: string, shape: number[], s: number, linear = true): tf.Variable =>
-      this.param(name, tf.tensor(gaussianMatrix(rng, shape.reduce((a, b) => a * b, 1), s), shape), linear);
+      this.param(
+        name,
+        tf.tensor(
+          gaussianMatrix(
+            rng,
+            shape.reduce((a, b) => a * b, 1),
+            s,
+          ),
+          shape,
+        ),
+        linear,
+      );
     const ones = (name: string, n: number): tf.Variable => this.param(name, tf.ones([n]), false);
     const { dModel: C, dFF: F, vocabSize: V, nHeads: H } = c;
     this.memLayer = c.memEnabled ? (c.memLayer < 0 ? Math.floor(c.nLayers / 2) : c.memLayer) : -1;
@@ -187,7 +212,15 @@ export class CognateModel {
     this.finalNorm = ones('model.norm.weight', C);
     this.lmHead = normal('lm_head.weight', [C, V], std);
     this.rotary = { ...rotaryTables(c.maxSeqLen, C / c.nHeads), rotateHalf: rotateHalfMatrix(C / c.nHeads) };
-    this.memory = c.memEnabled ? new LongTermMemory({ nHeads: H, headDim: C / H, capacity: c.memCapacity, topK: c.memTopK, surpriseThreshold: c.memSurpriseThreshold }) : null;
+    this.memory = c.memEnabled
+      ? new LongTermMemory({
+          nHeads: H,
+          headDim: C / H,
+          capacity: c.memCapacity,
+          topK: c.memTopK,
+          surpriseThreshold: c.memSurpriseThreshold,
+        })
+      : null;
   }
 
   private param(name: string, init: tf.Tensor, linear: boolean): tf.Variable {
@@ -241,7 +274,11 @@ export class CognateModel {
       opts.onBlock?.({ layer, before, after: x, runningBefore });
       if (act) {
         const isLast = layer === c.nLayers - 1;
-        const p = block.halting ? (linear(x, block.halting.w as tf.Tensor2D, block.halting.b as tf.Tensor1D).sigmoid().squeeze<tf.Tensor2D>([2])) : tf.zeros([B, T]);
+        const p = block.halting
+          ? linear(x, block.halting.w as tf.Tensor2D, block.halting.b as tf.Tensor1D)
+              .sigmoid()
+              .squeeze<tf.Tensor2D>([2])
+          : tf.zeros([B, T]);
         act.step(p as tf.Tensor2D, x, isLast);
         if (!opts.training && !isLast && !act.anyRunning()) break; // every position halted: stop early
       }
@@ -265,7 +302,13 @@ export class CognateModel {
    * One pre-norm block on every position: x [B, T, C] → [B, T, C]. The memory block also returns its
    * pre-rotary keys and values [B, H, T, D] and, when `bank` has entries, mixes in the kNN memory read.
    */
-  private blockForward(block: Block, x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D, bank: MemoryTensors | null): { out: tf.Tensor3D; entries: MemoryEntries | null } {
+  private blockForward(
+    block: Block,
+    x: tf.Tensor3D,
+    cos: tf.Tensor2D,
+    sin: tf.Tensor2D,
+    bank: MemoryTensors | null,
+  ): { out: tf.Tensor3D; entries: MemoryEntries | null } {
     const [B, T, C] = x.shape;
     const H = this.config.nHeads;
     const D = C / H;
@@ -317,15 +360,25 @@ export class CognateModel {
     const q = unitRows(qIn) as tf.Tensor3D;
     const keys = unitRows(rows(bank.keys).reshape([B * H * S, D])) as tf.Tensor2D;
     const values = rows(bank.values).reshape<tf.Tensor2D>([B * H * S, D]);
-    const maskFlat = bank.mask ? (rows(bank.mask).tile([1, H, 1, 1]).reshape<tf.Tensor3D>([B * H, 1, S])) : null; // [B·H, 1, S]
+    const maskFlat = bank.mask
+      ? rows(bank.mask)
+          .tile([1, H, 1, 1])
+          .reshape<tf.Tensor3D>([B * H, 1, S])
+      : null; // [B·H, 1, S]
     let scores: tf.Tensor = tf.matMul(detach(q), detach(keys).reshape([B * H, S, D]), false, true); // [B·H, T, S]
     if (maskFlat) scores = scores.add(maskFlat);
     const { indices } = tf.topk(scores, k); // [B·H, T, k]
-    const offsets = tf.range(0, B * H, 1, 'int32').mul(tf.scalar(S, 'int32')).reshape([B * H, 1, 1]);
+    const offsets = tf
+      .range(0, B * H, 1, 'int32')
+      .mul(tf.scalar(S, 'int32'))
+      .reshape([B * H, 1, 1]);
     const flat = indices.add(offsets).reshape<tf.Tensor1D>([-1]); // rows of keys/values
     const kSel = embed(keys, flat).reshape([B * H, T, k, D]); // [B·H, T, k, D]
     const vSel = embed(values, flat).reshape([B * H, T, k, D]);
-    const scale = logScale.exp().tile([B]).reshape([B * H, 1, 1]); // τ of each row's head
+    const scale = logScale
+      .exp()
+      .tile([B])
+      .reshape([B * H, 1, 1]); // τ of each row's head
     let logits = q.expandDims(2).mul(kSel).sum(-1).mul(scale); // [B·H, T, k]
     if (maskFlat) logits = logits.add(tf.gather(maskFlat.reshape([-1]), flat).reshape([B * H, T, k]));
     const weights = tf.softmax(logits).expandDims(-1); // [B·H, T, k, 1]
@@ -345,8 +398,14 @@ export class CognateModel {
     if (rows.length === runningFlags.length) return this.blockForward(block, x, cos, sin, null).out;
     const R = rows.length;
     const rowIds = tf.tensor1d(rows, 'int32');
-    const rowPositions = tf.tensor1d(rows.map((r) => r % T), 'int32');
-    const allPositions = tf.tensor1d([...Array(B * T).keys()].map((r) => r % T), 'int32');
+    const rowPositions = tf.tensor1d(
+      rows.map((r) => r % T),
+      'int32',
+    );
+    const allPositions = tf.tensor1d(
+      [...Array(B * T).keys()].map((r) => r % T),
+      'int32',
+    );
     const xFlat = x.reshape<tf.Tensor2D>([B * T, C]);
     const h = rmsNorm(xFlat, block.inputNorm as tf.Tensor1D); // [B·T, C]
     const heads = (input: tf.Tensor, w: tf.Variable, positions: tf.Tensor1D | null): tf.Tensor3D => {
@@ -401,7 +460,13 @@ export class CognateModel {
     if (!this.memory) return { written: 0 };
     const maskValues = mask ? tf.tidy(() => mask.toFloat().dataSync() as Float32Array) : undefined;
     const shape = entries.keys.shape;
-    return this.memory.write(entries.keys.dataSync() as Float32Array, entries.values.dataSync() as Float32Array, shape, tokenLosses?.dataSync() as Float32Array | undefined, maskValues);
+    return this.memory.write(
+      entries.keys.dataSync() as Float32Array,
+      entries.values.dataSync() as Float32Array,
+      shape,
+      tokenLosses?.dataSync() as Float32Array | undefined,
+      maskValues,
+    );
   }
 
   dispose(): void {

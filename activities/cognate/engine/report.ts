@@ -18,11 +18,21 @@ function lastPerStep(points: Point[]): Point[] {
   return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([x, y]) => ({ x, y }));
 }
 
-export function cognateCharts(model: string, summary: Pick<TrainSummary, 'lossCurve' | 'validationHistory'>, log: Record<string, unknown>[]): Record<(typeof COGNATE_CHARTS)[number], LineChart> {
+export function cognateCharts(
+  model: string,
+  summary: Pick<TrainSummary, 'lossCurve' | 'validationHistory'>,
+  log: Record<string, unknown>[],
+): Record<(typeof COGNATE_CHARTS)[number], LineChart> {
   const train = summary.lossCurve.map((p) => ({ x: p.step, y: p.loss }));
   const validation = lastPerStep(summary.validationHistory.map((v) => ({ x: v.step, y: v.loss })));
-  const lrFromCurve = summary.lossCurve.filter((p) => typeof p.learningRate === 'number').map((p) => ({ x: p.step, y: p.learningRate as number }));
-  const lrFromLog = lastPerStep(log.filter((e) => e.kind === 'step' && typeof e.learningRate === 'number').map((e) => ({ x: e.step as number, y: e.learningRate as number })));
+  const lrFromCurve = summary.lossCurve
+    .filter((p) => typeof p.learningRate === 'number')
+    .map((p) => ({ x: p.step, y: p.learningRate as number }));
+  const lrFromLog = lastPerStep(
+    log
+      .filter((e) => e.kind === 'step' && typeof e.learningRate === 'number')
+      .map((e) => ({ x: e.step as number, y: e.learningRate as number })),
+  );
   const lr = lrFromCurve.length >= lrFromLog.length ? lrFromCurve : lrFromLog;
   return {
     loss: {
@@ -50,7 +60,11 @@ export function cognateCharts(model: string, summary: Pick<TrainSummary, 'lossCu
 }
 
 /** charts/<name>.svg and .png for one model, ready to go into its artifact directory. */
-export async function cognateChartFiles(model: string, summary: Pick<TrainSummary, 'lossCurve' | 'validationHistory'>, log: Record<string, unknown>[]): Promise<Record<string, string | Uint8Array>> {
+export async function cognateChartFiles(
+  model: string,
+  summary: Pick<TrainSummary, 'lossCurve' | 'validationHistory'>,
+  log: Record<string, unknown>[],
+): Promise<Record<string, string | Uint8Array>> {
   return renderChartFiles(cognateCharts(model, summary, log));
 }
 
@@ -83,9 +97,14 @@ export function cognateReportUnit(modelDir: string): ReportUnit {
       'final validation loss': s.validation?.loss ?? null,
       'final validation perplexity': s.validation?.perplexity ?? null,
       'final validation token accuracy': s.validation?.tokenAccuracy ?? null,
-      'best validation loss (step)': s.convergence.bestValidationLoss === null ? null : `${Number(s.convergence.bestValidationLoss.toPrecision(4))} (${s.convergence.bestValidationStep})`,
+      'best validation loss (step)':
+        s.convergence.bestValidationLoss === null
+          ? null
+          : `${Number(s.convergence.bestValidationLoss.toPrecision(4))} (${s.convergence.bestValidationStep})`,
       'ACT mean depth': s.act.enabled ? s.act.meanDepth : 'ACT off',
-      'LTM fill': s.ltm ? `${s.ltm.fill} / ${s.ltm.capacity * Math.max(1, s.ltm.streams ?? 1)} (${s.ltm.streams ?? 1} streams of ${s.ltm.capacity}; ${s.ltm.writes} writes)` : 'LTM off',
+      'LTM fill': s.ltm
+        ? `${s.ltm.fill} / ${s.ltm.capacity * Math.max(1, s.ltm.streams ?? 1)} (${s.ltm.streams ?? 1} streams of ${s.ltm.capacity}; ${s.ltm.writes} writes)`
+        : 'LTM off',
       'tokens seen': s.tokensSeen,
       'tokens per second': s.tokensPerSecond,
       resumes: s.resumes.length,

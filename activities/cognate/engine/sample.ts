@@ -49,7 +49,8 @@ export function pickToken(logits: Float32Array, opts: Pick<SampleOptions, 'tempe
 export function generate(model: CognateModel, tokenizer: Tokenizer, prompt: string, options: Partial<SampleOptions> = {}): Sample {
   // Unset (undefined) options keep their defaults.
   const opts: SampleOptions = { ...SAMPLE_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
-  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 1) throw new Error(`maxNewTokens must be a positive integer (got ${opts.maxNewTokens})`);
+  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 1)
+    throw new Error(`maxNewTokens must be a positive integer (got ${opts.maxNewTokens})`);
   if (!(opts.temperature >= 0)) throw new Error(`temperature must be >= 0 (got ${opts.temperature})`);
   if (!Number.isInteger(opts.topK) || opts.topK < 0) throw new Error(`topK must be a non-negative integer (got ${opts.topK})`);
   const ids = tokenizer.encode(prompt);

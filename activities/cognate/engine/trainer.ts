@@ -56,7 +56,20 @@ export type TrainEvent =
   | { kind: 'started'; model: string; totalSteps: number; parameters: number; backend: string; device: string }
   | { kind: 'resumed'; fromStep: number; path: string }
   | { kind: 'continued'; fromStep: number; path: string }
-  | { kind: 'step'; step: number; totalSteps: number; loss: number; ce: number; ponderCost: number; meanDepth: number; learningRate: number; tokensPerSecond: number; gradNorm: number; microBatchSeconds: number; ltmFill?: number }
+  | {
+      kind: 'step';
+      step: number;
+      totalSteps: number;
+      loss: number;
+      ce: number;
+      ponderCost: number;
+      meanDepth: number;
+      learningRate: number;
+      tokensPerSecond: number;
+      gradNorm: number;
+      microBatchSeconds: number;
+      ltmFill?: number;
+    }
   | { kind: 'stopping'; step: number; abandonedMicroBatches: number }
   | ({ kind: 'validation' } & ValidationResult)
   | { kind: 'checkpoint'; step: number; path: string; bytes: number; seconds: number }
@@ -86,7 +99,16 @@ export interface TrainSummary {
   act: { enabled: boolean; meanDepth: number | null; lastMeanDepth: number | null; nLayers: number };
   ltm: LtmStats | null;
   grokfast: GrokFastSettings;
-  optimizer: { name: 'AdamW'; learningRate: number; minLearningRate: number; warmupSteps: number; weightDecay: number; betas: [number, number]; maxGradNorm: number; gradientAccumulationSteps: number };
+  optimizer: {
+    name: 'AdamW';
+    learningRate: number;
+    minLearningRate: number;
+    warmupSteps: number;
+    weightDecay: number;
+    betas: [number, number];
+    maxGradNorm: number;
+    gradientAccumulationSteps: number;
+  };
   backend: BackendInfo;
   /** Times this run continued from a checkpoint, and the step of the latest one. */
   resumes: number;
@@ -176,7 +198,8 @@ export function captureTrainingState(
 export function restoreTrainingState(s: CheckpointState, p: TrainingParts): void {
   for (const { name, variable } of p.model.params) {
     const w = s.weights[name];
-    if (!w || w.shape.join(',') !== variable.shape.join(',')) throw new NonRetryableError(`checkpoint has no matching weights for "${name}"`);
+    if (!w || w.shape.join(',') !== variable.shape.join(','))
+      throw new NonRetryableError(`checkpoint has no matching weights for "${name}"`);
     tf.tidy(() => variable.assign(tf.tensor(w.data, w.shape, 'float32')));
   }
   p.optimizer.load(s.optimizer);
@@ -187,15 +210,37 @@ export function restoreTrainingState(s: CheckpointState, p: TrainingParts): void
 }
 
 export function makeOptimizer(model: CognateModel, config: OptimConfig): AdamW {
-  return new AdamW(model.params, { beta1: config.adamBeta1, beta2: config.adamBeta2, epsilon: config.adamEpsilon, weightDecay: config.weightDecay, decoupled: true });
+  return new AdamW(model.params, {
+    beta1: config.adamBeta1,
+    beta2: config.adamBeta2,
+    epsilon: config.adamEpsilon,
+    weightDecay: config.weightDecay,
+    decoupled: true,
+  });
 }
 
 export function makeGrokFast(config: OptimConfig): GrokFast {
-  return new GrokFast({ mode: config.grokfastMode, alpha: config.grokfastAlpha, lamb: config.grokfastLamb, window: config.grokfastWindow, warmup: true });
+  return new GrokFast({
+    mode: config.grokfastMode,
+    alpha: config.grokfastAlpha,
+    lamb: config.grokfastLamb,
+    window: config.grokfastWindow,
+    warmup: true,
+  });
 }
 
 export function emptyProgress(): Progress {
-  return { lossCurve: [], curveStride: 1, lastLoss: null, validations: [], resumes: 0, tokensSeen: 0, depthSum: 0, depthCount: 0, lastDepth: null };
+  return {
+    lossCurve: [],
+    curveStride: 1,
+    lastLoss: null,
+    validations: [],
+    resumes: 0,
+    tokensSeen: 0,
+    depthSum: 0,
+    depthCount: 0,
+    lastDepth: null,
+  };
 }
 
 /** Keeps every stride-th step; when full, drops every other point and doubles the stride. */
@@ -243,9 +288,19 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   const progress = emptyProgress();
   if (config.grokfastMode === 'ma') {
     const gib = (config.grokfastWindow * parameters.total * 4) / 2 ** 30;
-    if (gib > 2) warn(`GrokFast-MA keeps ${config.grokfastWindow} gradients per parameter: ${gib.toFixed(1)} GiB in memory and in every checkpoint (EMA keeps one)`);
+    if (gib > 2)
+      warn(
+        `GrokFast-MA keeps ${config.grokfastWindow} gradients per parameter: ${gib.toFixed(1)} GiB in memory and in every checkpoint (EMA keeps one)`,
+      );
   }
-  ctx.emit({ kind: 'started', model: job.modelName, totalSteps: config.maxSteps, parameters: parameters.total, backend: backend.backend, device: backend.device });
+  ctx.emit({
+    kind: 'started',
+    model: job.modelName,
+    totalSteps: config.maxSteps,
+    parameters: parameters.total,
+    backend: backend.backend,
+    device: backend.device,
+  });
 
   // --- resume -----------------------------------------------------------------------------------
   let step = 0;
@@ -258,7 +313,10 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     restoreTrainingState(s, { model, optimizer, grokfast, sampler, progress });
     step = s.step;
     lastCheckpoint = { step, path: saved.path };
-    const planned = job.continuation !== undefined && job.continuation.attempt === 1 && (job.continuation.fromStep === null || job.continuation.fromStep === step);
+    const planned =
+      job.continuation !== undefined &&
+      job.continuation.attempt === 1 &&
+      (job.continuation.fromStep === null || job.continuation.fromStep === step);
     if (planned) {
       ctx.emit({ kind: 'continued', fromStep: step, path: saved.path });
     } else {
@@ -285,7 +343,8 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   const validate = (): ValidationResult => {
     const result = evaluate(model, heldOut, step);
     progress.validations.push(result);
-    if (progress.validations.length > MAX_VALIDATIONS_KEPT) progress.validations.splice(0, progress.validations.length - MAX_VALIDATIONS_KEPT);
+    if (progress.validations.length > MAX_VALIDATIONS_KEPT)
+      progress.validations.splice(0, progress.validations.length - MAX_VALIDATIONS_KEPT);
     ctx.emit({ kind: 'validation', ...result });
     return result;
   };
@@ -369,7 +428,10 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     progress.depthCount++;
     progress.lastDepth = totals.meanDepth;
     recordLoss(progress, step, totals.loss, learningRate);
-    if (!Number.isFinite(totals.loss)) throw new NonRetryableError(`loss became ${totals.loss} at step ${step} (learning rate ${learningRate}); lower learningRate or enable maxGradNorm`);
+    if (!Number.isFinite(totals.loss))
+      throw new NonRetryableError(
+        `loss became ${totals.loss} at step ${step} (learning rate ${learningRate}); lower learningRate or enable maxGradNorm`,
+      );
 
     tokensSinceEmit += tokensPerStep;
     timeSinceEmit += seconds;
@@ -377,7 +439,17 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     if (now - lastEmit >= intervalMs || step === config.maxSteps) {
       const ltm = model.memory?.stats();
       const ltmFill = ltm ? ltm.fill / (ltm.capacity * Math.max(1, ltm.streams)) : undefined; // share of LTM slots in use (capacity is per document stream)
-      ctx.emit({ kind: 'step', step, totalSteps: config.maxSteps, ...totals, learningRate, tokensPerSecond: tokensSinceEmit / timeSinceEmit, gradNorm, microBatchSeconds, ltmFill });
+      ctx.emit({
+        kind: 'step',
+        step,
+        totalSteps: config.maxSteps,
+        ...totals,
+        learningRate,
+        tokensPerSecond: tokensSinceEmit / timeSinceEmit,
+        gradNorm,
+        microBatchSeconds,
+        ltmFill,
+      });
       lastEmit = now;
       tokensSinceEmit = 0;
       timeSinceEmit = 0;
@@ -401,7 +473,12 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     finalLoss: progress.lastLoss,
     validation: lastValidation,
     validationHistory: progress.validations,
-    act: { enabled: config.actEnabled, meanDepth: progress.depthCount ? progress.depthSum / progress.depthCount : null, lastMeanDepth: progress.lastDepth, nLayers: config.nLayers },
+    act: {
+      enabled: config.actEnabled,
+      meanDepth: progress.depthCount ? progress.depthSum / progress.depthCount : null,
+      lastMeanDepth: progress.lastDepth,
+      nLayers: config.nLayers,
+    },
     ltm: model.memory ? model.memory.stats() : null,
     grokfast: grokfast.settings,
     optimizer: {
@@ -446,7 +523,11 @@ function microStep(
     ce = tf.keep(out.ce);
     ponderCost = tf.keep(out.ponderCost);
     meanDepth = out.meanDepth;
-    if (out.memoryEntries) memoryInputs.push({ entries: { keys: tf.keep(out.memoryEntries.keys), values: tf.keep(out.memoryEntries.values) }, tokenLosses: tf.keep(out.tokenLosses) });
+    if (out.memoryEntries)
+      memoryInputs.push({
+        entries: { keys: tf.keep(out.memoryEntries.keys), values: tf.keep(out.memoryEntries.values) },
+        tokenLosses: tf.keep(out.tokenLosses),
+      });
     return out.loss;
   });
   const scalars = { loss: value.dataSync()[0], ce: ce.dataSync()[0], ponderCost: ponderCost.dataSync()[0], meanDepth };
@@ -487,11 +568,20 @@ export function evaluate(model: CognateModel, batches: TokenBatch[], step: numbe
 }
 
 /** A checkpoint from another architecture or seed is not this run: refuse rather than silently mix. */
-function checkResumable(s: CheckpointState, job: TrainJob, modelConfig: ModelConfig, warn: (m: string) => void, backend: BackendInfo): void {
+function checkResumable(
+  s: CheckpointState,
+  job: TrainJob,
+  modelConfig: ModelConfig,
+  warn: (m: string) => void,
+  backend: BackendInfo,
+): void {
   if (s.format !== CHECKPOINT_FORMAT) throw new NonRetryableError(`checkpoint format "${String(s.format)}" is not ${CHECKPOINT_FORMAT}`);
   const differing = (Object.keys(modelConfig) as (keyof ModelConfig)[]).filter((k) => s.modelConfig[k] !== modelConfig[k]);
   if (differing.length > 0 || s.seed !== job.seed) {
-    const fields = [...differing.map((k) => `${k} (${String(s.modelConfig[k])} → ${String(modelConfig[k])})`), ...(s.seed !== job.seed ? [`seed (${s.seed} → ${job.seed})`] : [])];
+    const fields = [
+      ...differing.map((k) => `${k} (${String(s.modelConfig[k])} → ${String(modelConfig[k])})`),
+      ...(s.seed !== job.seed ? [`seed (${s.seed} → ${job.seed})`] : []),
+    ];
     throw new NonRetryableError(
       `checkpoints in ${job.checkpointDir} belong to a different run: ${fields.join(', ')} changed. Use a new sessionId or remove the checkpoints.`,
     );
@@ -501,7 +591,12 @@ function checkResumable(s: CheckpointState, job: TrainJob, modelConfig: ModelCon
       `checkpoints in ${job.checkpointDir} belong to a run ${s.progress.initFrom ? `fine-tuned from ${s.progress.initFrom.sessionId}/${s.progress.initFrom.model}` : 'trained from scratch'}, this run ${job.initFrom ? `starts from ${job.initFrom.sessionId}/${job.initFrom.model}` : 'starts from scratch'}. Use a new sessionId or remove the checkpoints.`,
     );
   }
-  const changed = (Object.keys(job.config) as (keyof CognateConfig)[]).filter((k) => JSON.stringify(s.config[k]) !== JSON.stringify(job.config[k]));
+  const changed = (Object.keys(job.config) as (keyof CognateConfig)[]).filter(
+    (k) => JSON.stringify(s.config[k]) !== JSON.stringify(job.config[k]),
+  );
   if (changed.length > 0) warn(`resuming with changed training settings: ${changed.join(', ')}`);
-  if (s.backend.backend !== backend.backend) warn(`checkpoint was written on the ${s.backend.backend} backend, continuing on ${backend.backend}: results will not be bit-identical to an uninterrupted run`);
+  if (s.backend.backend !== backend.backend)
+    warn(
+      `checkpoint was written on the ${s.backend.backend} backend, continuing on ${backend.backend}: results will not be bit-identical to an uninterrupted run`,
+    );
 }

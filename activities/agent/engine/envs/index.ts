@@ -37,7 +37,11 @@ export interface EnvironmentPlan {
   teamSlots: string[];
 }
 
-const KIND_ID: Record<EnvKind, string> = { navigation: 'simulation-navigation', referential: 'interactive-referential', delegation: 'interactive-delegation' };
+const KIND_ID: Record<EnvKind, string> = {
+  navigation: 'simulation-navigation',
+  referential: 'interactive-referential',
+  delegation: 'interactive-delegation',
+};
 
 /**
  * Every environment the config asks for ("simulation" -> navigation, "interactive" -> referential and
@@ -66,13 +70,26 @@ export function planEnvironments(config: AgentForgeConfig, agents: readonly Plan
   const eligible = config.trainingMode === 'communication_protocols' && messageGames.length > 0 ? messageGames : kinds;
   const preferred = (role = ''): EnvKind | undefined => {
     const r = role.toLowerCase();
-    const want: EnvKind | undefined = r.includes('coordinat') ? 'delegation' : r.includes('communicat') ? 'referential' : r.includes('special') ? 'navigation' : undefined;
+    const want: EnvKind | undefined = r.includes('coordinat')
+      ? 'delegation'
+      : r.includes('communicat')
+        ? 'referential'
+        : r.includes('special')
+          ? 'navigation'
+          : undefined;
     return want && eligible.includes(want) ? want : undefined;
   };
   let next = 0;
-  const assignments = agents.map((a) => ({ agentId: a.id, environmentId: KIND_ID[preferred(a.role) ?? eligible[next++ % eligible.length]] }));
+  const assignments = agents.map((a) => ({
+    agentId: a.id,
+    environmentId: KIND_ID[preferred(a.role) ?? eligible[next++ % eligible.length]],
+  }));
   const teamKind: EnvKind =
-    config.trainingMode === 'communication_protocols' && eligible.includes('referential') ? 'referential' : kinds.includes('navigation') ? 'navigation' : 'delegation';
+    config.trainingMode === 'communication_protocols' && eligible.includes('referential')
+      ? 'referential'
+      : kinds.includes('navigation')
+        ? 'navigation'
+        : 'delegation';
   // The coordinator (if any) takes slot 0, the leader's seat.
   const leader = agents.findIndex((a) => (a.role ?? '').toLowerCase().includes('coordinat'));
   const teamSlots = agents.map((a) => a.id);
@@ -82,6 +99,7 @@ export function planEnvironments(config: AgentForgeConfig, agents: readonly Plan
 
 export function envSettingsFromPlan(plan: EnvironmentPlan, environmentId: string): EnvSettings {
   const env = plan.environments.find((e) => e.settings.id === environmentId);
-  if (!env) throw new Error(`environment "${environmentId}" is not in the plan (has: ${plan.environments.map((e) => e.settings.id).join(', ')})`);
+  if (!env)
+    throw new Error(`environment "${environmentId}" is not in the plan (has: ${plan.environments.map((e) => e.settings.id).join(', ')})`);
   return env.settings;
 }

@@ -8,8 +8,18 @@
 import type { Rng } from '../../../../common/rng';
 import { MessageChannels, inboxSize, type Message } from './channels';
 import {
-  ACTION_COUNT, HEADER_SIZE, MAX_ENV_AGENTS, labelsArray, writeHeader,
-  type EnvKind, type EnvSettings, type EnvSpec, type EnvVariant, type EpisodeOutcome, type MultiAgentEnv, type StepResult,
+  ACTION_COUNT,
+  HEADER_SIZE,
+  MAX_ENV_AGENTS,
+  labelsArray,
+  writeHeader,
+  type EnvKind,
+  type EnvSettings,
+  type EnvSpec,
+  type EnvVariant,
+  type EpisodeOutcome,
+  type MultiAgentEnv,
+  type StepResult,
 } from './types';
 
 export const ROUNDS = 8;
@@ -121,9 +131,21 @@ abstract class RoundGame implements MultiAgentEnv {
     return { success: this.solved >= ROUNDS_TO_SUCCEED, coordination: this.coordinated / ROUNDS };
   }
 
-  protected baseSpec(): Pick<EnvSpec, 'id' | 'type' | 'kind' | 'observationSize' | 'numAgents' | 'horizon' | 'rewardScale' | 'creditSegment'> {
+  protected baseSpec(): Pick<
+    EnvSpec,
+    'id' | 'type' | 'kind' | 'observationSize' | 'numAgents' | 'horizon' | 'rewardScale' | 'creditSegment'
+  > {
     // A round (communicate + act) is drawn afresh and scored on its own: credit never crosses rounds.
-    return { id: this.settings.id, type: 'interactive', kind: this.kind, observationSize: 0, numAgents: this.n, horizon: 2 * ROUNDS, rewardScale: 1, creditSegment: 2 };
+    return {
+      id: this.settings.id,
+      type: 'interactive',
+      kind: this.kind,
+      observationSize: 0,
+      numAgents: this.n,
+      horizon: 2 * ROUNDS,
+      rewardScale: 1,
+      creditSegment: 2,
+    };
   }
 }
 
@@ -159,8 +181,10 @@ export class ReferentialGame extends RoundGame {
       observationSize: HEADER_SIZE + 1 + inboxSize(VOCAB) + 1 + MAX_CANDIDATES + MAX_ENV_AGENTS + 1 + MAX_CANDIDATES * OBJECTS,
       actionCount: labels.length,
       successCriterion: `the guessing listener picks the target in at least ${ROUNDS_TO_SUCCEED} of ${ROUNDS} rounds`,
-      coordinationScoreDefinition: 'message->correct-action rate: fraction of rounds in which the guessing listener received a message and picked the target',
-      shiftDescription: 'listeners see the candidates in a different (rotated) order than the sender, so the learned code must be relearned',
+      coordinationScoreDefinition:
+        'message->correct-action rate: fraction of rounds in which the guessing listener received a message and picked the target',
+      shiftDescription:
+        'listeners see the candidates in a different (rotated) order than the sender, so the learned code must be relearned',
       curriculumLevels: 2,
       actionLabels: labelsArray(labels),
     };
@@ -240,7 +264,9 @@ export class DelegationGame extends RoundGame {
       description:
         `${ROUNDS} rounds. A task arrives at the sender, the only agent that sees its type; the type decides which of ${this.skillCount} skills it needs ` +
         `(a fixed rule). Each agent knows its own skill. The others then choose execute or idle: +1 if the skilled agent executes, -0.5 per other executor. ` +
-        (this.hierarchical ? 'Hierarchical: agent 0 is a manager (no skill) that receives every task.' : 'Decentralized: tasks arrive at a random agent lacking the skill.') +
+        (this.hierarchical
+          ? 'Hierarchical: agent 0 is a manager (no skill) that receives every task.'
+          : 'Decentralized: tasks arrive at a random agent lacking the skill.') +
         ' Level 0 of the curriculum shows the task type to everyone.',
       observationSize: HEADER_SIZE + 1 + inboxSize(VOCAB) + 1 + 2 * MAX_SKILLS + 1,
       actionCount: labels.length,

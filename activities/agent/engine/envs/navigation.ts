@@ -9,8 +9,17 @@
 //   decentralized: no leader and no assignment; 25 move steps; agents must split the landmarks themselves.
 import type { Rng } from '../../../../common/rng';
 import {
-  ACTION_COUNT, HEADER_SIZE, MAX_ENV_AGENTS, labelsArray, writeHeader,
-  type EnvSettings, type EnvSpec, type EnvVariant, type EpisodeOutcome, type MultiAgentEnv, type StepResult,
+  ACTION_COUNT,
+  HEADER_SIZE,
+  MAX_ENV_AGENTS,
+  labelsArray,
+  writeHeader,
+  type EnvSettings,
+  type EnvSpec,
+  type EnvVariant,
+  type EpisodeOutcome,
+  type MultiAgentEnv,
+  type StepResult,
 } from './types';
 
 const MOVE_STEPS = 25;
@@ -75,7 +84,11 @@ export class NavigationEnv implements MultiAgentEnv {
     this.landmarks = new Float64Array(2 * n);
     this.assignment = new Int32Array(n);
     this.knows = new Uint8Array(n * n);
-    const labels = [...MOVES, ...this.perms.map((p) => `assign landmarks [${p.join(',')}] by direct messages`), ...this.perms.map((p) => `broadcast assignment [${p.join(',')}]`)];
+    const labels = [
+      ...MOVES,
+      ...this.perms.map((p) => `assign landmarks [${p.join(',')}] by direct messages`),
+      ...this.perms.map((p) => `broadcast assignment [${p.join(',')}]`),
+    ];
     this.spec = {
       id: settings.id,
       type: 'simulation',
