@@ -131,7 +131,7 @@ test('SIGKILL of the worker during trainAgents: a new worker finishes the run, r
   const id = sessionId('crash');
   const started = await startRun(client, 'agent', {
     sessionId: id,
-    config: { maxEpisodes: 400, evalEpisodes: 20, checkpointEvery: 20, environmentTypes: ['simulation'] },
+    config: { maxEpisodes: 1200, evalEpisodes: 20, checkpointEvery: 20, environmentTypes: ['simulation'], progressIntervalSeconds: 0.5 },
     agents: [{ id: 'solo', architecture: 'reactive_agent' }],
   });
   try {
@@ -150,7 +150,7 @@ test('SIGKILL of the worker during trainAgents: a new worker finishes the run, r
     completed.push(started.handle);
     const solo = result.agents.find((a: { agentId: string }) => a.agentId === 'solo');
     expect(solo.resumedFromEpisode).toBeGreaterThan(0);
-    expect(solo.episodesRun).toBe(400);
+    expect(solo.episodesRun).toBe(1200);
     // The history records the retried attempt of trainAgents.
     const events = (await started.handle.fetchHistory()).events ?? [];
     const startedAttempts = events

@@ -27,8 +27,15 @@ import { agentProgressQuery, agentProgressSignal } from './messages';
 
 type Activities = ReturnType<typeof createAgentActivities>;
 
-const { checkInitFrom, prepareTrainingEnvironments, createAgentArtifacts } = proxyActivities<Activities>({
+const { checkInitFrom, prepareTrainingEnvironments } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+});
+// The export runs in a supervised compute child that heartbeats every 2 s: a dead worker is noticed in
+// seconds, not after the 10-minute start-to-close timeout.
+const { createAgentArtifacts } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
 
