@@ -4,7 +4,7 @@
 // HISTORY_EVENTS_PER_RUN, or it received SIGNALS_PER_RUN progress signals. To roll over promptly, the chunks
 // still running are cancelled: they stop at their next micro-batch/update boundary with a checkpoint, and
 // the next run continues every unit from its newest checkpoint.
-import { CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
 
 /** Our own ceiling when the server suggests nothing (its default suggestion is at 4 Ki events; the hard limit 51,200). */
 export const HISTORY_EVENTS_PER_RUN = 4000;
@@ -58,7 +58,10 @@ export class RunBudget {
     try {
       return await scope.run(start);
     } catch (err) {
-      if (this.draining && isCancellation(err) && !this.root.consideredCancelled) return null;
+      // While draining for a roll-over, a chunk that ends in any activity failure (cancelled, or timed out
+      // because its worker died while stopping) is left to the next run, which continues from the newest
+      // checkpoint; a failure that persists fails there. A cancellation of the whole workflow still propagates.
+      if (this.draining && (isCancellation(err) || err instanceof ActivityFailure) && !this.root.consideredCancelled) return null;
       throw err;
     } finally {
       this.scopes.delete(scope);
