@@ -218,7 +218,7 @@ test('Cognate: chunks + continue-as-new finish under lowered limits; query answe
 
 test('Agent Forge: chunks + continue-as-new finish under lowered limits; the query answers throughout; a SIGKILL resumes from a checkpoint', async () => {
   const config = {
-    maxEpisodes: 512,
+    maxEpisodes: 256,
     batchSize: 8,
     hiddenSize: 32,
     numLayers: 2,
@@ -253,9 +253,9 @@ test('Agent Forge: chunks + continue-as-new finish under lowered limits; the que
     await poll.stop();
 
     expect(result.status).toBe('completed');
-    expect(result.agents.map((a: { episodesRun: number }) => a.episodesRun)).toEqual([512, 512]);
+    expect(result.agents.map((a: { episodesRun: number }) => a.episodesRun)).toEqual([256, 256]);
     expect(Math.max(...result.agents.map((a: { resumedFromEpisode: number }) => a.resumedFromEpisode))).toBeGreaterThan(0);
-    expect(result.coordination.episodesRun).toBe(512);
+    expect(result.coordination.episodesRun).toBe(256);
     for (const f of result.artifacts.files) expect(fs.statSync(f.path).size).toBe(f.bytes);
 
     expect(poll.failures()).toEqual([]);
