@@ -1,40 +1,27 @@
 // What one Agent Forge training attempt (an agent alone, or the team) reports besides its progress signal:
 // TensorBoard scalars under $FORGE_DATA_DIR/tensorboard/agent/<session>/<unit>/ (per training batch, and the
 // final greedy evaluation beside a uniformly random policy's on the same episodes) and the worker's
-// Prometheus metrics. A failure here is logged once and never fails training.
-import { trainingMetrics } from '../../common/metrics';
-import { TensorBoardWriter, tensorboardDir } from '../../common/tensorboard';
+// Prometheus metrics, through the shared sink (common/telemetry.ts): a failure never fails training.
+import { telemetrySink } from '../../common/telemetry';
 import type { EvalMetrics, TrainEvent } from './engine/train';
 
 export function agentTelemetry(args: { dataDir: string; sessionId: string; unit: string; warn(message: string): void }) {
-  const metrics = trainingMetrics({ pipeline: 'agent', session: args.sessionId, unit: args.unit });
-  let tb: TensorBoardWriter | null = null;
-  let failed = false;
+  const sink = telemetrySink({ ...args, pipeline: 'agent' });
   let restarted = false;
-  const guard = (what: string, fn: () => void): void => {
-    if (failed) return;
-    try {
-      fn();
-    } catch (err) {
-      failed = true;
-      args.warn(`TensorBoard/metrics ${what} failed, no more summaries this attempt: ${(err as Error).message}`);
-    }
-  };
-  guard('start', () => (tb = new TensorBoardWriter(tensorboardDir(args.dataDir, 'agent', args.sessionId, args.unit))));
   return {
     onEvent(event: TrainEvent): void {
-      guard(event.type, () => {
+      sink.guard(event.type, (tb, metrics) => {
         if (event.type === 'checkpoint') {
           metrics.checkpoint(event.seconds);
-          tb?.scalars(event.episode, { 'checkpoint/seconds': event.seconds });
+          tb.scalars(event.episode, { 'checkpoint/seconds': event.seconds });
           return;
         }
         if (event.type === 'warning') return;
         const p = event.progress;
         // The first batch after a resume: an earlier attempt's batches past the checkpoint are superseded.
-        if (!restarted && p.resumedFromEpisode > 0) tb?.restartAt(p.resumedFromEpisode + 1);
+        if (!restarted && p.resumedFromEpisode > 0) tb.restartAt(p.resumedFromEpisode + 1);
         restarted = true;
-        tb?.scalars(p.episode, {
+        tb.scalars(p.episode, {
           'train/reward': p.reward,
           'train/success_rate': p.successRate,
           'train/coordination_score': p.coordinationScore,
@@ -45,8 +32,8 @@ export function agentTelemetry(args: { dataDir: string; sessionId: string; unit:
     },
     /** The final evaluation: trained greedy policy and the uniformly random one on the same seeded episodes. */
     evaluation(episode: number, m: { trained: EvalMetrics; random: EvalMetrics }): void {
-      guard('evaluation', () =>
-        tb?.scalars(episode, {
+      sink.guard('evaluation', (tb) =>
+        tb.scalars(episode, {
           'eval/reward_trained': m.trained.reward,
           'eval/reward_random': m.random.reward,
           'eval/success_rate_trained': m.trained.successRate,
@@ -56,9 +43,6 @@ export function agentTelemetry(args: { dataDir: string; sessionId: string; unit:
         }),
       );
     },
-    close(): void {
-      guard('close', () => tb?.close());
-      metrics.close();
-    },
+    close: sink.close,
   };
 }
