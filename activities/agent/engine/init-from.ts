@@ -12,9 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { NonRetryableError } from '../../../common/child';
-import { MANIFEST_NAME, verifyManifest, type Manifest } from '../../../common/export/files';
+import { openVerifiedArtifact, parentArtifactDir } from '../../../common/export/parent';
 import { readSafetensors } from '../../../common/export/safetensors';
-import { assertSafeSegment } from '../../../common/paths';
 import type { AgentArchitecture, AgentForgeConfig, AgentInitFrom } from '../config';
 import { readCheckpoint, restoreUnit, type TrainableUnit } from './checkpoint';
 import { ACTION_COUNT, OBS_SIZE } from './envs';
@@ -67,38 +66,16 @@ export interface InspectedAgentParent {
 
 /** The artifact folder `initFrom` names; refuses paths that leave FORGE_DATA_DIR. */
 export function agentParentDir(dataDir: string, initFrom: AgentInitFrom): string {
-  if ('sessionId' in initFrom)
-    return path.join(
-      dataDir,
-      'agent',
-      assertSafeSegment(initFrom.sessionId, 'initFrom.sessionId'),
-      assertSafeSegment(initFrom.agent, 'initFrom.agent'),
-    );
-  const root = path.resolve(dataDir);
-  const dir = path.resolve(root, initFrom.path);
-  if (dir !== root && !dir.startsWith(root + path.sep))
-    throw new NonRetryableError(`initFrom.path ${initFrom.path} is not under FORGE_DATA_DIR (${root})`);
-  return dir;
+  return parentArtifactDir(dataDir, 'agent', initFrom, 'sessionId' in initFrom ? { field: 'agent', value: initFrom.agent } : null);
 }
 
 /** Verify the folder (exists, manifest holds) and read what it says about the agent. */
 export function inspectAgentParent(dataDir: string, initFrom: AgentInitFrom): InspectedAgentParent {
   const dir = agentParentDir(dataDir, initFrom);
   const what = 'sessionId' in initFrom ? `initFrom ${initFrom.sessionId}/${initFrom.agent} (${dir})` : `initFrom.path ${dir}`;
-  if (!fs.existsSync(dir)) throw new NonRetryableError(`${what} does not exist: no published artifacts there`);
-  if (!fs.existsSync(path.join(dir, MANIFEST_NAME)))
-    throw new NonRetryableError(`${what} has no ${MANIFEST_NAME}: not a published agent artifact folder`);
-  const problems = verifyManifest(dir);
-  if (problems.length > 0) throw new NonRetryableError(`${what} does not match its manifest: ${problems.join('; ')}`);
-  let exported: ExportedAgentConfig;
-  try {
-    exported = JSON.parse(fs.readFileSync(path.join(dir, CONFIG_FILE), 'utf8')) as ExportedAgentConfig;
-  } catch (e) {
-    throw new NonRetryableError(`${what}: ${CONFIG_FILE} cannot be read (${(e as Error).message})`);
-  }
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_NAME), 'utf8')) as Manifest;
-  const weights = manifest.files.find((f) => f.path === WEIGHTS_FILE);
-  if (!weights) throw new NonRetryableError(`${what}: ${WEIGHTS_FILE} is not in the manifest`);
+  const opened = openVerifiedArtifact<ExportedAgentConfig>(dir, what, 'a published agent artifact folder', CONFIG_FILE);
+  const { manifest, config: exported } = opened;
+  const weights = { sha256: opened.sha256(WEIGHTS_FILE) };
   // weightsFrom names the checkpoint file (common/checkpoint.ts) the exported weights came from.
   const checkpoint =
     exported.weightsFrom && fs.existsSync(exported.weightsFrom) && fs.statSync(exported.weightsFrom).isFile() ? exported.weightsFrom : null;

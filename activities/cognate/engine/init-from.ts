@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { NonRetryableError } from '../../../common/child';
-import { MANIFEST_NAME, sha256File, verifyManifest, type Manifest } from '../../../common/export/files';
-import { assertSafeSegment } from '../../../common/paths';
+import { MANIFEST_NAME, sha256File, type Manifest } from '../../../common/export/files';
+import { openVerifiedArtifact, parentArtifactDir } from '../../../common/export/parent';
 import type { CognateConfig, CognateInitFrom, ModelConfig } from '../config';
 import { CONFIG_FILE, loadModelFromExport, type CognateHfConfig } from './export';
 import type { CognateModel } from './model';
@@ -72,41 +72,16 @@ export interface CognateParentRef {
 }
 
 export function cognateParentDir(dataDir: string, initFrom: CognateInitFrom): string {
-  if ('sessionId' in initFrom)
-    return path.join(
-      dataDir,
-      'cognate',
-      assertSafeSegment(initFrom.sessionId, 'initFrom.sessionId'),
-      assertSafeSegment(initFrom.model, 'initFrom.model'),
-    );
-  const root = path.resolve(dataDir);
-  const dir = path.resolve(root, initFrom.path);
-  if (dir !== root && !dir.startsWith(root + path.sep))
-    throw new NonRetryableError(`initFrom.path ${initFrom.path} is not under FORGE_DATA_DIR (${root})`);
-  return dir;
+  return parentArtifactDir(dataDir, 'cognate', initFrom, 'sessionId' in initFrom ? { field: 'model', value: initFrom.model } : null);
 }
 
 /** Exists, manifest holds (every file's sha256), is a Cognate export with a tokenizer. */
 export function inspectCognateParent(dataDir: string, initFrom: CognateInitFrom): CognateParentRef {
   const dir = cognateParentDir(dataDir, initFrom);
   const what = 'sessionId' in initFrom ? `initFrom ${initFrom.sessionId}/${initFrom.model} (${dir})` : `initFrom.path ${dir}`;
-  if (!fs.existsSync(dir)) throw new NonRetryableError(`${what} does not exist: no exported model there`);
-  if (!fs.existsSync(path.join(dir, MANIFEST_NAME)))
-    throw new NonRetryableError(`${what} has no ${MANIFEST_NAME}: not an exported Cognate model`);
-  const problems = verifyManifest(dir);
-  if (problems.length > 0) throw new NonRetryableError(`${what} does not match its manifest: ${problems.join('; ')}`);
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_NAME), 'utf8')) as Manifest;
-  const sha = (file: string): string => {
-    const f = manifest.files.find((x) => x.path === file);
-    if (!f) throw new NonRetryableError(`${what}: ${file} is not in the manifest`);
-    return f.sha256;
-  };
-  let hf: CognateHfConfig;
-  try {
-    hf = JSON.parse(fs.readFileSync(path.join(dir, CONFIG_FILE), 'utf8')) as CognateHfConfig;
-  } catch (e) {
-    throw new NonRetryableError(`${what}: ${CONFIG_FILE} cannot be read (${(e as Error).message})`);
-  }
+  const opened = openVerifiedArtifact<CognateHfConfig>(dir, what, 'an exported Cognate model', CONFIG_FILE);
+  const hf = opened.config;
+  const sha = opened.sha256;
   if (hf.model_type !== 'cognate' || !hf.cognate_config)
     throw new NonRetryableError(`${what}: ${CONFIG_FILE} is not a Cognate config (model_type ${JSON.stringify(hf.model_type)})`);
   return {
