@@ -2,7 +2,8 @@
 // in chunks with continue-as-new keeps every run's history under the limits, while the `progress` query
 // answers throughout and the final result and artifacts are whole. The Cognate run is also the SIGKILL drill:
 // its worker is killed at seeded random moments, several times, and the losses still equal an uninterrupted
-// run's; the agent run's worker is killed once mid-training and training resumes from a checkpoint.
+// run's; the agent run's worker is killed once mid-training and training resumes from a checkpoint. A
+// fine-tuning run keeps its parent across the roll-overs.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -11,7 +12,10 @@ import { freePort, startDevServer, type DevServer } from '../common/dev-server';
 import { startRun } from '../client/runs';
 import { TINY_COGNATE } from '../client/presets';
 import type { CognateProgress } from '../activities/cognate/config';
-import type { AgentForgeProgress } from '../activities/agent/config';
+import { AgentForgeConfigSchema, type AgentForgeProgress } from '../activities/agent/config';
+import { inspectAgentParent } from '../activities/agent/engine/init-from';
+import { runAgentForgeDirect } from '../activities/agent/engine/run';
+import { initBackend } from '../common/backend';
 import { Rng } from '../common/rng';
 import { train, type TrainEvent } from '../activities/cognate/engine/trainer';
 import { CognateConfigSchema } from '../activities/cognate/config';
@@ -328,6 +332,49 @@ test('worker SIGTERM during a multi-micro-batch step: the final checkpoint is wr
     const after = trainingLog(session, 'm1').filter((e) => e.kind === 'step' && (e.attempt as number) > 1);
     const redone = after.filter((e) => (e.step as number) <= (finalCheckpoint!.step as number) + 1);
     expect(redone.length).toBeLessThanOrEqual(1);
+  } finally {
+    await killAndWait(worker.proc, 'SIGTERM');
+  }
+});
+
+test('Agent fine-tuning across continue-as-new: every run after the first keeps the parent (lineage in the result and artifacts), training continues from its own checkpoints', async () => {
+  await initBackend('wasm');
+  const parent = `limits-parent-${Date.now().toString(36)}`;
+  const agent = { id: 'talker', architecture: 'reactive_agent' as const };
+  const small = { hiddenSize: 32, numLayers: 2, batchSize: 8, evalEpisodes: 16, checkpointEvery: 16 };
+  await runAgentForgeDirect({
+    sessionId: parent,
+    config: AgentForgeConfigSchema.parse({ ...small, maxEpisodes: 32 }),
+    agents: [agent],
+    dataDir: path.join(root, 'data'),
+  });
+  const parentSha = inspectAgentParent(path.join(root, 'data'), { sessionId: parent, agent: agent.id, optimizerState: false }).ref
+    .weightsSha256;
+
+  const worker = spawnWorker('agent', env());
+  try {
+    // One agent, short chunks: enough events that the lowered limits force at least one roll-over.
+    const config = { ...small, maxEpisodes: 256, trainingChunkSeconds: 1, progressIntervalSeconds: 0.25 };
+    const session = `limits-ft-${Date.now().toString(36)}`;
+    const started = await startRun(client, 'agent', { sessionId: session, config, initFrom: { sessionId: parent, agent: agent.id } });
+    const result = await started.handle.result();
+
+    const runs = await chain(started.workflowId);
+    console.log(`fine-tuning: ${runs.length} runs, events ${runs.map((r) => r.events).join('/')}`);
+    expect(runs.length).toBeGreaterThanOrEqual(2);
+    expect(result.status).toBe('completed');
+    expect(result.agents[0].episodesRun).toBe(config.maxEpisodes);
+    expect(result.initFrom).toMatchObject({ sessionId: parent, agentId: agent.id });
+    // The artifacts written by the last run still name the parent the first run checked.
+    const dir = path.join(root, 'data', 'agent', session, agent.id);
+    for (const file of ['agent_config.json', 'training_stats.json'])
+      expect(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')).parent).toMatchObject({
+        sessionId: parent,
+        agent: agent.id,
+        weightsSha256: parentSha,
+      });
+    for (const r of runs)
+      await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows/agent') }, r.history, started.workflowId);
   } finally {
     await killAndWait(worker.proc, 'SIGTERM');
   }
