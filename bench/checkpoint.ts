@@ -7,6 +7,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend } from '../common/backend';
 import { loadEnv } from '../common/env';
@@ -152,6 +153,8 @@ async function main(): Promise<void> {
       ltmWritten: memoryWrite.written,
       batch: `${config.batchSize} x ${config.seqLen} tokens`,
     },
+    // Shared cores: the load average says how much the figures below were disturbed.
+    conditions: { loadAverageAtEnd: os.loadavg().map((x) => Number(x.toFixed(2))), cpus: os.cpus().length },
     save: {
       captureSeconds: best('captureSeconds'),
       writeSeconds: best('writeSeconds'),
