@@ -1,7 +1,8 @@
 // Agent fine-tuning (initFrom): the parent check refuses what does not fit and names it, the weights (and
 // Adam state only when asked) are loaded, a resumed fine-tuning run continues from its own checkpoint even
 // when the parent is gone, fine-tuning reaches the success threshold in fewer episodes than scratch, and
-// the workflow + CLI run end to end (a refused run writes nothing; artifacts and `forge list` show lineage).
+// the workflow + CLI run end to end (a refused run writes nothing; artifacts and `forge list` show lineage; a
+// cancelled fine-tuning run resumes from its own checkpoint).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -303,6 +304,46 @@ test("SIGKILL of the worker during a fine-tuning run, parent deleted: the retrie
     expect(stats.individual.resumes.length).toBeGreaterThan(0);
   } finally {
     if (fs.existsSync(aside)) fs.renameSync(aside, parentDir);
+    await killAndWait(worker.proc, 'SIGTERM');
+    await client.connection.close();
+  }
+});
+
+test('cancel of a fine-tuning run, then `forge resume`: the run stops with a checkpoint, the resumed session continues from it and keeps the lineage', async () => {
+  const worker = spawnWorker('agent');
+  const client = await testClient();
+  const id = sessionId('ft-cancel');
+  try {
+    const started = await startRun(client, 'agent', {
+      sessionId: id,
+      config: {
+        maxEpisodes: 600,
+        evalEpisodes: 8,
+        checkpointEvery: 20,
+        trainingMode: 'task_specialization',
+        environmentTypes: ['interactive'],
+      },
+      initFrom: { sessionId: parentSession, agent: AGENT.id },
+    });
+    await waitFor(
+      'fine-tuning past its first checkpoint',
+      async () => ((await started.handle.query<AgentForgeProgress>('progress')).agents[AGENT.id]?.episode ?? 0) >= 45,
+      5 * 60_000,
+    );
+    await started.handle.cancel();
+    await expect(started.handle.result()).rejects.toThrow();
+    expect((await started.handle.describe()).status.name).toBe('CANCELLED');
+
+    const resumed = JSON.parse((await forge('resume', 'agent', id)).stdout) as { resumedFromStatus: string };
+    expect(resumed.resumedFromStatus).toBe('CANCELLED');
+    const result = await client.workflow.getHandle(started.workflowId).result();
+    expect(result.initFrom).toMatchObject({ sessionId: parentSession, agentId: AGENT.id });
+    expect(result.agents[0].episodesRun).toBe(600);
+    // The resumed run started from the cancelled run's checkpoint, not from the parent again.
+    expect(result.agents[0].resumedFromEpisode).toBeGreaterThanOrEqual(40);
+    const stats = JSON.parse(fs.readFileSync(path.join(dataDir(), 'agent', id, AGENT.id, 'training_stats.json'), 'utf8'));
+    expect(stats.parent).toMatchObject({ sessionId: parentSession, agent: AGENT.id });
+  } finally {
     await killAndWait(worker.proc, 'SIGTERM');
     await client.connection.close();
   }
