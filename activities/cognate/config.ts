@@ -6,6 +6,7 @@ import { SafeName } from '../../common/validation';
 export const DATASET_SOURCES = ['GSM8K', 'SVAMP', 'HotpotQA'] as const;
 export const DATASET_MODES = ['download', 'offline', 'fixtures'] as const;
 export const GROKFAST_MODES = ['ema', 'ma', 'off'] as const;
+export const LONG_DOCUMENT_MODES = ['segments', 'windows'] as const;
 export const MODEL_FOCUSES = ['reasoning', 'memory_integration', 'adaptive_computation'] as const;
 
 // Defaults that depend on another field are derived from it (deriveModelDefaults, deriveOptimDefaults and
@@ -137,6 +138,15 @@ const CognateConfigFields = z.strictObject({
   localDatasetDir: z.string().optional(),
   /** Fraction of training examples from short sources (GSM8K, SVAMP); the rest is long (HotpotQA). */
   shortFraction: z.number().min(0).max(1).default(0.7),
+  /**
+   * How pretraining reads a document longer than one window (more than seqLen + 1 tokens: in the mixture, the
+   * HotpotQA contexts with their question and answer). segments (the long-context mixture): one batch row reads
+   * it segment by segment in order, its LTM stream carrying the earlier segments and cleared between examples,
+   * while short examples stay random windows (a free row starts a long document with the long documents' share
+   * of the documents). windows (before issue 10): every example is a random window and the bank keeps whatever
+   * its row read before.
+   */
+  longDocuments: z.enum(LONG_DOCUMENT_MODES).default('segments'),
   /** Fraction of each source held out for validation when it has no split of its own. */
   validationFraction: z.number().gt(0).lt(1).default(0.1),
   /** A Hugging Face tokenizer.json to use; otherwise a byte-level BPE is trained on the corpus up to vocabSize. */

@@ -117,6 +117,10 @@ export interface TokenBatch {
   seqLen: number;
   inputs: Int32Array;
   targets: Int32Array;
+  /** 1 where a target is real, 0 for the padding after a long document's last token; absent: every position is real. */
+  mask?: Float32Array;
+  /** Rows that start a new example in this batch: their LTM stream is cleared before the batch is read. */
+  resetRows?: number[];
 }
 
 function windowsToBatch(split: TokenSplit, starts: number[], seqLen: number): TokenBatch {
@@ -139,45 +143,174 @@ function checkSplitLength(split: TokenSplit, seqLen: number): void {
   }
 }
 
+/** A document of a split: tokens [start, end), its closing EOS included. */
+export interface DocumentSpan {
+  start: number;
+  end: number;
+}
+
+/** The split's documents, found by their closing EOS (a trailing run without EOS counts as one). */
+export function findDocuments(split: TokenSplit, eosId: number): DocumentSpan[] {
+  const docs: DocumentSpan[] = [];
+  let start = 0;
+  for (let i = 0; i < split.tokens.length; i++) {
+    if (split.tokens[i] === eosId) {
+      docs.push({ start, end: i + 1 });
+      start = i + 1;
+    }
+  }
+  if (start < split.tokens.length) docs.push({ start, end: split.tokens.length });
+  return docs;
+}
+
+/** Segments a document of `length` tokens takes: one per seqLen predictions (the last may be partial). */
+export function segmentCount(length: number, seqLen: number): number {
+  return Math.ceil((length - 1) / seqLen);
+}
+
+/** How the sampler reads documents longer than one window (config.longDocuments). */
+export interface LongDocumentOptions {
+  mode: 'segments' | 'windows';
+  eosId: number;
+  padId: number;
+}
+
+/** What one batch row is reading: a long document (the next segment to read) or a short window. */
+export type RowState = { kind: 'long'; doc: number; nextSegment: number } | { kind: 'short'; start: number };
+
 export interface SamplerState {
   rng: RngState;
   /** Windows drawn so far: how far into the data order a resumed run continues. */
   windowsDrawn: number;
+  /** Segments mode: each row's current example (null: none yet). Absent in checkpoints of windows mode. */
+  rows?: (RowState | null)[];
 }
 
 /**
- * Training windows of seqLen + 1 tokens at uniformly random offsets (nanoGPT style: every offset is a
- * valid example, and document boundaries are marked by EOS inside the window). The order comes from
- * a seeded RNG whose state is checkpointed, so resume continues the exact same sequence of batches.
+ * Training batches. Windows mode (and every example of a split without long documents): windows of
+ * seqLen + 1 tokens at uniformly random offsets (nanoGPT style: every offset is a valid example, and
+ * document boundaries are marked by EOS inside the window).
+ * Segments mode (the long-context mixture): a document longer than one window (seqLen + 1 tokens: in the
+ * prepared mixture, the HotpotQA contexts) is read by one batch row, segment after segment in order, one
+ * segment per batch, its last segment padded and masked; when a row is free it starts a long document with
+ * probability (long documents / documents) and otherwise reads one random window of the short documents
+ * (concatenated, EOS between them). A row that starts an example is listed in `resetRows`, so the trainer
+ * clears that row's LTM stream: the bank carries a document's earlier segments and nothing else.
+ * The order comes from a seeded RNG whose state, with every row's position, is checkpointed, so resume
+ * continues the exact same sequence of batches.
  */
 export class TrainSampler {
   private rng: Rng;
   windowsDrawn = 0;
+  private readonly long: DocumentSpan[] = [];
+  /** Short documents concatenated (segments mode); null: short windows come from the whole split. */
+  private readonly shortTokens: Uint16Array | Uint32Array | null = null;
+  private readonly longShare: number = 0;
+  private rows: (RowState | null)[];
 
   constructor(
     private readonly split: TokenSplit,
     private readonly seqLen: number,
     private readonly batchSize: number,
     seed: number,
+    private readonly longDocuments: LongDocumentOptions = { mode: 'windows', eosId: 0, padId: 0 },
   ) {
     checkSplitLength(split, seqLen);
     this.rng = new Rng(seed);
+    this.rows = new Array<RowState | null>(batchSize).fill(null);
+    if (longDocuments.mode === 'segments') {
+      const docs = findDocuments(split, longDocuments.eosId);
+      this.long = docs.filter((d) => d.end - d.start > seqLen + 1);
+      const short = docs.filter((d) => d.end - d.start <= seqLen + 1);
+      const shortLength = short.reduce((n, d) => n + d.end - d.start, 0);
+      if (shortLength >= seqLen + 1) {
+        const tokens = split.tokens instanceof Uint16Array ? new Uint16Array(shortLength) : new Uint32Array(shortLength);
+        let at = 0;
+        for (const d of short) {
+          tokens.set(split.tokens.subarray(d.start, d.end), at);
+          at += d.end - d.start;
+        }
+        this.shortTokens = tokens;
+      }
+      // Too few short tokens for one window: short draws fall back to windows of the whole split.
+      this.longShare = this.long.length / Math.max(1, docs.length);
+    }
+  }
+
+  /** Segments mode with at least one long document. */
+  private get segmented(): boolean {
+    return this.longDocuments.mode === 'segments' && this.long.length > 0;
   }
 
   nextBatch(): TokenBatch {
-    const positions = this.split.tokens.length - this.seqLen; // valid starts: 0 .. N - (seqLen + 1)
-    const starts = Array.from({ length: this.batchSize }, () => this.rng.int(positions));
+    if (!this.segmented) {
+      const positions = this.split.tokens.length - this.seqLen; // valid starts: 0 .. N - (seqLen + 1)
+      const starts = Array.from({ length: this.batchSize }, () => this.rng.int(positions));
+      this.windowsDrawn += this.batchSize;
+      return windowsToBatch(this.split, starts, this.seqLen);
+    }
+    const T = this.seqLen;
+    const inputs = new Int32Array(this.batchSize * T);
+    const targets = new Int32Array(this.batchSize * T);
+    const mask = new Float32Array(this.batchSize * T);
+    const resetRows: number[] = [];
+    for (let row = 0; row < this.batchSize; row++) {
+      let state = this.rows[row];
+      if (state === null || state.kind === 'short' || state.nextSegment >= segmentCount(this.docLength(state.doc), T)) {
+        state = this.startExample();
+        resetRows.push(row);
+      }
+      this.rows[row] = state;
+      const at = row * T;
+      if (state.kind === 'short') {
+        const source = this.shortTokens ?? this.split.tokens;
+        for (let t = 0; t < T; t++) {
+          inputs[at + t] = source[state.start + t];
+          targets[at + t] = source[state.start + t + 1];
+        }
+        mask.fill(1, at, at + T);
+      } else {
+        const doc = this.long[state.doc];
+        const from = doc.start + state.nextSegment * T;
+        for (let t = 0; t < T; t++) {
+          const real = from + t + 1 < doc.end;
+          inputs[at + t] = real ? this.split.tokens[from + t] : this.longDocuments.padId;
+          targets[at + t] = real ? this.split.tokens[from + t + 1] : this.longDocuments.padId;
+          mask[at + t] = real ? 1 : 0;
+        }
+        this.rows[row] = { ...state, nextSegment: state.nextSegment + 1 };
+      }
+    }
     this.windowsDrawn += this.batchSize;
-    return windowsToBatch(this.split, starts, this.seqLen);
+    return { batchSize: this.batchSize, seqLen: T, inputs, targets, mask, resetRows };
+  }
+
+  private docLength(doc: number): number {
+    return this.long[doc].end - this.long[doc].start;
+  }
+
+  private startExample(): RowState {
+    if (this.rng.next() < this.longShare) return { kind: 'long', doc: this.rng.int(this.long.length), nextSegment: 0 };
+    const source = this.shortTokens ?? this.split.tokens;
+    return { kind: 'short', start: this.rng.int(source.length - this.seqLen) };
   }
 
   state(): SamplerState {
-    return { rng: this.rng.state(), windowsDrawn: this.windowsDrawn };
+    const base = { rng: this.rng.state(), windowsDrawn: this.windowsDrawn };
+    return this.segmented ? { ...base, rows: this.rows.map((r) => (r ? { ...r } : null)) } : base;
   }
 
   load(state: SamplerState): void {
     this.rng.load(state.rng);
     this.windowsDrawn = state.windowsDrawn;
+    if (this.segmented) {
+      const rows = state.rows ?? [];
+      this.rows = Array.from({ length: this.batchSize }, (_, i) => {
+        const r = rows[i] ?? null;
+        // A checkpoint of another split or batch size cannot point past this one's documents: start that row afresh.
+        return r && r.kind === 'long' && r.doc >= this.long.length ? null : r ? { ...r } : null;
+      });
+    }
   }
 }
 

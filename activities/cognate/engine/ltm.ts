@@ -106,7 +106,7 @@ export class LongTermMemory {
     this.dropCache();
   }
 
-  /** The bank of streams 0..rows−1 as tensors, or null when they are all empty. Counts rows·T·H reads via countReads. */
+  /** The bank of streams 0..rows−1 as tensors, or null when they are all empty. Reads are counted by the caller (countReads). */
   tensors(rows: number): MemoryTensors | null {
     if (this.cache && this.cache.rows === rows) return this.cache.tensors;
     this.dropCache();
@@ -138,8 +138,24 @@ export class LongTermMemory {
     return tensors;
   }
 
-  countReads(n: number): void {
-    this.counters.reads += n;
+  /** Count a read of `perRow` queries by each of streams 0..rows−1 that holds entries (an empty stream answers none). */
+  countReads(perRow: number, rows: number): void {
+    for (let b = 0; b < rows; b++) if ((this.streams[b]?.fill ?? 0) > 0) this.counters.reads += perRow;
+  }
+
+  /** Empty these streams (a batch row starts a new document; counters stay). */
+  resetStreams(rows: readonly number[]): void {
+    let changed = false;
+    for (const b of rows) {
+      const s = this.streams[b];
+      if (!s || s.fill === 0) continue;
+      s.fill = 0;
+      s.next = 0;
+      s.keys.fill(0);
+      s.values.fill(0);
+      changed = true;
+    }
+    if (changed) this.dropCache();
   }
 
   /**

@@ -9,7 +9,7 @@
 //              bank's keys are taken before rotary (a memory has no position in this segment)
 //     values = W_v·norm(x)_t + W_vp·norm(x)_{t−1} (value shift, this block only; 0 before the segment start)
 //     g      = σ(norm(x) · W_gate + b_gate)[h]          (per position and head, W_gate [C, H], b_gate [H])
-//     head   = local + g · (memory − local)              (local alone while the bank is empty)
+//     head   = local + g · (memory − local)              (local alone while its row's bank stream is empty)
 //   The memory block's pre-rotary keys and its values are returned as `memoryEntries` [B, H, T, D] and
 //   written to the bank after the segment (model.writeMemory), so later segments can read them.
 //   ACT: after every block but the last a halting unit p = σ(w·s + b) per position; halted positions keep
@@ -270,7 +270,7 @@ export class CognateModel {
       });
       x = result.out;
       if (result.keys && result.values) memoryEntries = { keys: result.keys, values: result.values };
-      if (block.memGate && bank && this.memory && source === 'bank') this.memory.countReads(B * T * c.nHeads);
+      if (block.memGate && bank && this.memory && source === 'bank') this.memory.countReads(T * c.nHeads, B);
       opts.onBlock?.({ layer, before, after: x, runningBefore });
       if (act) {
         const isLast = layer === c.nLayers - 1;
@@ -334,7 +334,18 @@ export class CognateModel {
       if (bank) {
         const read = this.memoryAttention(toHeads(qRaw), bank, B, block.memGate.logScale); // [B·H, T, D]
         const gate = linear(h, block.memGate.w as tf.Tensor2D, block.memGate.b as tf.Tensor1D).sigmoid(); // [B, T, H]
-        const g = gate.transpose([0, 2, 1]).reshape([B * H, T, 1]);
+        let g = gate.transpose([0, 2, 1]).reshape([B * H, T, 1]);
+        // A row whose stream is empty (it just started a document) reads nothing: its gate is shut. Slot 0 is in use iff a stream has entries.
+        if (bank.mask)
+          g = g.mul(
+            bank.mask
+              .slice([0, 0, 0, 0], [-1, 1, 1, 1])
+              .greater(-1)
+              .toFloat()
+              .reshape([-1, 1, 1])
+              .tile([B / bank.mask.shape[0], H, 1])
+              .reshape([B * H, 1, 1]),
+          );
         y = y.add<tf.Tensor3D>(read.sub(y).mul(g));
       }
     }

@@ -1,6 +1,6 @@
 // The Cognate training loop. Runs in a child process (train.child.ts) and reads top to bottom:
-// open data → build model/optimizer/filter → resume → for each step: micro-batches → clip → GrokFast →
-// AdamW → LTM write → events, validation, checkpoints → summary.
+// open data → build model/optimizer/filter → resume → for each step: micro-batches (each followed by its LTM write) → clip → GrokFast →
+// AdamW → events, validation, checkpoints → summary.
 // Same seed, same backend ⇒ same losses, also across a stop and resume (everything that evolves is checkpointed).
 // A stop request is honoured at the next micro-batch boundary: the unfinished step is dropped (its data
 // position rewound) and the state after the last whole step is checkpointed, so a resume redoes at most
@@ -260,7 +260,7 @@ export function modelConfigOf(config: CognateConfig): ModelConfig {
 }
 
 /** Data order gets its own stream, so changing how weights are initialised never changes which windows are read. */
-function dataSeedOf(seed: number): number {
+export function dataSeedOf(seed: number): number {
   return (seed ^ 0x5eed_da7a) >>> 0;
 }
 
@@ -276,7 +276,14 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
 
   // --- data -------------------------------------------------------------------------------------
   const dataset = openDataset(job.datasetDir, config.vocabSize);
-  const sampler = new TrainSampler(dataset.train, config.seqLen, config.batchSize, dataSeedOf(seed));
+  const { eosId, padId } = dataset.manifest;
+  const sampler = new TrainSampler(dataset.train, config.seqLen, config.batchSize, dataSeedOf(seed), {
+    mode: config.longDocuments,
+    eosId,
+    padId,
+  });
+  // Segments mode: a bank stream holds its row's current document only, so the held-out windows (no earlier segments) read no memory.
+  const evalMemory = config.longDocuments === 'segments' ? 'none' : 'bank';
   const heldOut = validationBatches(dataset.validation, config.seqLen, config.batchSize, config.evalBatches);
 
   // --- model, optimizer, gradient filter --------------------------------------------------------
@@ -327,7 +334,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   } else if (job.initFrom) {
     // Only on a fresh start: a retry resumes from this run's own checkpoint above, never from the parent.
     loadCognateParent(job.initFrom, model);
-    const before = evaluate(model, heldOut, 0);
+    const before = evaluate(model, heldOut, 0, evalMemory);
     const { sessionId, model: parentModel, dir, weightsSha256, tokenizerSha256 } = job.initFrom;
     progress.initFrom = { sessionId, model: parentModel, dir, weightsSha256, tokenizerSha256, validationBefore: before };
     ctx.emit({ kind: 'validation', ...before });
@@ -341,7 +348,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   };
 
   const validate = (): ValidationResult => {
-    const result = evaluate(model, heldOut, step);
+    const result = evaluate(model, heldOut, step, evalMemory);
     progress.validations.push(result);
     if (progress.validations.length > MAX_VALIDATIONS_KEPT)
       progress.validations.splice(0, progress.validations.length - MAX_VALIDATIONS_KEPT);
@@ -369,20 +376,19 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     }
     const stepStarted = performance.now();
     const learningRate = learningRateAt(step, config, config.maxSteps);
-    // What a step's micro-batches change before the update: the data position and the LTM's read counter.
+    // What a step's micro-batches change before the update: the data position and the LTM (each micro-batch writes its segment).
     const canAbandon = config.gradientAccumulationSteps > 1;
     const samplerAtStepStart = sampler.state();
     const memoryAtStepStart = canAbandon && model.memory ? model.memory.state() : null;
 
     // Forward/backward over micro-batches; the step sees their mean gradient (one large batch).
     const accumulator = new GradientAccumulator();
-    const memoryInputs: { entries: MemoryEntries; tokenLosses: tf.Tensor2D }[] = [];
     const totals = { loss: 0, ce: 0, ponderCost: 0, meanDepth: 0 };
     let abandoned = false;
     for (let micro = 0; micro < config.gradientAccumulationSteps; micro++) {
       const microStarted = performance.now();
       const batch = sampler.nextBatch();
-      const { grads, scalars } = microStep(model, batch, varNames, memoryInputs);
+      const { grads, scalars } = microStep(model, batch, varNames);
       accumulator.add(grads);
       tf.dispose(grads);
       for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += scalars[k] / config.gradientAccumulationSteps;
@@ -390,9 +396,8 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
       if (micro < config.gradientAccumulationSteps - 1) {
         await new Promise((resolve) => setImmediate(resolve)); // let a stop message in between micro-batches
         if (ctx.stopRequested()) {
-          // Drop the unfinished step: nothing of it reached the weights, optimizer, filter or LTM yet.
+          // Drop the unfinished step: nothing of it reached the weights, optimizer or filter; the LTM and data position go back.
           tf.dispose(accumulator.takeMean());
-          for (const m of memoryInputs) tf.dispose([m.entries.keys, m.entries.values, m.tokenLosses]);
           sampler.load(samplerAtStepStart);
           if (memoryAtStepStart && model.memory) model.memory.load(memoryAtStepStart);
           ctx.emit({ kind: 'stopping', step, abandonedMicroBatches: micro + 1 });
@@ -412,12 +417,6 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     const filtered = grokfast.apply(clipped);
     optimizer.update(filtered, learningRate);
     tf.dispose([meanGrads, clipped, filtered]);
-
-    // LTM writes: the memory block's keys/values of the step's windows, after the weights moved (outside the tape).
-    for (const { entries, tokenLosses } of memoryInputs) {
-      model.writeMemory(entries, tokenLosses);
-      tf.dispose([entries.keys, entries.values, tokenLosses]);
-    }
     step++;
 
     const seconds = (performance.now() - stepStarted) / 1000;
@@ -506,30 +505,42 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   return summary;
 }
 
-/** One micro-batch: loss and gradients; keeps what the LTM write needs (hidden states, per-token losses). */
+/**
+ * One micro-batch: loss and gradients, then the LTM write of its keys/values (outside the tape), so the
+ * next micro-batch, which continues each row's document with its next segment, reads this one. Rows that
+ * start a new example (batch.resetRows) have their stream cleared first; padded positions are neither
+ * scored nor written.
+ */
 function microStep(
   model: CognateModel,
   batch: TokenBatch,
   varNames: string[],
-  memoryInputs: { entries: MemoryEntries; tokenLosses: tf.Tensor2D }[],
 ): { grads: tf.NamedTensorMap; scalars: { loss: number; ce: number; ponderCost: number; meanDepth: number } } {
   let ce!: tf.Scalar;
   let ponderCost!: tf.Scalar;
   let meanDepth = 0;
+  let written: { entries: MemoryEntries; tokenLosses: tf.Tensor2D } | null = null;
+  if (batch.resetRows && batch.resetRows.length > 0) model.memory?.resetStreams(batch.resetRows);
   const tokens = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
   const targets = tf.tensor2d(batch.targets, [batch.batchSize, batch.seqLen], 'int32');
+  const mask = batch.mask ? tf.tensor2d(batch.mask, [batch.batchSize, batch.seqLen], 'float32') : undefined;
   const { value, grads } = tf.variableGrads(() => {
-    const out = model.loss(tokens, targets, undefined, { training: true });
+    const out = model.loss(tokens, targets, mask, { training: true });
     ce = tf.keep(out.ce);
     ponderCost = tf.keep(out.ponderCost);
     meanDepth = out.meanDepth;
     if (out.memoryEntries)
-      memoryInputs.push({
+      written = {
         entries: { keys: tf.keep(out.memoryEntries.keys), values: tf.keep(out.memoryEntries.values) },
         tokenLosses: tf.keep(out.tokenLosses),
-      });
+      };
     return out.loss;
   });
+  if (written) {
+    const { entries, tokenLosses } = written as { entries: MemoryEntries; tokenLosses: tf.Tensor2D };
+    model.writeMemory(entries, tokenLosses, mask);
+    tf.dispose([entries.keys, entries.values, tokenLosses]);
+  }
   const scalars = { loss: value.dataSync()[0], ce: ce.dataSync()[0], ponderCost: ponderCost.dataSync()[0], meanDepth };
   // variableGrads names gradients by tfjs variable name; the optimizer and GrokFast key by parameter name.
   const byParam: tf.NamedTensorMap = {};
@@ -537,12 +548,12 @@ function microStep(
   varNames.forEach((v, i) => {
     if (grads[v]) byParam[paramNames[i]] = grads[v];
   });
-  tf.dispose([value, ce, ponderCost, tokens, targets]);
+  tf.dispose([value, ce, ponderCost, tokens, targets, ...(mask ? [mask] : [])]);
   return { grads: byParam, scalars };
 }
 
 /** Mean cross-entropy, perplexity and next-token accuracy on the fixed held-out windows. */
-export function evaluate(model: CognateModel, batches: TokenBatch[], step: number): ValidationResult {
+export function evaluate(model: CognateModel, batches: TokenBatch[], step: number, memory: 'bank' | 'none' = 'bank'): ValidationResult {
   let ceSum = 0;
   let correct = 0;
   let tokens = 0;
@@ -551,7 +562,7 @@ export function evaluate(model: CognateModel, batches: TokenBatch[], step: numbe
     const [ce, hits, depth] = tf.tidy(() => {
       const input = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
       const target = tf.tensor1d(batch.targets, 'int32');
-      const out = model.forward(input, { training: false });
+      const out = model.forward(input, { training: false, memory });
       const logits = tf.reshape<tf.Rank.R2>(out.logits, [batch.batchSize * batch.seqLen, -1]);
       const ceTotal = tf.sum(crossEntropyPerRow(logits, target)).dataSync()[0];
       const hitCount = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), target), 'int32')).dataSync()[0];
