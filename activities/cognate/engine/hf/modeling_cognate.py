@@ -243,6 +243,11 @@ class CognateSelfAttention(nn.Module):
         if self.memory_gate is not None and memory is not None:
             read = self.memory_read(q_raw.transpose(1, 2), *memory)  # [B, H, T, D]
             g = torch.sigmoid(self.memory_gate(h)).transpose(1, 2)[..., None]  # [B, H, T, 1]
+            mask = memory[2]
+            if mask is not None:
+                # A row whose stream is empty (it just started a document) reads nothing: its gate is shut
+                # (model.ts). Slot 0 is in use iff the row's stream holds entries.
+                g = g * (mask[:, :, :, :1] == 0).to(g.dtype).expand(b, -1, -1, -1)
             y = y + (read - y) * g
         return self.o_proj(y.transpose(1, 2).reshape(b, t, c))
 
