@@ -99,7 +99,6 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
       };
       const details: { step: number; checkpoint: string | null } = { step: live.step, checkpoint: prior?.checkpoint ?? null };
       const measured = { microBatchSeconds: null as number | null, checkpointSeconds: null as number | null };
-      let resumedFromStep = 0;
       let backend: string | undefined;
       const telemetry = cognateTelemetry({ dataDir, sessionId, model: model.name, warn: (m) => ctx.log.warn(m) });
 
@@ -160,7 +159,6 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
               backend = `${event.backend} ${event.device}`;
               return;
             case 'resumed':
-              resumedFromStep = event.fromStep;
               details.step = event.fromStep;
               Object.assign(live, {
                 step: event.fromStep,
@@ -186,7 +184,7 @@ export function createCognateActivities(deps: { client: Client; dataDir: string 
         finalStep: summary.finalStep,
         finalLoss: summary.finalLoss,
         validationLoss: summary.validation?.loss ?? null,
-        resumedFromStep,
+        resumedFromStep: summary.resumedFromStep ?? 0,
         stopped: summary.stopped,
         backend,
         ...(summary.initFrom ? { validationBefore: summary.initFrom.validationBefore.loss } : {}),

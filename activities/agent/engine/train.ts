@@ -445,7 +445,9 @@ export async function runTraining(job: TrainJob, ctx: TrainContext = NULL_CONTEX
     environmentId: job.env.id,
     units: units.map((u) => ({ id: u.meta.id, architecture: u.meta.architecture, parameterCount: u.meta.parameterCount })),
     episodesRun: state.episode,
-    resumedFromEpisode,
+    // The latest resume in the checkpointed record, not only this call's: a call that resumed may be cancelled
+    // for a roll-over before it returns, and the workflow would otherwise never hear of that resume.
+    resumedFromEpisode: state.resumes.at(-1)?.fromEpisode ?? 0,
     checkpointPath,
     metrics,
     episodesToThreshold: state.episodesToThreshold,

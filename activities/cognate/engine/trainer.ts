@@ -140,6 +140,8 @@ export interface Progress {
   lastLoss: number | null;
   validations: ValidationResult[];
   resumes: number;
+  /** Step of the latest resume (absent in checkpoints written before it was kept, and before any resume). */
+  lastResumedFromStep?: number;
   tokensSeen: number;
   depthSum: number;
   depthCount: number;
@@ -311,7 +313,6 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
 
   // --- resume -----------------------------------------------------------------------------------
   let step = 0;
-  let resumedFromStep: number | null = null;
   let lastCheckpoint: { step: number; path: string } | null = null;
   const saved = loadLatestCheckpoint<CheckpointState>(job.checkpointDir, warn);
   if (saved) {
@@ -328,7 +329,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
       ctx.emit({ kind: 'continued', fromStep: step, path: saved.path });
     } else {
       progress.resumes++;
-      resumedFromStep = step;
+      progress.lastResumedFromStep = step;
       ctx.emit({ kind: 'resumed', fromStep: step, path: saved.path });
     }
   } else if (job.initFrom) {
@@ -492,7 +493,9 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     },
     backend: backendInfo(),
     resumes: progress.resumes,
-    resumedFromStep,
+    // From the checkpointed record, not only this call: a call that resumed may be cancelled for a roll-over
+    // before its result reaches the workflow, and the resume must still be reported by a later one.
+    resumedFromStep: progress.lastResumedFromStep ?? null,
     tokensSeen: progress.tokensSeen,
     tokensPerSecond: trainSeconds > 0 ? trainTokens / trainSeconds : null,
     checkpoint: lastCheckpoint,
