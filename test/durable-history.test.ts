@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
 import { freePort, startDevServer, type DevServer } from '../common/dev-server';
 import { startRun } from '../client/runs';
 import { TINY_COGNATE } from '../client/presets';
@@ -245,17 +246,28 @@ test('Agent Forge: chunks + continue-as-new finish under lowered limits; the que
   });
   const poll = pollProgress<AgentForgeProgress>(started.handle);
   try {
-    // Kill mid-chunk, not while the run drains for its roll-over: a chunk killed during the drain is taken
-    // over by the next run as its continuation (nothing to resume), so the drill would prove nothing.
     await waitFor(
-      'agents past their first checkpoint, in a run far from its roll-over',
-      async () =>
-        Math.min(...['a1', 'a2'].map((id) => poll.answers.at(-1)?.agents[id]?.episode ?? 0)) >= 48 &&
-        (await started.handle.describe()).historyLength < LIMITS['limit.historyCount.suggestContinueAsNew'] - 25,
+      'agents past their first checkpoint',
+      async () => Math.min(...['a1', 'a2'].map((id) => poll.answers.at(-1)?.agents[id]?.episode ?? 0)) >= 48,
       10 * 60_000,
       300,
     );
     await poll.pause();
+    // Kill mid-chunk, in a run far from its roll-over, checked from the server just before the kill (a query
+    // can take seconds under load, long enough for a run to roll over): a worker killed between chunks or
+    // while the run drains leaves nothing to resume, so the drill would prove nothing.
+    await waitFor(
+      'a training chunk running in a run far from its roll-over',
+      async () => {
+        const d = await started.handle.describe();
+        const running = (d.raw.pendingActivities ?? []).some(
+          (a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+        );
+        return running && d.historyLength < LIMITS['limit.historyCount.suggestContinueAsNew'] - 25;
+      },
+      10 * 60_000,
+      100,
+    );
     await killAndWait(worker.proc, 'SIGKILL');
     worker = spawnWorker('agent', env());
     await poll.resume();
