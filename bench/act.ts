@@ -30,6 +30,7 @@
 //                         --batch 64 --eval 1024 --ponder-start 0.3 --ponder-ramp 0.3 --format pair --arms act,fixedFull,fixedEqual
 //                         --log 0 --out bench/results/act.json]
 // Last stdout line: {"accuracyAct":…,"meanDepthAct":…,"accuracyFixedFull":…,"fullDepth":…,"accuracyFixedEqualCompute":…}
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -244,14 +245,60 @@ export function evaluateChase(model: CognateModel, task: ChaseTask, examples: nu
   };
 }
 
+type Run = Record<string, unknown>;
+
+/** Means over the seeds (null when an arm was not run). */
+export function headlineOf(runs: Run[], fullDepth: number) {
+  type Arm = { accuracy: number; meanDepth: number };
+  const mean = (key: string, f: (a: Arm) => number): number | null =>
+    runs.every((r) => r[key]) ? runs.reduce((a, r) => a + f(r[key] as Arm), 0) / runs.length : null;
+  return {
+    accuracyAct: mean('act', (a) => a.accuracy),
+    meanDepthAct: mean('act', (a) => a.meanDepth),
+    accuracyFixedFull: mean('fixedFull', (a) => a.accuracy),
+    fullDepth,
+    accuracyFixedEqualCompute: mean('fixedEqual', (a) => a.accuracy),
+  };
+}
+
+/**
+ * Seeds run as separate processes (`--seed-start k --seeds 1`, one per core) are joined into one result
+ * file: the runs concatenated, the headline recomputed; the settings must match.
+ */
+function merge(files: string[], out: string): void {
+  const parts = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown> & { runs: Run[] });
+  const settings = (p: Record<string, unknown>) => JSON.stringify([p.task, p.model, p.training, p.evaluation, (p.backend as Run).backend]);
+  for (const [i, p] of parts.entries())
+    if (settings(p) !== settings(parts[0])) throw new Error(`${files[i]}: settings differ from ${files[0]}`);
+  const runs = parts.flatMap((p) => p.runs);
+  const headline = headlineOf(runs, (parts[0].model as { nLayers: number }).nLayers);
+  writeJsonAtomic(out, {
+    ...parts[0],
+    seeds: runs.map((r) => r.seed),
+    runs,
+    headline,
+    conditions: {
+      ...(parts[0].conditions as Run),
+      processes: parts.map((p, i) => ({ file: path.basename(files[i]), ...(p.conditions as Run), seconds: p.seconds })),
+    },
+    seconds: Math.max(...parts.map((p) => p.seconds as number)),
+    merged: `${files.length} processes run side by side, joined by --merge`,
+  });
+  console.error(`wrote ${out}`);
+  console.log(JSON.stringify(headline));
+}
+
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
 }
 
 async function main(): Promise<void> {
+  const mergeFiles = arg('merge', '');
+  if (mergeFiles) return merge(mergeFiles.split(','), arg('out', path.join(__dirname, 'results', 'act.json')));
   const steps = Number(arg('steps', '2500'));
   const seeds = Number(arg('seeds', '2'));
+  const seedStart = Number(arg('seed-start', '0'));
   const nLayers = Number(arg('layers', '5'));
   const symbols = Number(arg('symbols', '10'));
   const cycle = Number(arg('cycle', '5'));
@@ -279,7 +326,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const load = [os.loadavg()[0]];
   const runs: Record<string, unknown>[] = [];
-  for (let seed = 0; seed < seeds; seed++) {
+  for (let seed = seedStart; seed < seedStart + seeds; seed++) {
     const arm = (layers: number, act: boolean) => {
       const model = new CognateModel(actModelConfig(task, layers, act, ponderCost, dModel, dFF), 10 + seed);
       const t0 = performance.now();
@@ -304,16 +351,7 @@ async function main(): Promise<void> {
     if (act && arms.includes('fixedEqual')) run.fixedEqual = arm(Math.max(1, Math.round(act.meanDepth)), false);
     runs.push(run);
   }
-  type Arm = { accuracy: number; meanDepth: number; meanDepthAllPositions: number; layers: number };
-  const mean = (key: string, f: (a: Arm) => number): number | null =>
-    runs.every((r) => r[key]) ? runs.reduce((a, r) => a + f(r[key] as Arm), 0) / runs.length : null;
-  const headline = {
-    accuracyAct: mean('act', (a) => a.accuracy),
-    meanDepthAct: mean('act', (a) => a.meanDepth),
-    accuracyFixedFull: mean('fixedFull', (a) => a.accuracy),
-    fullDepth: nLayers,
-    accuracyFixedEqualCompute: mean('fixedEqual', (a) => a.accuracy),
-  };
+  const headline = headlineOf(runs, nLayers);
   writeJsonAtomic(out, {
     task: {
       symbols,
@@ -342,7 +380,7 @@ async function main(): Promise<void> {
       meanDepth: 'blocks run at the answer (query) position, the scored one; headline meanDepthAct and the fixedEqual depth use this',
       meanDepthAllPositions: 'blocks run averaged over every position of the sequence (pairs and query)',
     },
-    seeds,
+    seeds: runs.map((r) => r.seed),
     runs,
     headline,
     backend,

@@ -74,6 +74,12 @@ export interface ModelParam {
 export interface ForwardOptions {
   /** true: every position runs every block (masked) so ACT stays differentiable; false: halted positions skip blocks. */
   training: boolean;
+  /**
+   * With ACT while training: run each block only on the positions still running (gathered, then scattered
+   * back; gradients flow through the gather) instead of on every position masked. Same values and gradients;
+   * faster only where the halted share is large enough (bench/act-skip.ts), so off by default.
+   */
+  skipHalted?: boolean;
   /** What the memory block reads: the model's bank (default), nothing, or the given entries. */
   memory?: 'bank' | 'none' | MemoryTensors;
   /** Called after each block with its input and output states [B, T, C] and the positions that were still running [B, T] (tests, probes). */
@@ -264,7 +270,7 @@ export class CognateModel {
           const out = this.blockForward(block, before, cos, sin, bank);
           return { out: act ? select(act.running, out.out, before) : out.out, keys: out.entries!.keys, values: out.entries!.values };
         }
-        if (act && !opts.training) return { out: this.blockOnRunningRows(block, before, act.running, cos, sin) }; // halted positions skip the block
+        if (act && (!opts.training || opts.skipHalted)) return { out: this.blockOnRunningRows(block, before, act.running, cos, sin) }; // halted positions skip the block
         const out = this.blockForward(block, before, cos, sin, null).out;
         return { out: act ? select(act.running, out, before) : out }; // halted positions keep their state
       });
@@ -395,6 +401,7 @@ export class CognateModel {
     const D = C / H;
     const runningFlags = running.dataSync();
     const rows = [...runningFlags.keys()].filter((i) => runningFlags[i] > 0); // flat b·T + t
+    if (rows.length === 0) return x; // every position halted (training with skipHalted runs on to the last block)
     if (rows.length === runningFlags.length) return this.blockForward(block, x, cos, sin, null).out;
     const R = rows.length;
     const rowIds = tf.tensor1d(rows, 'int32');
