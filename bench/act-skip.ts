@@ -4,6 +4,8 @@
 //   masked   every block runs on every position and halted ones keep their state (select): the default
 //   skip     forward({ skipHalted: true }): each block runs only on the positions still running
 //            (gathered, attention against every position's current state, scattered back)
+//   auto     forward({ skipHalted: 'auto' }), what the trainer uses: skip a block when at least half the
+//            positions have halted before it
 // The halting units are set so positions halt at different depths: weights drawn N(0, σ²) with
 // σ = 3 / (0.02·√dModel), so that w·s spreads over a few units for states of the embedding's scale, bias
 // `--bias` (the measured mean depth and skipped share are reported).
@@ -36,7 +38,7 @@ function arg(name: string, fallback: string): string {
 }
 
 /** Loss and gradients of one step; the skip path also returns the mean depth the forward ran. */
-function step(model: CognateModel, tokens: tf.Tensor2D, targets: tf.Tensor2D, skipHalted: boolean) {
+function step(model: CognateModel, tokens: tf.Tensor2D, targets: tf.Tensor2D, skipHalted: boolean | 'auto') {
   let meanDepth = NaN;
   const { value, grads } = tf.variableGrads(() => {
     const r = model.loss(tokens, targets, undefined, { training: true, skipHalted });
@@ -94,18 +96,20 @@ async function main(): Promise<void> {
     `mean depth ${meanDepth.toFixed(2)} of ${c.nLayers}; |Δloss| ${lossDiff.toExponential(2)}, max |Δgrad| ${maxDiff.toExponential(2)} (max |grad| ${maxGrad.toExponential(2)})`,
   );
 
-  const times: Record<'masked' | 'skip', number[]> = { masked: [], skip: [] };
+  const times: Record<'masked' | 'skip' | 'auto', number[]> = { masked: [], skip: [], auto: [] };
   const load = [os.loadavg()[0]];
   for (let i = 0; i < steps; i++) {
-    for (const arm of i % 2 === 0 ? (['masked', 'skip'] as const) : (['skip', 'masked'] as const)) {
+    for (const arm of i % 2 === 0 ? (['masked', 'skip', 'auto'] as const) : (['auto', 'skip', 'masked'] as const)) {
       const t0 = performance.now();
-      const r = step(model, tokens, targets, arm === 'skip');
+      const r = step(model, tokens, targets, arm === 'masked' ? false : arm === 'skip' ? true : 'auto');
       Object.values(r.grads).forEach((g) => g.dataSync()); // wait for the backward
       times[arm].push((performance.now() - t0) / 1000);
       tf.dispose([r.value, ...Object.values(r.grads)]);
     }
     load.push(os.loadavg()[0]);
-    console.error(`step ${i + 1}: masked ${times.masked[i].toFixed(2)} s, skip ${times.skip[i].toFixed(2)} s`);
+    console.error(
+      `step ${i + 1}: masked ${times.masked[i].toFixed(2)} s, skip ${times.skip[i].toFixed(2)} s, auto ${times.auto[i].toFixed(2)} s`,
+    );
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const result = {
@@ -116,8 +120,8 @@ async function main(): Promise<void> {
     halting: { weightStd: sigma, bias, meanDepth, skippedShare: 1 - meanDepth / c.nLayers },
     equality: { lossAbsDiff: lossDiff, gradMaxAbsDiff: maxDiff, gradMaxAbs: maxGrad },
     stepSeconds: times,
-    medianStepSeconds: { masked: median(times.masked), skip: median(times.skip) },
-    speedup: median(times.masked) / median(times.skip),
+    medianStepSeconds: { masked: median(times.masked), skip: median(times.skip), auto: median(times.auto) },
+    speedup: { skip: median(times.masked) / median(times.skip), auto: median(times.masked) / median(times.auto) },
     note: 'one forward + backward per step (no optimiser); arms alternate; 2 CPU cores shared with other engineers: timings are noisy',
     backend,
     backendInfo: backendInfo(),

@@ -519,7 +519,7 @@ function microStep(
   const tokens = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
   const targets = tf.tensor2d(batch.targets, [batch.batchSize, batch.seqLen], 'int32');
   const { value, grads } = tf.variableGrads(() => {
-    const out = model.loss(tokens, targets, undefined, { training: true });
+    const out = model.loss(tokens, targets, undefined, { training: true, skipHalted: 'auto' }); // see ForwardOptions.skipHalted
     ce = tf.keep(out.ce);
     ponderCost = tf.keep(out.ponderCost);
     meanDepth = out.meanDepth;
