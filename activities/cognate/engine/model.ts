@@ -13,7 +13,8 @@
 //   The memory block's pre-rotary keys and its values are returned as `memoryEntries` [B, H, T, D] and
 //   written to the bank after the segment (model.writeMemory), so later segments can read them.
 //   ACT: after every block but the last a halting unit p = σ(w·s + b) per position; halted positions keep
-//        their state (training) or skip the remaining blocks (inference); loss += τ·mean(N + R).
+//        their state (training; with skipHalted a block runs on the running rows only) or skip the remaining
+//        blocks (inference); loss += τ·mean(N + R).
 //
 // API (used by the trainer, the export and the benchmark):
 //   new CognateModel(config: ModelConfigInput, seed: number)   validated with ModelConfigSchema + checkModelConfig
