@@ -262,15 +262,19 @@ export function headlineOf(runs: Run[], fullDepth: number) {
 }
 
 /**
- * Seeds run as separate processes (`--seed-start k --seeds 1`, one per core) are joined into one result
- * file: the runs concatenated, the headline recomputed; the settings must match.
+ * Seeds or arms run as separate processes (`--seed-start k --seeds 1`, or `--arms act` and `--arms
+ * fixedEqual --equal-layers N`, one per core) are joined into one result file: the runs concatenated (arms
+ * of the same seed into one run), the headline recomputed; the settings must match.
  */
 function merge(files: string[], out: string): void {
   const parts = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown> & { runs: Run[] });
   const settings = (p: Record<string, unknown>) => JSON.stringify([p.task, p.model, p.training, p.evaluation, (p.backend as Run).backend]);
   for (const [i, p] of parts.entries())
     if (settings(p) !== settings(parts[0])) throw new Error(`${files[i]}: settings differ from ${files[0]}`);
-  const runs = parts.flatMap((p) => p.runs);
+  // Arms of one seed run in different processes become one run.
+  const bySeed = new Map<unknown, Run>();
+  for (const r of parts.flatMap((p) => p.runs)) bySeed.set(r.seed, { ...bySeed.get(r.seed), ...r });
+  const runs = [...bySeed.values()];
   const headline = headlineOf(runs, (parts[0].model as { nLayers: number }).nLayers);
   writeJsonAtomic(out, {
     ...parts[0],
@@ -282,7 +286,7 @@ function merge(files: string[], out: string): void {
       processes: parts.map((p, i) => ({ file: path.basename(files[i]), ...(p.conditions as Run), seconds: p.seconds })),
     },
     seconds: Math.max(...parts.map((p) => p.seconds as number)),
-    merged: `${files.length} processes run side by side, joined by --merge`,
+    merged: `${files.length} processes run side by side, joined by --merge: ${files.map((f) => path.basename(f)).join(', ')}`,
   });
   console.error(`wrote ${out}`);
   console.log(JSON.stringify(headline));
@@ -348,7 +352,9 @@ async function main(): Promise<void> {
     const act = arms.includes('act') ? arm(nLayers, true) : null;
     if (act) run.act = act;
     if (arms.includes('fixedFull')) run.fixedFull = arm(nLayers, false);
-    if (act && arms.includes('fixedEqual')) run.fixedEqual = arm(Math.max(1, Math.round(act.meanDepth)), false);
+    // --equal-layers: the fixedEqual arm at a depth taken from an ACT run made in another process (then merged)
+    const equalLayers = act ? Math.max(1, Math.round(act.meanDepth)) : Number(arg('equal-layers', '0'));
+    if (arms.includes('fixedEqual') && equalLayers >= 1) run.fixedEqual = arm(equalLayers, false);
     runs.push(run);
   }
   const headline = headlineOf(runs, nLayers);
