@@ -24,7 +24,7 @@ import {
 } from '../activities/cognate/engine/layers';
 import { exportModel, loadModelFromExport } from '../activities/cognate/engine/export';
 import { LongTermMemory, type LtmConfig } from '../activities/cognate/engine/ltm';
-import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
+import { CognateModel, type ForwardOptions, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { AdamW } from '../common/optim';
 
 const TINY: ModelConfigInput = {
@@ -58,8 +58,13 @@ function tokenBatch(b: number, t: number, vocab: number, salt = 0): { tokens: tf
 }
 
 /** Gradient of the training loss for every parameter, by PyTorch name. */
-function gradients(model: CognateModel, tokens: tf.Tensor2D, targets: tf.Tensor2D): Map<string, Float32Array> {
-  const { value, grads } = tf.variableGrads(() => model.loss(tokens, targets).loss);
+function gradients(
+  model: CognateModel,
+  tokens: tf.Tensor2D,
+  targets: tf.Tensor2D,
+  opts: ForwardOptions = { training: true },
+): Map<string, Float32Array> {
+  const { value, grads } = tf.variableGrads(() => model.loss(tokens, targets, undefined, opts).loss);
   const out = new Map<string, Float32Array>();
   for (const p of model.params) if (grads[p.variable.name]) out.set(p.name, grads[p.variable.name].dataSync() as Float32Array);
   tf.dispose([value, ...Object.values(grads)]);
@@ -449,6 +454,27 @@ describe('adaptive computation time', () => {
     expect(r.infer).toBeLessThan(4);
     expect(r.infer).toBeCloseTo(r.train, 6);
     expect(r.diff).toBeLessThan(1e-4);
+    model.dispose();
+  });
+
+  test('training with skipHalted (blocks on running rows only) gives the loss and every gradient of the masked path', () => {
+    const { tokens, targets } = tokenBatch(2, 8, 23, 4);
+    const model = haltingModel(0.6);
+    const depth = tf.tidy(() => model.forward(tokens, { training: true }).meanDepth);
+    const lossOf = (skipHalted: boolean) =>
+      tf.tidy(() => model.loss(tokens, targets, undefined, { training: true, skipHalted }).loss.dataSync()[0]);
+    const masked = gradients(model, tokens, targets, { training: true });
+    const skipped = gradients(model, tokens, targets, { training: true, skipHalted: true });
+    console.log(`skipHalted: mean depth ${depth} of 4, loss ${lossOf(false)} vs ${lossOf(true)}`);
+    expect(depth).toBeGreaterThan(1); // some positions run on, some halt early: both paths are exercised
+    expect(depth).toBeLessThan(3.5);
+    expect(Math.abs(lossOf(true) - lossOf(false))).toBeLessThan(1e-5);
+    expect([...skipped.keys()].sort()).toEqual([...masked.keys()].sort());
+    const auto = gradients(model, tokens, targets, { training: true, skipHalted: 'auto' }); // the trainer's setting
+    for (const [name, g] of masked) {
+      expect(maxAbsDiff(skipped.get(name)!, g)).toBeLessThanOrEqual(1e-5 * Math.max(1e-3, maxAbs(g)) + 1e-7);
+      expect(maxAbsDiff(auto.get(name)!, g)).toBeLessThanOrEqual(1e-5 * Math.max(1e-3, maxAbs(g)) + 1e-7);
+    }
     model.dispose();
   });
 

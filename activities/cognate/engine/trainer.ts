@@ -528,7 +528,7 @@ function microStep(
   const targets = tf.tensor2d(batch.targets, [batch.batchSize, batch.seqLen], 'int32');
   const mask = batch.mask ? tf.tensor2d(batch.mask, [batch.batchSize, batch.seqLen], 'float32') : undefined;
   const { value, grads } = tf.variableGrads(() => {
-    const out = model.loss(tokens, targets, mask, { training: true });
+    const out = model.loss(tokens, targets, mask, { training: true, skipHalted: 'auto' }); // see ForwardOptions.skipHalted
     ce = tf.keep(out.ce);
     ponderCost = tf.keep(out.ponderCost);
     meanDepth = out.meanDepth;
