@@ -78,7 +78,7 @@ export interface ForwardOptions {
   /**
    * With ACT while training: run a block only on the positions still running (gathered, then scattered
    * back; gradients flow through the gather) instead of on every position masked. Same values and gradients.
-   * Measured at the default sizes (bench/act-skip.ts): 1.4x faster with 60% of the block-runs halted,
+   * Measured at the default sizes (bench/act-skip.ts): 1.3-1.4x faster with 60% of the block-runs halted,
    * break-even at 24%, slower on a small batched model; 'auto' skips a block when at least half the
    * positions have halted before it. Default false (the trainer passes 'auto').
    */
