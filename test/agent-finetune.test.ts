@@ -270,6 +270,21 @@ describe('workflow and CLI', () => {
   });
 });
 
+/** A fine-tuning run of the parent (task_specialization, checkpoints every 20 episodes), once it is past episode 40. */
+async function startFineTuningPastEpisode40(client: Awaited<ReturnType<typeof testClient>>, id: string, maxEpisodes: number) {
+  const started = await startRun(client, 'agent', {
+    sessionId: id,
+    config: { maxEpisodes, evalEpisodes: 8, checkpointEvery: 20, trainingMode: 'task_specialization', environmentTypes: ['interactive'] },
+    initFrom: { sessionId: parentSession, agent: AGENT.id },
+  });
+  await waitFor(
+    'fine-tuning past episode 40',
+    async () => ((await started.handle.query<AgentForgeProgress>('progress')).agents[AGENT.id]?.episode ?? 0) >= 45,
+    5 * 60_000,
+  );
+  return started;
+}
+
 test("SIGKILL of the worker during a fine-tuning run, parent deleted: the retried activity resumes from the run's own checkpoint", async () => {
   let worker = spawnWorker('agent');
   const client = await testClient();
@@ -277,22 +292,7 @@ test("SIGKILL of the worker during a fine-tuning run, parent deleted: the retrie
   const parentDir = path.join(dataDir(), 'agent', parentSession, AGENT.id);
   const aside = `${parentDir}.crash-aside`;
   try {
-    const started = await startRun(client, 'agent', {
-      sessionId: id,
-      config: {
-        maxEpisodes: 1500,
-        evalEpisodes: 8,
-        checkpointEvery: 20,
-        trainingMode: 'task_specialization',
-        environmentTypes: ['interactive'],
-      },
-      initFrom: { sessionId: parentSession, agent: AGENT.id },
-    });
-    await waitFor(
-      'fine-tuning past episode 40',
-      async () => ((await started.handle.query<AgentForgeProgress>('progress')).agents[AGENT.id]?.episode ?? 0) >= 45,
-      5 * 60_000,
-    );
+    const started = await startFineTuningPastEpisode40(client, id, 1500);
     await killAndWait(worker.proc, 'SIGKILL');
     fs.renameSync(parentDir, aside);
     worker = spawnWorker('agent');
@@ -314,22 +314,7 @@ test('cancel of a fine-tuning run, then `forge resume`: the run stops with a che
   const client = await testClient();
   const id = sessionId('ft-cancel');
   try {
-    const started = await startRun(client, 'agent', {
-      sessionId: id,
-      config: {
-        maxEpisodes: 600,
-        evalEpisodes: 8,
-        checkpointEvery: 20,
-        trainingMode: 'task_specialization',
-        environmentTypes: ['interactive'],
-      },
-      initFrom: { sessionId: parentSession, agent: AGENT.id },
-    });
-    await waitFor(
-      'fine-tuning past its first checkpoint',
-      async () => ((await started.handle.query<AgentForgeProgress>('progress')).agents[AGENT.id]?.episode ?? 0) >= 45,
-      5 * 60_000,
-    );
+    const started = await startFineTuningPastEpisode40(client, id, 600);
     await started.handle.cancel();
     await expect(started.handle.result()).rejects.toThrow();
     expect((await started.handle.describe()).status.name).toBe('CANCELLED');
