@@ -39,6 +39,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice } from '../common/backend';
 import { loadLatestCheckpoint } from '../common/checkpoint';
 import { writeJsonAtomic } from '../common/export/files';
+import { parseFlags } from './flags';
 import { CognateConfigSchema, type CognateConfig } from '../activities/cognate/config';
 import { prepareDatasets } from '../activities/cognate/data/prepare';
 import { formatHotpotQa } from '../activities/cognate/data/records';
@@ -49,35 +50,22 @@ import { crossEntropyPerRow, linear, rmsNorm } from '../activities/cognate/engin
 import { CognateModel } from '../activities/cognate/engine/model';
 import { modelConfigOf, train, type CheckpointState, type TrainSummary } from '../activities/cognate/engine/trainer';
 
-interface Args {
-  data: string;
-  steps: number;
-  seqLen: number;
-  dModel: number;
-  layers: number;
-  batch: number;
-  vocab: number;
-  seed: number;
-  out: string;
-}
+/** The flags both pretraining benches take (this one and bench/act-pretrain.ts), with their defaults. */
+export const PRETRAIN_BENCH_FLAGS = {
+  data: FIXTURES_DIR,
+  steps: 400,
+  seqLen: 128,
+  dModel: 64,
+  layers: 4,
+  batch: 8,
+  vocab: 1024,
+  seed: 1,
+  out: 'bench/results/ltm-pretrain.json',
+};
+type Args = typeof PRETRAIN_BENCH_FLAGS;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = {
-    data: FIXTURES_DIR,
-    steps: 400,
-    seqLen: 128,
-    dModel: 64,
-    layers: 4,
-    batch: 8,
-    vocab: 1024,
-    seed: 1,
-    out: 'bench/results/ltm-pretrain.json',
-  };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Args;
-    if (!(key in a)) throw new Error(`unknown option ${argv[i]}`);
-    (a as unknown as Record<string, string | number>)[key] = typeof a[key] === 'number' ? Number(argv[i + 1]) : argv[i + 1];
-  }
+  const a = parseFlags(PRETRAIN_BENCH_FLAGS, argv);
   a.data = path.resolve(a.data);
   return a;
 }
@@ -323,26 +311,31 @@ async function trainArm(
   return { summary, model, load };
 }
 
+/** The bench mixture (offline GSM8K/SVAMP/HotpotQA from `data`, 400 train examples, BPE of `vocab`) prepared under `root`. */
+export async function prepareMixture(args: { data: string; vocab: number; seed: number }, root: string) {
+  const prepConfig = {
+    datasetSources: ['GSM8K', 'SVAMP', 'HotpotQA'] as CognateConfig['datasetSources'],
+    datasetMode: 'offline' as const,
+    localDatasetDir: args.data,
+    maxTrainSamples: 400,
+    maxEvalSamples: 100,
+    shortFraction: 0.7,
+    validationFraction: 0.2,
+    vocabSize: args.vocab,
+    seed: args.seed,
+  };
+  return prepareDatasets(
+    { config: prepConfig, dataDir: path.join(root, 'data') },
+    { emit: (e) => console.error(`[data] ${e.message}`), stopRequested: () => false },
+  );
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const started = Date.now();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ltm-pretrain-'));
   try {
-    const prepConfig = {
-      datasetSources: ['GSM8K', 'SVAMP', 'HotpotQA'] as CognateConfig['datasetSources'],
-      datasetMode: 'offline' as const,
-      localDatasetDir: args.data,
-      maxTrainSamples: 400,
-      maxEvalSamples: 100,
-      shortFraction: 0.7,
-      validationFraction: 0.2,
-      vocabSize: args.vocab,
-      seed: args.seed,
-    };
-    const prepared = await prepareDatasets(
-      { config: prepConfig, dataDir: path.join(root, 'data') },
-      { emit: (e) => console.error(`[data] ${e.message}`), stopRequested: () => false },
-    );
+    const prepared = await prepareMixture(args, root);
     const { docs, skipped } = heldOutLongDocs(prepared.datasetDir, args.data, args.seqLen);
     if (docs.length === 0) throw new Error(`no held-out HotpotQA document longer than seqLen ${args.seqLen} in ${args.data}`);
     const lengths = docs.map((d) => d.tokens.length);
