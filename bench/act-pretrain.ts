@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { backendInfo, initBackend, type BackendChoice } from '../common/backend';
 import { writeJsonAtomic } from '../common/export/files';
+import { benchConditions } from './conditions';
 import { parseFlags } from './flags';
 import { CognateConfigSchema } from '../activities/cognate/config';
 import { train, type ValidationResult } from '../activities/cognate/engine/trainer';
@@ -137,15 +138,7 @@ async function main(): Promise<void> {
       data: { dir: args.data, prepared: prepared.stats },
       config: base,
       arms,
-      conditions: {
-        backend: backendInfo(),
-        cpus: os.cpus().length,
-        loadAverage1m: os.loadavg()[0],
-        note: '2 CPU cores shared with other work: timings are noisy',
-        node: process.version,
-        date: new Date().toISOString(),
-        seconds: (Date.now() - started) / 1000,
-      },
+      conditions: benchConditions(backendInfo(), started),
     });
     console.log(JSON.stringify(headline));
   } finally {

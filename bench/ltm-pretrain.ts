@@ -39,6 +39,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice } from '../common/backend';
 import { loadLatestCheckpoint } from '../common/checkpoint';
 import { writeJsonAtomic } from '../common/export/files';
+import { benchConditions } from './conditions';
 import { parseFlags } from './flags';
 import { CognateConfigSchema, type CognateConfig } from '../activities/cognate/config';
 import { prepareDatasets } from '../activities/cognate/data/prepare';
@@ -422,15 +423,7 @@ async function main(): Promise<void> {
       config: base,
       arms,
       switchedOff: { note: 'the memoryOn weights evaluated with forward(memory: none): no read, no write', longDocuments: switchedOff },
-      conditions: {
-        backend,
-        cpus: os.cpus().length,
-        loadAverage1m: os.loadavg()[0],
-        note: '2 CPU cores shared with other engineers: timings are noisy',
-        node: process.version,
-        date: new Date().toISOString(),
-        seconds: (Date.now() - started) / 1000,
-      },
+      conditions: benchConditions(backend, started),
     };
     writeJsonAtomic(path.resolve(args.out), result);
     console.log(JSON.stringify(headline));
