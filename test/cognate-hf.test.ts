@@ -123,6 +123,28 @@ describe('Cognate export carries its PyTorch implementation', () => {
     );
 
     maybe(
+      'scripts/gpu_port_check.py (run on GPU machines) trains, halts and generates with the port; here on the CPU at a tiny size',
+      () => {
+        const tiny = { num_hidden_layers: 3, hidden_size: 32, intermediate_size: 64, vocab_size: 300, mem_capacity: 16 };
+        const args = ['--device', 'cpu', '--batch', '2', '--seq', '16', '--fill', '8', '--config', JSON.stringify(tiny)];
+        const res = spawnSync('python3', [path.join(REPO, 'scripts', 'gpu_port_check.py'), ...args], {
+          encoding: 'utf8',
+          timeout: 240_000,
+        });
+        if (res.status !== 0) console.log(res.stderr.slice(-4000));
+        const out = JSON.parse(res.stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
+        expect(out).toMatchObject({ ok: true, device: 'cpu', ltmFillPerStream: 8, evalMeanBlocks: 3, generatedLength: 24 });
+        for (const mode of ['train_float32', 'train_bfloat16']) {
+          const r = out[mode] as { loss: number; tokensPerSecond: number };
+          expect(Number.isFinite(r.loss)).toBe(true);
+          expect(r.tokensPerSecond).toBeGreaterThan(0);
+        }
+        expect(res.status).toBe(0);
+      },
+      300_000,
+    );
+
+    maybe(
       'a port with the wrong rotary layout (interleaved pairs) is caught',
       () => {
         const wrong = path.join(tmp, 'tiny-wrong-rotary');
