@@ -1,37 +1,40 @@
 // ACT benchmark: does adaptive computation time spend fewer blocks where a position needs fewer, without
 // losing accuracy, and does a fixed-depth model of the same average compute do worse?
 //
-// Task: in-context pointer chasing (difficulty = hops h ∈ 1..maxHops). Every example draws its own random
-// cycle σ through `cycle` symbols picked from a vocabulary of `symbols` (one n-cycle, so σ^1(x) … σ^(n−1)(x)
-// are all different and fewer hops never give the right answer by accident) and lists it as n pair tokens
-// "a→σ(a)" in random order, then one query token "HOP_h·x"; the answer σ^h(x) is scored at the query
-// position only:
+// Task: in-context pointer chasing, every hop count in one sequence. Every example draws its own random
+// cycle σ through `cycle` symbols picked from a vocabulary of `symbols` and lists it as n pair tokens
+// "a→σ(a)" in random order, then one query token per hop count, HOP_1·x … HOP_H·x for one x; the answer
+// at query h is σ^h(x), and every query is scored:
 //
-//   [a₁→b₁, a₂→b₂, …, aₙ→bₙ, HOP_h·x]  →  σ^h(x)
+//   [a₁→b₁, a₂→b₂, …, aₙ→bₙ, HOP_1·x, HOP_2·x, …, HOP_H·x]  →  σ(x), σ²(x), …, σ^H(x)
 //
-// A pair is one token (vocabulary symbols² pairs + maxHops·symbols queries) so that no block is needed to
-// bind a to b: each hop is one attention lookup from the query position (find the pair whose a is the
-// current symbol, read its b), h hops need h blocks in sequence, and the pair positions need none
-// (`--format symbol` writes "a b" and "HOP_h x" as two tokens each instead; it learnt more slowly here).
+// So difficulty varies by position within one sequence, which is what per-position halting is for. A pair
+// is one token (vocabulary symbols² pairs + H·symbols queries) so that no block is needed to bind a to b:
+// a hop is one attention lookup (find the pair whose a is the current symbol, read its b), and h hops need
+// about h blocks in sequence; the pair positions need none of their own. The cycle must be longer than
+// 2H: in an n-cycle σ^h = σ^(h−n), and with n − h < h a chain of backward lookups is shorter than the
+// forward one (the first version of this bench had 3 hops in 5-cycles, where 2 blocks answer h = 3 as
+// σ^−2: a fixed 2-block model reached 96% on every h once trained long enough). Some depth can still be
+// saved legitimately: a pair position can attend to an earlier pair and hold a two-hop link, which a query
+// reads in the next block (pointer doubling), so a fixed shallow model is partly right on long chains.
 // Nothing about σ can be memorised: training examples are fresh every step, and the evaluation cycles are
-// a held-out fifth of all cycles (by a hash of the cycle) that training never draws. The symbol subset per
-// example is what makes that matter: with all 5 of 5 symbols in every example (24 cycles) a fixed 5-block
-// model memorised the training cycles (loss 0.002) and stayed at chance on held-out ones for h ≥ 2.
+// a held-out fifth of all cycles (by a hash of the cycle) that training never draws.
 //
 // Arms, same width, data stream, steps and optimiser:
 //   act          nLayers blocks with ACT (per-position halting, ponder cost τ·mean(N + R) over all positions)
 //   fixedFull    nLayers blocks, ACT off
-//   fixedEqual   round(ACT's mean depth at the answer position) blocks, ACT off: equal average compute
-//                where it is scored. Over all positions ACT runs fewer blocks still (the pair positions
-//                halt early), so this comparison is the one kinder to the fixed model; both depths are reported.
+//   fixedEqual   round(ACT's mean depth at the queries) blocks, ACT off: equal average compute where it is
+//                scored. Over all positions ACT runs fewer blocks still (the pair positions halt early), so
+//                this comparison is the one kinder to the fixed model; both depths are reported.
+//   fixedEqualAll  round(ACT's mean depth over every position) blocks, ACT off: equal average compute per
+//                token of the sequence, i.e. equal FLOPs at inference (in the result file, not the headline).
 // Depth is counted at inference, where a halted position skips its remaining blocks.
 //
-//   npx tsx bench/act.ts [--steps 2500 --seeds 2 --tau 0.05 --layers 5 --symbols 10 --cycle 5 --hops 3 --width 64 --ffn 128
-//                         --batch 64 --eval 1024 --ponder-start 0.3 --ponder-ramp 0.3 --format pair --arms act,fixedFull,fixedEqual
-//                         --log 0 --out bench/results/act.json]
+//   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
+//                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --arms act,fixedFull,fixedEqual
+//                      --log 0 --out bench/results/act.json]
 // Last stdout line: {"accuracyAct":…,"meanDepthAct":…,"accuracyFixedFull":…,"fullDepth":…,"accuracyFixedEqualCompute":…}
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice } from '../common/backend';
@@ -39,32 +42,39 @@ import { writeJsonAtomic } from '../common/export/files';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { AdamW, clipByGlobalNorm, globalNorm } from '../common/optim';
 import { hashSeed, Rng } from '../common/rng';
+import { benchConditions } from './conditions';
+import { parseFlags } from './flags';
 
 export interface ChaseTask {
   /** Symbols in the vocabulary. */
   symbols: number;
-  /** Symbols per example (the cycle length n ≤ symbols): a fresh subset of the vocabulary every example. */
+  /** Symbols per example (the cycle length n, 2·maxHops < n ≤ symbols): a fresh subset every example. */
   cycle: number;
+  /** Queries per example: hop counts 1..maxHops. */
   maxHops: number;
-  /** 'pair': one token per pair and per query (n² + maxHops·n tokens); 'symbol': "a b" and "HOP_h x" as two tokens each (n + maxHops tokens). */
-  format: 'pair' | 'symbol';
 }
 
 export interface ChaseBatch {
-  /** [B, n + 1]: n pair tokens, then the query token. */
+  /** [B, n + maxHops]: n pair tokens, then the queries HOP_1·x … HOP_maxHops·x. */
   inputs: Int32Array;
-  /** σ^h(x) per example [B]. */
+  /** σ^h(x) per example and h [B, maxHops]. */
   answers: Int32Array;
-  hops: number[];
   batch: number;
   length: number;
 }
 
 export const pairToken = (task: ChaseTask, a: number, b: number): number => a * task.symbols + b;
 export const queryToken = (task: ChaseTask, h: number, x: number): number => task.symbols * task.symbols + (h - 1) * task.symbols + x;
-export const vocabSize = (task: ChaseTask): number =>
-  task.format === 'pair' ? task.symbols * task.symbols + task.maxHops * task.symbols : task.symbols + task.maxHops;
-export const sequenceLength = (task: ChaseTask): number => (task.format === 'pair' ? task.cycle + 1 : 2 * task.cycle + 2);
+export const vocabSize = (task: ChaseTask): number => task.symbols * task.symbols + task.maxHops * task.symbols;
+export const sequenceLength = (task: ChaseTask): number => task.cycle + task.maxHops;
+
+/** The settings error for a task, or null: the cycle must exceed 2·maxHops (see the header) and fit the vocabulary. */
+export function taskError(task: ChaseTask): string | null {
+  if (task.cycle > task.symbols) return `--cycle must be at most --symbols (${task.symbols}), got ${task.cycle}`;
+  if (2 * task.maxHops >= task.cycle)
+    return `--cycle must exceed 2 x --hops (${2 * task.maxHops}), got ${task.cycle}: in a shorter cycle σ^h = σ^(h-n) is fewer backward hops than h forward`;
+  return null;
+}
 
 /**
  * A random cycle through `n` symbols of 0..symbols−1, as its members (in random order) and a successor table
@@ -83,34 +93,26 @@ function drawCycle(rng: Rng, symbols: number, n: number, heldOut: boolean): { me
   }
 }
 
-/**
- * `batch` examples from `rng`: training cycles (heldOut false) or held-out ones; hops uniform in
- * 1..maxHops, or cycling through them in order when `stratified` (evaluation: equal counts per h).
- */
-export function chaseBatch(task: ChaseTask, rng: Rng, batch: number, heldOut: boolean, stratified = false): ChaseBatch {
+/** `batch` examples from `rng`: training cycles (heldOut false) or held-out ones. */
+export function chaseBatch(task: ChaseTask, rng: Rng, batch: number, heldOut: boolean): ChaseBatch {
   const n = task.cycle;
+  const H = task.maxHops;
   const length = sequenceLength(task);
   const inputs = new Int32Array(batch * length);
-  const answers = new Int32Array(batch);
-  const hops: number[] = [];
+  const answers = new Int32Array(batch * H);
   for (let i = 0; i < batch; i++) {
-    const { members: order, next } = drawCycle(rng, task.symbols, n, heldOut);
-    const h = stratified ? (i % task.maxHops) + 1 : 1 + rng.int(task.maxHops);
-    const x = order[rng.int(n)];
+    const { members, next } = drawCycle(rng, task.symbols, n, heldOut);
+    const x = members[rng.int(n)];
     const row = inputs.subarray(i * length, (i + 1) * length);
-    if (task.format === 'pair') {
-      for (let j = 0; j < n; j++) row[j] = pairToken(task, order[j], next[order[j]]);
-      row[n] = queryToken(task, h, x);
-    } else {
-      for (let j = 0; j < n; j++) row.set([order[j], next[order[j]]], 2 * j);
-      row.set([task.symbols + h - 1, x], 2 * n);
-    }
+    for (let j = 0; j < n; j++) row[j] = pairToken(task, members[j], next[members[j]]);
     let y = x;
-    for (let s = 0; s < h; s++) y = next[y];
-    answers[i] = y;
-    hops.push(h);
+    for (let h = 1; h <= H; h++) {
+      row[n + h - 1] = queryToken(task, h, x);
+      y = next[y];
+      answers[i * H + h - 1] = y;
+    }
   }
-  return { inputs, answers, hops, batch, length };
+  return { inputs, answers, batch, length };
 }
 
 export function actModelConfig(
@@ -135,12 +137,16 @@ export function actModelConfig(
   };
 }
 
-function tensors(b: ChaseBatch): { tokens: tf.Tensor2D; targets: tf.Tensor2D; mask: tf.Tensor2D } {
+/** Inputs, targets and the loss mask of a batch: every query position is scored, nothing else. */
+function tensors(task: ChaseTask, b: ChaseBatch): { tokens: tf.Tensor2D; targets: tf.Tensor2D; mask: tf.Tensor2D } {
   const targets = new Int32Array(b.batch * b.length);
   const mask = new Float32Array(b.batch * b.length);
   for (let i = 0; i < b.batch; i++) {
-    targets[(i + 1) * b.length - 1] = b.answers[i];
-    mask[(i + 1) * b.length - 1] = 1; // only the query position is scored
+    for (let h = 1; h <= task.maxHops; h++) {
+      const at = i * b.length + task.cycle + h - 1;
+      targets[at] = b.answers[i * task.maxHops + h - 1];
+      mask[at] = 1;
+    }
   }
   return {
     tokens: tf.tensor2d(b.inputs, [b.batch, b.length], 'int32'),
@@ -161,6 +167,15 @@ export interface TrainOptions {
    */
   ponderStart?: number;
   ponderRamp?: number;
+  /**
+   * The halting units are not trained until this fraction of the steps (every position then runs every
+   * block: they start at p = 1/(2N)). ACT's halting is a ratchet: a position that halts after block n puts
+   * no later block into its output, so no gradient says that going deeper would help it, and the later
+   * blocks get no signal from it either. Trained from the start, the halting units learn to stop where the
+   * early blocks are best *so far*, before the later blocks have learnt the longer chains (measured: h = 3
+   * halted after 2 blocks at 60% with τ 0.01, 0.02 and 0.05 alike).
+   */
+  haltingFrozenUntil?: number;
   /** Print the training loss every this many steps (0: never). */
   logEvery?: number;
 }
@@ -172,14 +187,18 @@ export function trainChase(model: CognateModel, task: ChaseTask, o: TrainOptions
   let finalLoss = NaN;
   for (let step = 0; step < o.steps; step++) {
     const lr = o.learningRate * Math.min(1, (step + 1) / 100);
-    const { tokens, targets, mask } = tensors(chaseBatch(task, rng, o.batch, false));
+    const { tokens, targets, mask } = tensors(task, chaseBatch(task, rng, o.batch, false));
     const ponderScale = Math.min(1, Math.max(0, (step / o.steps - (o.ponderStart ?? 0)) / Math.max(1e-9, o.ponderRamp ?? 0)));
     const { value, grads } = tf.variableGrads(() => {
       const r = model.loss(tokens, targets, mask, { training: true });
       return r.ce.add(r.ponderCost.mul(ponderScale));
     });
+    const trainHalting = step >= (o.haltingFrozenUntil ?? 0) * o.steps;
     const byName: tf.NamedTensorMap = {};
-    for (const p of model.params) if (grads[p.variable.name]) byName[p.name] = grads[p.variable.name];
+    for (const p of model.params) {
+      if (!grads[p.variable.name] || (!trainHalting && p.name.includes('halting.'))) continue;
+      byName[p.name] = grads[p.variable.name];
+    }
     const clipped = clipByGlobalNorm(byName, 1, globalNorm(byName));
     optimizer.update(clipped, lr);
     if (step === o.steps - 1 || (o.logEvery && (step + 1) % o.logEvery === 0)) {
@@ -193,10 +212,11 @@ export function trainChase(model: CognateModel, task: ChaseTask, o: TrainOptions
 }
 
 export interface ChaseEval {
+  /** Over every query (all hop counts, equally many of each). */
   accuracy: number;
-  /** Mean blocks run at the answer (query) position. */
+  /** Mean blocks run at the query positions (the scored ones). */
   meanDepth: number;
-  /** Mean blocks run over every position (pairs and query). */
+  /** Mean blocks run over every position (pairs and queries). */
   meanDepthAllPositions: number;
   byHops: Record<number, { accuracy: number; meanDepth: number }>;
 }
@@ -204,12 +224,12 @@ export interface ChaseEval {
 /** Accuracy and blocks run on held-out cycles, overall and per hop count (inference: halted positions skip blocks). */
 export function evaluateChase(model: CognateModel, task: ChaseTask, examples: number, seed: number, chunk = 128): ChaseEval {
   const rng = new Rng(hashSeed(seed, 2));
-  const hops: number[] = [];
-  const correct: boolean[] = [];
-  const answerDepth: number[] = [];
+  const H = task.maxHops;
+  const correct = new Array<number>(H + 1).fill(0);
+  const depthAt = new Array<number>(H + 1).fill(0);
   let allDepth = 0;
   for (let done = 0; done < examples; done += chunk) {
-    const b = chaseBatch(task, rng, Math.min(chunk, examples - done), true, true);
+    const b = chaseBatch(task, rng, Math.min(chunk, examples - done), true);
     const depth = new Float64Array(b.batch * b.length);
     const predicted = tf.tidy(() => {
       const out = model.forward(tf.tensor2d(b.inputs, [b.batch, b.length], 'int32'), {
@@ -222,24 +242,20 @@ export function evaluateChase(model: CognateModel, task: ChaseTask, examples: nu
       return tf.argMax(out.logits, -1).dataSync();
     });
     for (let i = 0; i < b.batch; i++) {
-      const at = (i + 1) * b.length - 1;
-      hops.push(b.hops[i]);
-      correct.push(predicted[at] === b.answers[i]);
-      answerDepth.push(depth[at]);
+      for (let h = 1; h <= H; h++) {
+        const at = i * b.length + task.cycle + h - 1;
+        if (predicted[at] === b.answers[i * H + h - 1]) correct[h]++;
+        depthAt[h] += depth[at];
+      }
     }
     allDepth += depth.reduce((a, x) => a + x, 0);
   }
   const byHops: Record<number, { accuracy: number; meanDepth: number }> = {};
-  for (let h = 1; h <= task.maxHops; h++) {
-    const rows = hops.map((x, i) => (x === h ? i : -1)).filter((i) => i >= 0);
-    byHops[h] = {
-      accuracy: rows.filter((i) => correct[i]).length / rows.length,
-      meanDepth: rows.reduce((a, i) => a + answerDepth[i], 0) / rows.length,
-    };
-  }
+  for (let h = 1; h <= H; h++) byHops[h] = { accuracy: correct[h] / examples, meanDepth: depthAt[h] / examples };
+  const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
   return {
-    accuracy: correct.filter(Boolean).length / examples,
-    meanDepth: answerDepth.reduce((a, x) => a + x, 0) / examples,
+    accuracy: sum(correct) / (examples * H),
+    meanDepth: sum(depthAt) / (examples * H),
     meanDepthAllPositions: allDepth / (examples * sequenceLength(task)),
     byHops,
   };
@@ -247,17 +263,30 @@ export function evaluateChase(model: CognateModel, task: ChaseTask, examples: nu
 
 type Run = Record<string, unknown>;
 
-/** Means over the seeds (null when an arm was not run). */
+type Arm = ChaseEval & { layers: number };
+
+/** The mean over the seeds of one figure of arm `key` (null when that arm was not run). */
+const meanOver = (runs: Run[], key: string, f: (a: Arm) => number): number | null =>
+  runs.every((r) => r[key]) ? runs.reduce((a, r) => a + f(r[key] as Arm), 0) / runs.length : null;
+
+/** The headline: means over the seeds, equal compute counted at the scored (query) positions. */
 export function headlineOf(runs: Run[], fullDepth: number) {
-  type Arm = { accuracy: number; meanDepth: number };
-  const mean = (key: string, f: (a: Arm) => number): number | null =>
-    runs.every((r) => r[key]) ? runs.reduce((a, r) => a + f(r[key] as Arm), 0) / runs.length : null;
   return {
-    accuracyAct: mean('act', (a) => a.accuracy),
-    meanDepthAct: mean('act', (a) => a.meanDepth),
-    accuracyFixedFull: mean('fixedFull', (a) => a.accuracy),
+    accuracyAct: meanOver(runs, 'act', (a) => a.accuracy),
+    meanDepthAct: meanOver(runs, 'act', (a) => a.meanDepth),
+    accuracyFixedFull: meanOver(runs, 'fixedFull', (a) => a.accuracy),
     fullDepth,
-    accuracyFixedEqualCompute: mean('fixedEqual', (a) => a.accuracy),
+    accuracyFixedEqualCompute: meanOver(runs, 'fixedEqual', (a) => a.accuracy),
+  };
+}
+
+/** The comparison at equal compute over every position (equal FLOPs), kept beside the headline in the result file. */
+export function equalFlopsOf(runs: Run[]) {
+  return {
+    accuracyAct: meanOver(runs, 'act', (a) => a.accuracy),
+    meanDepthActAllPositions: meanOver(runs, 'act', (a) => a.meanDepthAllPositions),
+    accuracyFixedEqualAll: meanOver(runs, 'fixedEqualAll', (a) => a.accuracy),
+    depthFixedEqualAll: meanOver(runs, 'fixedEqualAll', (a) => a.layers),
   };
 }
 
@@ -281,6 +310,7 @@ function merge(files: string[], out: string): void {
     seeds: runs.map((r) => r.seed),
     runs,
     headline,
+    equalFlops: equalFlopsOf(runs),
     conditions: {
       ...(parts[0].conditions as Run),
       processes: parts.map((p, i) => ({ file: path.basename(files[i]), ...(p.conditions as Run), seconds: p.seconds })),
@@ -292,109 +322,120 @@ function merge(files: string[], out: string): void {
   console.log(JSON.stringify(headline));
 }
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
+const FLAGS = {
+  steps: 6000,
+  seeds: 2,
+  seedStart: 0,
+  layers: 4,
+  symbols: 12,
+  cycle: 7,
+  hops: 3,
+  tau: 0.05,
+  width: 64,
+  ffn: 128,
+  batch: 128,
+  eval: 1024,
+  lr: 3e-3,
+  ponderStart: 0.5,
+  ponderRamp: 0.2,
+  haltingFrozen: 0.5,
+  log: 0,
+  arms: 'act,fixedFull,fixedEqual,fixedEqualAll',
+  /** The fixedEqual / fixedEqualAll depths when this process runs no ACT arm (taken from an ACT run in another process). */
+  equalLayers: 0,
+  equalAllLayers: 0,
+  /** Comma-separated result files of processes run side by side, to be joined into --out. */
+  merge: '',
+  out: path.join(__dirname, 'results', 'act.json'),
+};
 
 async function main(): Promise<void> {
-  const mergeFiles = arg('merge', '');
-  if (mergeFiles) return merge(mergeFiles.split(','), arg('out', path.join(__dirname, 'results', 'act.json')));
-  const steps = Number(arg('steps', '2500'));
-  const seeds = Number(arg('seeds', '2'));
-  const seedStart = Number(arg('seed-start', '0'));
-  const nLayers = Number(arg('layers', '5'));
-  const symbols = Number(arg('symbols', '10'));
-  const cycle = Number(arg('cycle', '5'));
-  const maxHops = Number(arg('hops', '3'));
-  const ponderCost = Number(arg('tau', '0.05'));
-  const dModel = Number(arg('width', '64'));
-  const dFF = Number(arg('ffn', '128'));
-  const batch = Number(arg('batch', '64'));
-  const evalExamples = Number(arg('eval', '1024'));
-  const learningRate = Number(arg('lr', '3e-3'));
-  const ponderStart = Number(arg('ponder-start', '0.3'));
-  const ponderRamp = Number(arg('ponder-ramp', '0.3'));
-  const logEvery = Number(arg('log', '0'));
-  const arms = arg('arms', 'act,fixedFull,fixedEqual').split(',');
-  const out = arg('out', path.join(__dirname, 'results', 'act.json'));
-  for (const [name, v] of Object.entries({ steps, seeds, nLayers, symbols, maxHops, dModel, dFF, batch, evalExamples })) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer (got ${v})`);
+  const o = parseFlags(FLAGS, process.argv.slice(2));
+  if (o.merge) return merge(o.merge.split(','), o.out);
+  for (const key of ['steps', 'seeds', 'layers', 'symbols', 'cycle', 'hops', 'width', 'ffn', 'batch', 'eval'] as const) {
+    if (!Number.isInteger(o[key]) || o[key] < 1) throw new Error(`--${key} must be a positive integer (got ${o[key]})`);
   }
-  if (cycle > symbols) throw new Error(`--cycle must be at most --symbols (${symbols}), got ${cycle}`);
-  if (maxHops >= cycle) throw new Error(`--hops must be below --cycle (${cycle}): σ^h(x) is then never x or an earlier hop`);
-  const format = arg('format', 'pair');
-  if (format !== 'pair' && format !== 'symbol') throw new Error(`--format must be pair or symbol (got ${format})`);
-  const task: ChaseTask = { symbols, cycle, maxHops, format };
+  const task: ChaseTask = { symbols: o.symbols, cycle: o.cycle, maxHops: o.hops };
+  const error = taskError(task);
+  if (error) throw new Error(error);
+  const arms = o.arms.split(',');
   const backend = await initBackend((process.env.FORGE_TF_BACKEND as BackendChoice | undefined) || 'tensorflow');
-  const started = performance.now();
-  const load = [os.loadavg()[0]];
+  const started = Date.now();
   const runs: Record<string, unknown>[] = [];
-  for (let seed = seedStart; seed < seedStart + seeds; seed++) {
+  for (let seed = o.seedStart; seed < o.seedStart + o.seeds; seed++) {
     const arm = (layers: number, act: boolean) => {
-      const model = new CognateModel(actModelConfig(task, layers, act, ponderCost, dModel, dFF), 10 + seed);
+      const model = new CognateModel(actModelConfig(task, layers, act, o.tau, o.width, o.ffn), 10 + seed);
       const t0 = performance.now();
-      const { finalLoss } = trainChase(model, task, { steps, batch, learningRate, seed: 100 + seed, logEvery, ponderStart, ponderRamp });
+      const { finalLoss } = trainChase(model, task, {
+        steps: o.steps,
+        batch: o.batch,
+        learningRate: o.lr,
+        seed: 100 + seed,
+        logEvery: o.log,
+        ponderStart: o.ponderStart,
+        ponderRamp: o.ponderRamp,
+        haltingFrozenUntil: o.haltingFrozen,
+      });
       const trainSeconds = (performance.now() - t0) / 1000;
-      const r = { layers, act, finalTrainLoss: finalLoss, ...evaluateChase(model, task, evalExamples, 200 + seed), trainSeconds };
+      const r = { layers, act, finalTrainLoss: finalLoss, ...evaluateChase(model, task, o.eval, 200 + seed), trainSeconds };
       model.dispose();
       const byH = Object.entries(r.byHops)
         .map(([h, v]) => `h${h} ${v.accuracy.toFixed(3)}@${v.meanDepth.toFixed(2)}`)
         .join(' ');
       console.error(
-        `seed ${seed} ${act ? 'ACT' : 'fixed'} ${layers} layers: accuracy ${r.accuracy.toFixed(3)}, depth at answer ${r.meanDepth.toFixed(2)}, ` +
+        `seed ${seed} ${act ? 'ACT' : 'fixed'} ${layers} layers: accuracy ${r.accuracy.toFixed(3)}, depth at the queries ${r.meanDepth.toFixed(2)}, ` +
           `all positions ${r.meanDepthAllPositions.toFixed(2)}; ${byH}; loss ${finalLoss.toFixed(3)}, ${trainSeconds.toFixed(0)} s`,
       );
-      load.push(os.loadavg()[0]);
       return r;
     };
     const run: Record<string, unknown> = { seed };
-    const act = arms.includes('act') ? arm(nLayers, true) : null;
+    const act = arms.includes('act') ? arm(o.layers, true) : null;
     if (act) run.act = act;
-    if (arms.includes('fixedFull')) run.fixedFull = arm(nLayers, false);
-    // --equal-layers: the fixedEqual arm at a depth taken from an ACT run made in another process (then merged)
-    const equalLayers = act ? Math.max(1, Math.round(act.meanDepth)) : Number(arg('equal-layers', '0'));
+    if (arms.includes('fixedFull')) run.fixedFull = arm(o.layers, false);
+    const equalLayers = act ? Math.max(1, Math.round(act.meanDepth)) : o.equalLayers;
     if (arms.includes('fixedEqual') && equalLayers >= 1) run.fixedEqual = arm(equalLayers, false);
+    const equalAllLayers = act ? Math.max(1, Math.round(act.meanDepthAllPositions)) : o.equalAllLayers;
+    if (arms.includes('fixedEqualAll') && equalAllLayers >= 1) {
+      // the same depth as fixedEqual when both round alike: train it once
+      run.fixedEqualAll = run.fixedEqual && equalAllLayers === equalLayers ? run.fixedEqual : arm(equalAllLayers, false);
+    }
     runs.push(run);
   }
-  const headline = headlineOf(runs, nLayers);
-  writeJsonAtomic(out, {
+  const headline = headlineOf(runs, o.layers);
+  writeJsonAtomic(o.out, {
     task: {
-      symbols,
-      cycle,
-      maxHops,
-      format,
-      sequence:
-        format === 'pair'
-          ? `${cycle} pair tokens a->sigma(a) in random order, then the query token HOP_h.x; answer sigma^h(x) scored at the query position`
-          : `${cycle} pairs "a b" in random order, then "HOP_h x"; answer sigma^h(x) scored at x`,
-      sigma: `a fresh random cycle through ${cycle} of the ${symbols} symbols per example; evaluation cycles are a held-out fifth (hash of the cycle) never drawn in training`,
-      hops: 'uniform in 1..maxHops in training; equal counts per h in evaluation',
-      chance: 1 / (cycle - 1),
+      symbols: o.symbols,
+      cycle: o.cycle,
+      maxHops: o.hops,
+      sequence: `${o.cycle} pair tokens a->sigma(a) in random order, then the queries HOP_1.x ... HOP_${o.hops}.x; the answer sigma^h(x) is scored at query h`,
+      sigma: `a fresh random cycle through ${o.cycle} of the ${o.symbols} symbols per example; evaluation cycles are a held-out fifth (hash of the cycle) never drawn in training`,
+      chance: 1 / (o.cycle - 1),
     },
-    model: { ...actModelConfig(task, nLayers, true, ponderCost, dModel, dFF), note: 'ACT arm with nLayers blocks; fixed arms ACT off' },
+    model: { ...actModelConfig(task, o.layers, true, o.tau, o.width, o.ffn), note: 'ACT arm with nLayers blocks; fixed arms ACT off' },
     training: {
-      steps,
-      ponder: `tau 0 until ${ponderStart} of the steps, then linearly to ${ponderCost} over ${ponderRamp} of the steps (ACT arm)`,
-      batch,
-      learningRate,
-      data: 'a fresh batch of training cycles every step',
+      steps: o.steps,
+      ponder: `tau 0 until ${o.ponderStart} of the steps, then linearly to ${o.tau} over ${o.ponderRamp} of the steps (ACT arm)`,
+      halting: `halting units not trained until ${o.haltingFrozen} of the steps (every position runs every block meanwhile; ACT arm)`,
+      batch: o.batch,
+      learningRate: o.lr,
+      data: 'a fresh batch of training cycles every step; every query position scored',
       optimizer: 'AdamW (0.9, 0.98), no weight decay, clip 1, 100 warmup steps',
     },
-    evaluation: { examples: evalExamples, perHops: evalExamples / maxHops, mode: 'inference (halted positions skip the remaining blocks)' },
+    evaluation: { examples: o.eval, queries: o.eval * o.hops, mode: 'inference (halted positions skip the remaining blocks)' },
     depthMeasures: {
-      meanDepth: 'blocks run at the answer (query) position, the scored one; headline meanDepthAct and the fixedEqual depth use this',
-      meanDepthAllPositions: 'blocks run averaged over every position of the sequence (pairs and query)',
+      meanDepth: 'blocks run at the query positions, the scored ones; headline meanDepthAct and the fixedEqual depth use this',
+      meanDepthAllPositions: 'blocks run averaged over every position of the sequence (pairs and queries)',
     },
     seeds: runs.map((r) => r.seed),
     runs,
     headline,
+    equalFlops: equalFlopsOf(runs),
     backend,
     backendInfo: backendInfo(),
-    conditions: { cpus: os.cpus().length, loadAverage1m: load, note: '2 CPU cores shared with other engineers: timings are noisy' },
-    seconds: (performance.now() - started) / 1000,
+    conditions: benchConditions(backend, started),
+    seconds: (Date.now() - started) / 1000,
   });
-  console.error(`wrote ${out}`);
+  console.error(`wrote ${o.out}`);
   console.log(JSON.stringify(headline));
 }
 

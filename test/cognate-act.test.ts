@@ -1,50 +1,67 @@
 // The ACT benchmark's task and depth accounting at a tiny size (bench/act.ts runs the comparison itself):
-// every example's pairs describe one cycle whose h-fold successor is the scored answer, evaluation cycles
-// are never drawn in training, and the depth evaluateChase reports is the number of blocks a position ran
-// (nLayers with ACT off or never halting, 1 when every position halts after the first block).
+// every example's pairs describe one cycle whose h-fold successor is the answer at query h, evaluation
+// cycles are never drawn in training, a cycle too short for its hop counts is refused, and the depth
+// evaluateChase reports is the number of blocks a position ran (nLayers with ACT off or never halting, 1
+// when every position halts after the first block).
 import * as tf from '@tensorflow/tfjs-core';
 import { useTestBackend } from './helpers/backend';
-import { actModelConfig, chaseBatch, evaluateChase, queryToken, sequenceLength, type ChaseTask } from '../bench/act';
+import { actModelConfig, chaseBatch, evaluateChase, queryToken, sequenceLength, taskError, type ChaseTask } from '../bench/act';
 import { CognateModel } from '../activities/cognate/engine/model';
 import { Rng } from '../common/rng';
 
-const task: ChaseTask = { symbols: 10, cycle: 5, maxHops: 3, format: 'pair' };
+const task: ChaseTask = { symbols: 10, cycle: 7, maxHops: 3 };
 
 beforeAll(async () => {
   await useTestBackend();
 });
 
-/** The successor table the pair tokens of one row describe, and the row's query. */
-function decode(row: ArrayLike<number>): { next: Map<number, number>; h: number; x: number } {
+/** The successor table the pair tokens of one row describe, and the row's queries as (h, x). */
+function decode(row: ArrayLike<number>): { next: Map<number, number>; queries: { h: number; x: number }[] } {
   const next = new Map<number, number>();
   for (let j = 0; j < task.cycle; j++) next.set(Math.floor(row[j] / task.symbols), row[j] % task.symbols);
-  const q = row[task.cycle] - task.symbols * task.symbols;
-  return { next, h: Math.floor(q / task.symbols) + 1, x: q % task.symbols };
+  const queries = [];
+  for (let j = task.cycle; j < row.length; j++) {
+    const q = row[j] - task.symbols * task.symbols;
+    queries.push({ h: Math.floor(q / task.symbols) + 1, x: q % task.symbols });
+  }
+  return { next, queries };
 }
 
 describe('ACT benchmark task', () => {
-  test('pairs describe one cycle through `cycle` symbols; the answer is the h-fold successor; evaluation hops are stratified', () => {
-    const b = chaseBatch(task, new Rng(3), 60, true, true);
+  test('pairs describe one cycle through `cycle` symbols; query h of x comes h-th and its answer is the h-fold successor of x', () => {
+    const b = chaseBatch(task, new Rng(3), 60, true);
     const L = sequenceLength(task);
-    expect(L).toBe(task.cycle + 1);
+    expect(L).toBe(task.cycle + task.maxHops);
     for (let i = 0; i < b.batch; i++) {
       const row = b.inputs.subarray(i * L, (i + 1) * L);
-      const { next, h, x } = decode(row);
-      expect(row[task.cycle]).toBe(queryToken(task, h, x));
+      const { next, queries } = decode(row);
       expect(next.size).toBe(task.cycle); // every member once as a source
-      let y = x;
+      let y = queries[0].x;
       const seen = new Set<number>();
       for (let s = 0; s < task.cycle; s++) {
         seen.add(y);
         y = next.get(y)!;
       }
-      expect(y).toBe(x); // one cycle through all members
+      expect(y).toBe(queries[0].x); // one cycle through all members
       expect(seen.size).toBe(task.cycle);
-      let answer = x;
-      for (let s = 0; s < h; s++) answer = next.get(answer)!;
-      expect(b.answers[i]).toBe(answer);
-      expect(b.hops[i]).toBe((i % task.maxHops) + 1);
+      expect(queries.map((q) => q.h)).toEqual([1, 2, 3]);
+      let answer = queries[0].x;
+      for (const [k, q] of queries.entries()) {
+        expect(q.x).toBe(queries[0].x); // one x per example
+        expect(row[task.cycle + k]).toBe(queryToken(task, q.h, q.x));
+        answer = next.get(answer)!;
+        expect(b.answers[i * task.maxHops + k]).toBe(answer);
+      }
+      // Every answer differs from x and from the others: fewer hops never give the right answer by accident.
+      expect(new Set([queries[0].x, ...b.answers.subarray(i * task.maxHops, (i + 1) * task.maxHops)]).size).toBe(task.maxHops + 1);
     }
+  });
+
+  test('a cycle of at most 2 x hops is refused (backward lookups would be shorter), as is one longer than the vocabulary', () => {
+    expect(taskError(task)).toBeNull();
+    expect(taskError({ symbols: 10, cycle: 6, maxHops: 3 })).toMatch(/--cycle must exceed 2 x --hops/);
+    expect(taskError({ symbols: 10, cycle: 5, maxHops: 3 })).toMatch(/--cycle/);
+    expect(taskError({ symbols: 6, cycle: 7, maxHops: 3 })).toMatch(/--cycle must be at most --symbols/);
   });
 
   test('training never draws an evaluation cycle', () => {
