@@ -14,7 +14,7 @@
 // about h blocks in sequence; the pair positions need none of their own. The cycle must be longer than
 // 2H: in an n-cycle σ^h = σ^(h−n), and with n − h < h a chain of backward lookups is shorter than the
 // forward one (the first version of this bench had 3 hops in 5-cycles, where 2 blocks answer h = 3 as
-// σ^−2: a fixed 2-block model reached 96% on every h once trained long enough). Some depth can still be
+// σ^−2: a fixed 2-block model reached 96% on every h in 8000 steps, bench/act_port_sweep.py). Some depth can still be
 // saved legitimately: a pair position can attend to an earlier pair and hold a two-hop link, which a query
 // reads in the next block (pointer doubling), so a fixed shallow model is partly right on long chains.
 // Nothing about σ can be memorised: training examples are fresh every step, and the evaluation cycles are
@@ -31,8 +31,10 @@
 // Depth is counted at inference, where a halted position skips its remaining blocks.
 //
 //   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
-//                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --arms act,fixedFull,fixedEqual
-//                      --log 0 --out bench/results/act.json]
+//                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5
+//                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
+// Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
+// fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
 // Last stdout line: {"accuracyAct":…,"meanDepthAct":…,"accuracyFixedFull":…,"fullDepth":…,"accuracyFixedEqualCompute":…}
 import fs from 'node:fs';
 import path from 'node:path';
@@ -163,7 +165,8 @@ export interface TrainOptions {
   /**
    * The ponder cost counts from 0 until this fraction of the steps, then rises linearly to the full τ over
    * `ponderRamp` of the steps: charged from the start, halting collapses to one block before the blocks
-   * have learnt any lookup (measured: depth 1.00 and chance accuracy at step 200), and never recovers.
+   * have learnt any lookup (measured on the first version of the task: depth 1.00 and chance accuracy at
+   * step 200), and never recovers.
    */
   ponderStart?: number;
   ponderRamp?: number;
@@ -173,14 +176,14 @@ export interface TrainOptions {
    * no later block into its output, so no gradient says that going deeper would help it, and the later
    * blocks get no signal from it either. Trained from the start, the halting units learn to stop where the
    * early blocks are best *so far*, before the later blocks have learnt the longer chains (measured: h = 3
-   * halted after 2 blocks at 60% with τ 0.01, 0.02 and 0.05 alike).
+   * halted after 2 blocks at 60% with τ 0.01, 0.02 and 0.05 alike, in bench/act_port_sweep.py).
    */
   haltingFrozenUntil?: number;
   /** Print the training loss every this many steps (0: never). */
   logEvery?: number;
 }
 
-/** Train on a fresh batch of training cycles every step (loss at the query position + the ponder cost). */
+/** Train on a fresh batch of training cycles every step (loss at the query positions + the ponder cost). */
 export function trainChase(model: CognateModel, task: ChaseTask, o: TrainOptions): { finalLoss: number } {
   const rng = new Rng(hashSeed(o.seed, 1));
   const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0, decoupled: true });
