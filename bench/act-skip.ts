@@ -22,6 +22,8 @@ import { backendInfo, initBackend, type BackendChoice } from '../common/backend'
 import { writeJsonAtomic } from '../common/export/files';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { Rng } from '../common/rng';
+import { benchConditions } from './conditions';
+import { parseFlags } from './flags';
 
 const SIZES: Record<string, { model: ModelConfigInput; seqLen: number; batch: number }> = {
   default: { model: { actEnabled: true, memEnabled: false }, seqLen: 512, batch: 2 },
@@ -31,11 +33,6 @@ const SIZES: Record<string, { model: ModelConfigInput; seqLen: number; batch: nu
     batch: 4,
   },
 };
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
 
 /** Loss and gradients of one step; the skip path also returns the mean depth the forward ran. */
 function step(model: CognateModel, tokens: tf.Tensor2D, targets: tf.Tensor2D, skipHalted: boolean | 'auto') {
@@ -49,10 +46,10 @@ function step(model: CognateModel, tokens: tf.Tensor2D, targets: tf.Tensor2D, sk
 }
 
 async function main(): Promise<void> {
-  const size = arg('size', 'default');
-  const steps = Number(arg('steps', '4'));
-  const bias = Number(arg('bias', '-2'));
-  const out = arg('out', path.join(__dirname, 'results', size === 'default' ? 'act-skip.json' : `act-skip-${size}.json`));
+  // --out defaults to the size's own file
+  const { size, steps, bias, out: outFlag } = parseFlags({ size: 'default', steps: 4, bias: -2, out: '' }, process.argv.slice(2));
+  const out = outFlag || path.join(__dirname, 'results', size === 'default' ? 'act-skip.json' : `act-skip-${size}.json`);
+  const started = Date.now();
   const spec = SIZES[size];
   if (!spec) throw new Error(`--size must be one of ${Object.keys(SIZES).join(', ')} (got ${size})`);
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer (got ${steps})`);
@@ -122,10 +119,9 @@ async function main(): Promise<void> {
     stepSeconds: times,
     medianStepSeconds: { masked: median(times.masked), skip: median(times.skip), auto: median(times.auto) },
     speedup: { skip: median(times.masked) / median(times.skip), auto: median(times.masked) / median(times.auto) },
-    note: 'one forward + backward per step (no optimiser); arms alternate; 2 CPU cores shared with other engineers: timings are noisy',
-    backend,
+    note: 'one forward + backward per step (no optimiser); arms alternate',
     backendInfo: backendInfo(),
-    conditions: { cpus: os.cpus().length, loadAverage1m: load },
+    conditions: { ...benchConditions(backend, started), loadAverage1mEachStep: load },
   };
   writeJsonAtomic(out, result);
   model.dispose();

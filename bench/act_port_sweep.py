@@ -1,9 +1,10 @@
 """bench:act's task trained with the PyTorch port of the Cognate model (hf/modeling_cognate.py: the same blocks,
 ACT and ponder cost as model.ts), to explore settings fast, on a GPU or on the CPU (about 4x faster per step
 than tfjs here at this size). Its numbers are the port's, not the product's: bench/act.ts (tfjs, native)
-confirms what is reported as bench:act. Differences from bench/act.ts: numpy data with its own seeds (same
-task and held-out rule), torch.optim.AdamW (per-parameter step counts), and the arms run one after another
-in one process and print one JSON line each.
+confirms what is reported as bench:act. Differences from bench/act.ts: numpy data with its own seeds (the
+same task; a held-out fifth of the cycles too, but chosen by its own hash, so not the same cycles),
+torch.optim.AdamW (per-parameter step counts), and the arms run one after another in one process and print
+one JSON line each.
 
   --multi 1        bench/act.ts's layout: all queries HOP_1..HOP_H of one x after the pairs, each scored;
                    0: the first version's one query HOP_h.x per example (h uniform, or --hop-probs)
