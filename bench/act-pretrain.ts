@@ -19,7 +19,7 @@ import { benchConditions } from './conditions';
 import { parseFlags } from './flags';
 import { CognateConfigSchema } from '../activities/cognate/config';
 import { train, type ValidationResult } from '../activities/cognate/engine/trainer';
-import { PRETRAIN_BENCH_FLAGS, prepareMixture } from './ltm-pretrain';
+import { PRETRAIN_BENCH_FLAGS, prepareMixture, pretrainBenchConfig } from './ltm-pretrain';
 
 const FLAGS = {
   ...PRETRAIN_BENCH_FLAGS,
@@ -45,25 +45,10 @@ async function main(): Promise<void> {
     await initBackend(backendName);
     const prepared = await prepareMixture(args, root);
     const base = {
-      dModel: args.dModel,
-      nLayers: args.layers,
-      nHeads: 2,
-      dFF: 4 * args.dModel,
-      vocabSize: args.vocab,
-      maxSeqLen: args.seqLen,
-      seqLen: args.seqLen,
+      ...pretrainBenchConfig(args),
       memEnabled: false,
       ponderCost: args.ponderCost,
-      batchSize: args.batch,
-      gradientAccumulationSteps: 1,
-      maxSteps: args.steps,
-      warmupSteps: Math.min(40, Math.floor(args.steps / 10)),
-      learningRate: 1e-3,
-      grokfastMode: 'off' as const,
-      saveSteps: args.steps,
       evalSteps: Math.max(1, Math.floor(args.steps / 4)),
-      evalBatches: 16,
-      seed: args.seed,
     };
     const arms: Record<
       string,

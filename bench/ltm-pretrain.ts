@@ -331,6 +331,28 @@ export async function prepareMixture(args: { data: string; vocab: number; seed: 
   );
 }
 
+/** The small model and training settings both pretraining benches use (each adds what it compares). */
+export function pretrainBenchConfig(args: Args) {
+  return {
+    dModel: args.dModel,
+    nLayers: args.layers,
+    nHeads: 2,
+    dFF: 4 * args.dModel,
+    vocabSize: args.vocab,
+    maxSeqLen: args.seqLen,
+    seqLen: args.seqLen,
+    batchSize: args.batch,
+    gradientAccumulationSteps: 1,
+    maxSteps: args.steps,
+    warmupSteps: Math.min(40, Math.floor(args.steps / 10)),
+    learningRate: 1e-3,
+    grokfastMode: 'off' as const,
+    saveSteps: args.steps,
+    evalBatches: 16,
+    seed: args.seed,
+  };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const started = Date.now();
@@ -345,27 +367,12 @@ async function main(): Promise<void> {
     );
 
     const base = {
-      dModel: args.dModel,
-      nLayers: args.layers,
-      nHeads: 2,
-      dFF: 4 * args.dModel,
-      vocabSize: args.vocab,
-      maxSeqLen: args.seqLen,
-      seqLen: args.seqLen,
+      ...pretrainBenchConfig(args),
       actEnabled: false,
       memCapacity: 4096,
       memTopK: 4,
-      batchSize: args.batch,
-      gradientAccumulationSteps: 1,
-      maxSteps: args.steps,
-      warmupSteps: Math.min(40, Math.floor(args.steps / 10)),
-      learningRate: 1e-3,
-      grokfastMode: 'off' as const,
-      saveSteps: args.steps,
       evalSteps: args.steps,
-      evalBatches: 16,
       longDocuments: 'segments' as const,
-      seed: args.seed,
     };
     const arms: Record<string, unknown> = {};
     const results: Record<'memoryOn' | 'memoryOff', EvalResult> = {} as never;
