@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../common/backend';
 import { testBackendChoice, useTestBackend } from './helpers/backend';
 import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator } from '../common/optim';
-import { learningRateAt } from '../activities/cognate/engine/schedule';
+import { actScheduleAt, learningRateAt } from '../activities/cognate/engine/schedule';
 import { Rng } from '../common/rng';
 import { CorruptCheckpointError, listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint } from '../common/checkpoint';
 import { openDataset, TrainSampler, validationBatches } from '../activities/cognate/engine/data';
@@ -140,6 +140,20 @@ describe('learning-rate schedule', () => {
     expect(learningRateAt(110, cfg, 111)).toBeCloseTo(1e-4, 12);
     expect(learningRateAt(500, cfg, 111)).toBeCloseTo(1e-4, 12);
     expect(learningRateAt(0, { ...cfg, warmupSteps: 0 }, 111)).toBeCloseTo(1e-3, 12);
+  });
+});
+
+describe('ACT schedule', () => {
+  test('halting untrained and no ponder cost during the warmup, then the ponder cost ramps in linearly', () => {
+    const cfg = { actWarmupSteps: 4, actPonderRampSteps: 4 };
+    expect([0, 3].map((s) => actScheduleAt(s, cfg))).toEqual([
+      { trainHalting: false, ponderScale: 0 },
+      { trainHalting: false, ponderScale: 0 },
+    ]);
+    expect([4, 5, 7, 100].map((s) => actScheduleAt(s, cfg))).toEqual(
+      [0.25, 0.5, 1, 1].map((ponderScale) => ({ trainHalting: true, ponderScale })),
+    );
+    expect(actScheduleAt(0, { actWarmupSteps: 0, actPonderRampSteps: 0 })).toEqual({ trainHalting: true, ponderScale: 1 });
   });
 });
 
@@ -368,6 +382,34 @@ describe('trainer (tiny model, the backend under test)', () => {
     expect(warning?.kind === 'warning' && warning.message).toMatch(/step-00000005\.ckpt is unusable: sha256 mismatch/);
     expect(resumed.events.find((e) => e.kind === 'resumed')).toMatchObject({ fromStep: 4 });
     expect(stepLosses(resumed.events)).toEqual(stepLosses(straight.events).slice(4));
+  });
+
+  test('ACT warmup: halting units keep their start (actHaltingInit) and the ponder cost is 0 until actWarmupSteps, then both train', async () => {
+    const dir = freshDir('act-warmup');
+    const job: TrainJob = {
+      config: { ...config, actWarmupSteps: 4, actPonderRampSteps: 2, actHaltingInit: 0.01, keepCheckpoints: 10 },
+      seed: 11,
+      datasetDir: dataDir,
+      checkpointDir: dir,
+      modelName: 'tiny',
+      backend: testBackendChoice(),
+      progressIntervalMs: 0,
+    };
+    const events: TrainEvent[] = [];
+    await train(job, { emit: (e) => events.push(e), stopRequested: () => false });
+    type Saved = { weights: Record<string, { data: Float32Array }> };
+    const halting = (step: number) => {
+      const { weights } = readCheckpoint<Saved>(path.join(dir, `step-${String(step).padStart(8, '0')}.ckpt`)).state;
+      return [...weights['model.layers.0.halting.weight'].data, ...weights['model.layers.0.halting.bias'].data];
+    };
+    const start = halting(2);
+    expect(start.at(-1)).toBeCloseTo(Math.log(0.01 / 0.99), 5); // the bias, as set by actHaltingInit
+    expect(halting(4)).toEqual(start); // untrained through step 4
+    expect(halting(6)).not.toEqual(start);
+    const ponder = events.flatMap((e) => (e.kind === 'step' ? [e.ponderCost] : []));
+    expect(ponder.slice(0, 4)).toEqual([0, 0, 0, 0]);
+    expect(ponder[4]).toBeGreaterThan(0); // step 5: half of tau (ramp of 2 steps)
+    expect(ponder[4]).toBeLessThan(ponder[5]);
   });
 
   test('a checkpoint of another architecture is refused, naming the field', async () => {

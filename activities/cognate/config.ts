@@ -102,6 +102,21 @@ const CognateConfigFields = z.strictObject({
   ...OptimConfigFields.shape,
   /** Optimizer steps per model. */
   maxSteps: z.number().int().positive().max(10_000_000).default(2000),
+  /**
+   * ACT warmup: for this many steps the halting units are not trained and the ponder cost is off, so every
+   * position runs every block while the blocks learn. Halting trained from step 0 is a ratchet: a position that
+   * halts early puts no later block into its output, so nothing tells it that going deeper would pay
+   * (README, bench:act). 0: halting trains from the first step.
+   */
+  actWarmupSteps: z.number().int().min(0).default(0),
+  /** Steps over which the ponder cost then rises linearly from 0 to ponderCost; 0: all at once. */
+  actPonderRampSteps: z.number().int().min(0).default(0),
+  /**
+   * Initial halting probability per block of a freshly initialised model (not of a resumed or fine-tuned one).
+   * Default 1/(2 nLayers). A small value (0.01) makes a full-depth position's output nearly the last block's
+   * state alone until halting is learnt, instead of mixing in the earlier blocks' states (README, bench:act).
+   */
+  actHaltingInit: z.number().gt(0).lt(1).optional(),
   /** Sequences per micro-batch. */
   batchSize: z.number().int().positive().max(4096).default(2),
   /** Micro-batches per optimizer step. */

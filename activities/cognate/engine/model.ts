@@ -24,6 +24,7 @@
 //                                                              in a stable order; `linear` weights are stored
 //                                                              [in, out] and exported transposed to [out, in]
 //   model.parameterCount(): { total, breakdown }               breakdown by component
+//   model.initHalting(p)                                       every halting unit starts at probability p
 //   model.forward(tokens [B,T] int32, { training, memory?, onBlock? })
 //                                                              → { logits [B,T,V], ponderCost (τ-weighted scalar),
 //                                                                 meanDepth (number), hidden [B,T,C] (normed final state),
@@ -246,6 +247,16 @@ export class CognateModel {
     init.dispose();
     this.params.push({ name, variable, linear });
     return variable;
+  }
+
+  /**
+   * Sets every halting unit's bias so that it starts at halting probability `p` (the constructor's is
+   * 1/(2·nLayers)). A small p makes the output Σ p·s of a position that runs every block almost the last
+   * block's state alone, so while halting is not trained yet the blocks learn as a plain nLayers-block model.
+   */
+  initHalting(p: number): void {
+    if (!(p > 0 && p < 1)) throw new Error(`initHalting: p must be in (0, 1), got ${p}`);
+    for (const block of this.blocks) block.halting?.b.assign(tf.fill([1], Math.log(p / (1 - p))));
   }
 
   parameterCount(): { total: number; breakdown: Record<string, number> } {

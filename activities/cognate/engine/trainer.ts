@@ -17,7 +17,7 @@ import { crossEntropyPerRow } from './layers';
 import type { LtmState, LtmStats } from './ltm';
 import { CognateModel, type MemoryEntries } from './model';
 import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamWState } from '../../../common/optim';
-import { learningRateAt } from './schedule';
+import { actScheduleAt, learningRateAt } from './schedule';
 
 export interface TrainJob {
   config: CognateConfig;
@@ -291,6 +291,8 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   // --- model, optimizer, gradient filter --------------------------------------------------------
   const modelConfig = modelConfigOf(config);
   const model = new CognateModel(modelConfig, seed);
+  // A resume or a parent's weights (below) overwrite it: only a fresh model keeps this start.
+  if (config.actEnabled && config.actHaltingInit !== undefined) model.initHalting(config.actHaltingInit);
   const parameters = model.parameterCount();
   const optimizer = makeOptimizer(model, config);
   const grokfast = makeGrokFast(config);
@@ -377,6 +379,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     }
     const stepStarted = performance.now();
     const learningRate = learningRateAt(step, config, config.maxSteps);
+    const act = actScheduleAt(step, config);
     // What a step's micro-batches change before the update: the data position and the LTM (each micro-batch writes its segment).
     const canAbandon = config.gradientAccumulationSteps > 1;
     const samplerAtStepStart = sampler.state();
@@ -389,7 +392,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
     for (let micro = 0; micro < config.gradientAccumulationSteps; micro++) {
       const microStarted = performance.now();
       const batch = sampler.nextBatch();
-      const { grads, scalars } = microStep(model, batch, varNames);
+      const { grads, scalars } = microStep(model, batch, varNames, act);
       accumulator.add(grads);
       tf.dispose(grads);
       for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += scalars[k] / config.gradientAccumulationSteps;
@@ -512,12 +515,14 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
  * One micro-batch: loss and gradients, then the LTM write of its keys/values (outside the tape), so the
  * next micro-batch, which continues each row's document with its next segment, reads this one. Rows that
  * start a new example (batch.resetRows) have their stream cleared first; padded positions are neither
- * scored nor written.
+ * scored nor written. `act` (actScheduleAt): the ponder cost enters the loss scaled, and during the ACT
+ * warmup the halting units get no gradient.
  */
 function microStep(
   model: CognateModel,
   batch: TokenBatch,
   varNames: string[],
+  act: { trainHalting: boolean; ponderScale: number },
 ): { grads: tf.NamedTensorMap; scalars: { loss: number; ce: number; ponderCost: number; meanDepth: number } } {
   let ce!: tf.Scalar;
   let ponderCost!: tf.Scalar;
@@ -530,14 +535,14 @@ function microStep(
   const { value, grads } = tf.variableGrads(() => {
     const out = model.loss(tokens, targets, mask, { training: true, skipHalted: 'auto' }); // see ForwardOptions.skipHalted
     ce = tf.keep(out.ce);
-    ponderCost = tf.keep(out.ponderCost);
+    ponderCost = tf.keep(out.ponderCost.mul(act.ponderScale));
     meanDepth = out.meanDepth;
     if (out.memoryEntries)
       written = {
         entries: { keys: tf.keep(out.memoryEntries.keys), values: tf.keep(out.memoryEntries.values) },
         tokenLosses: tf.keep(out.tokenLosses),
       };
-    return out.loss;
+    return out.ce.add(ponderCost);
   });
   if (written) {
     const { entries, tokenLosses } = written as { entries: MemoryEntries; tokenLosses: tf.Tensor2D };
@@ -549,7 +554,9 @@ function microStep(
   const byParam: tf.NamedTensorMap = {};
   const paramNames = model.params.map((p) => p.name);
   varNames.forEach((v, i) => {
-    if (grads[v]) byParam[paramNames[i]] = grads[v];
+    if (!grads[v]) return;
+    if (!act.trainHalting && paramNames[i].includes('.halting.')) grads[v].dispose();
+    else byParam[paramNames[i]] = grads[v];
   });
   tf.dispose([value, ce, ponderCost, tokens, targets, ...(mask ? [mask] : [])]);
   return { grads: byParam, scalars };
