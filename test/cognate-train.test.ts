@@ -396,7 +396,9 @@ describe('trainer (tiny model, the backend under test)', () => {
       progressIntervalMs: 0,
     };
     const events: TrainEvent[] = [];
+    const tensorsBefore = tf.memory().numTensors;
     await train(job, { emit: (e) => events.push(e), stopRequested: () => false });
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
     type Saved = { weights: Record<string, { data: Float32Array }> };
     const halting = (step: number) => {
       const { weights } = readCheckpoint<Saved>(path.join(dir, `step-${String(step).padStart(8, '0')}.ckpt`)).state;

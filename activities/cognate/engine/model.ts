@@ -256,7 +256,9 @@ export class CognateModel {
    */
   initHalting(p: number): void {
     if (!(p > 0 && p < 1)) throw new Error(`initHalting: p must be in (0, 1), got ${p}`);
-    for (const block of this.blocks) block.halting?.b.assign(tf.fill([1], Math.log(p / (1 - p))));
+    tf.tidy(() => {
+      for (const block of this.blocks) block.halting?.b.assign(tf.fill([1], Math.log(p / (1 - p))));
+    });
   }
 
   parameterCount(): { total: number; breakdown: Record<string, number> } {
