@@ -9,6 +9,10 @@ one JSON line each.
   --multi 1        bench/act.ts's layout: all queries HOP_1..HOP_H of one x after the pairs, each scored;
                    0: the first version's one query HOP_h.x per example (h uniform, or --hop-probs)
   --halt-freeze F  the halting units get no gradient until F of the steps (bench/act.ts --halting-frozen)
+  --halt-bias B    the halting units' initial bias (0: the model's -log(2N - 1), p = 1/(2N)); bench/act.ts
+                   --halting-init p sets log(p / (1 - p))
+  --halt-final F   the halting units get no gradient again from F of the steps
+  --cosine 1       learning rate cosine-decayed to 0 over the steps (bench/act.ts keeps it constant)
   --arms act,full  ACT with --layers blocks, fixed --layers blocks; --fixed 2,3 adds fixed arms of those depths
 
   THREADS=1 python3 bench/act_port_sweep.py --multi 1 --steps 6000 --symbols 12 --cycle 7 --hops 3 --batch 128 \
@@ -71,13 +75,17 @@ def run(a, layers, act, seed, dev):
     cfg = CognateConfig(vocab_size=V, hidden_size=a.width, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=a.ffn,
                         max_position_embeddings=max(8, a.cycle+a.hops), act_enabled=act, act_threshold=0.99, ponder_cost=a.tau, mem_enabled=False)
     model = CognateForCausalLM(cfg).to(dev).train()
+    if act and a.halt_bias:
+        for layer in model.model.layers:
+            if getattr(layer, 'halting', None) is not None: torch.nn.init.constant_(layer.halting.bias, a.halt_bias)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0)
     rng = np.random.default_rng(100 + seed)
     probs = None
     if a.hop_probs: probs = np.array([float(v) for v in a.hop_probs.split(',')]); probs /= probs.sum()
     t0 = time.time()
     for step in range(a.steps):
-        for g in opt.param_groups: g['lr'] = a.lr * min(1, (step+1)/100)
+        decay = 0.5 * (1 + math.cos(math.pi * step / a.steps)) if a.cosine else 1.0
+        for g in opt.param_groups: g['lr'] = a.lr * min(1, (step+1)/100) * decay
         inp, y, _ = batch(rng, a.batch, a, False, hop_probs=probs)
         inp, y = inp.to(dev), y.to(dev)
         out = model.model(inp)
@@ -87,7 +95,7 @@ def run(a, layers, act, seed, dev):
         scale = min(1.0, max(0.0, (step/a.steps - a.ponder_start) / max(1e-9, a.ponder_ramp)))
         loss = ce + out.ponder_cost * scale
         opt.zero_grad(); loss.backward()
-        if step < a.halt_freeze * a.steps:
+        if step < a.halt_freeze * a.steps or (a.halt_final and step >= a.halt_final * a.steps):
             for n_, p_ in model.named_parameters():
                 if '.halting.' in n_: p_.grad = None
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -109,7 +117,7 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser()
     for k, v in dict(steps=2500, layers=5, symbols=10, cycle=5, hops=3, width=64, ffn=128, batch=64, eval=1500, seed=0).items(): p.add_argument('--'+k, type=int, default=v)
     for k, v in dict(tau=0.05, lr=3e-3, ponder_start=0.3, ponder_ramp=0.3).items(): p.add_argument('--'+k.replace('_','-'), dest=k, type=float, default=v)
-    p.add_argument('--arms', default='act,full'); p.add_argument('--multi', type=int, default=0); p.add_argument('--halt-freeze', dest='halt_freeze', type=float, default=0); p.add_argument('--hop-probs', default=''); p.add_argument('--log', type=int, default=0)
+    p.add_argument('--arms', default='act,full'); p.add_argument('--multi', type=int, default=0); p.add_argument('--halt-freeze', dest='halt_freeze', type=float, default=0); p.add_argument('--halt-final', dest='halt_final', type=float, default=0); p.add_argument('--halt-bias', dest='halt_bias', type=float, default=0); p.add_argument('--cosine', type=int, default=0); p.add_argument('--hop-probs', default=''); p.add_argument('--log', type=int, default=0)
     p.add_argument('--fixed', default=''); p.add_argument('--device', default='cpu'); p.add_argument('--tag', default='')
     a = p.parse_args()
     torch.set_num_threads(int(os.environ.get('THREADS', '2')))
