@@ -8,7 +8,8 @@
 // every evalSteps, the mean depth (blocks per position) ACT spent in training and in validation, training
 // tokens/s and wall time. Data: the prepared mixture of bench/ltm-pretrain.ts (prepareMixture).
 //
-//   npm run bench:act-pretrain [-- --data ../shared/datasets --steps 600 --layers 6 --d-model 64 --seed 1 --out bench/results/act-pretrain.json]
+//   npm run bench:act-pretrain [-- --data ../shared/datasets --steps 600 --layers 6 --d-model 64 --seed 1 --ponder-cost 0.01
+//                               --act-warmup 0 --act-ponder-ramp 0 --act-halting-init 0 --out bench/results/act-pretrain.json]
 // Last stdout line: {"validationLossAct":…,"validationLossNoAct":…,"meanDepthAct":…,"fullDepth":…,"tokensPerSecondAct":…,"tokensPerSecondNoAct":…}
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,6 +27,12 @@ const FLAGS = {
   steps: 600,
   layers: 6,
   ponderCost: CognateConfigSchema.parse({}).ponderCost,
+  /** config.actWarmupSteps: steps with halting untrained and no ponder cost (ACT arm). */
+  actWarmup: 0,
+  /** config.actPonderRampSteps: steps over which the ponder cost then rises to ponderCost. */
+  actPonderRamp: 0,
+  /** config.actHaltingInit: initial halting probability per block; 0 leaves the product's 1/(2 nLayers). */
+  actHaltingInit: 0,
   out: 'bench/results/act-pretrain.json',
 };
 type Args = typeof FLAGS;
@@ -48,6 +55,9 @@ async function main(): Promise<void> {
       ...pretrainBenchConfig(args),
       memEnabled: false,
       ponderCost: args.ponderCost,
+      actWarmupSteps: args.actWarmup,
+      actPonderRampSteps: args.actPonderRamp,
+      ...(args.actHaltingInit > 0 ? { actHaltingInit: args.actHaltingInit } : {}),
       evalSteps: Math.max(1, Math.floor(args.steps / 4)),
     };
     const arms: Record<
