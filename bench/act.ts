@@ -31,7 +31,7 @@
 // Depth is counted at inference, where a halted position skips its remaining blocks.
 //
 //   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
-//                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5
+//                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --halting-init 0.01
 //                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
@@ -179,6 +179,15 @@ export interface TrainOptions {
    * halted after 2 blocks at 60% with τ 0.01, 0.02 and 0.05 alike, in bench/act_port_sweep.py).
    */
   haltingFrozenUntil?: number;
+  /**
+   * Each halting unit's initial probability p (its bias set to log(p / (1 − p)); the product initialises
+   * p = 1/(2N)). The output Σ p·s of a position that runs every block puts 1 − (N − 1)·p of its weight on the
+   * last block's state: with the product's p that is 5/8 at N = 4, so while the halting units are frozen every
+   * answer is 3/8 shallow states and the blocks learn around that mixture; at p = 0.01 they train as a plain
+   * N-block model (97% on the last state) until halting starts. Measured with bench/act_port_sweep.py (seed 0):
+   * 94.2% at 3.0 blocks with p = 1/8, 98.3% at 3.0 blocks with p = 0.01; fixed 4 blocks 96.2%.
+   */
+  haltingInit?: number;
   /** Print the training loss every this many steps (0: never). */
   logEvery?: number;
 }
@@ -186,6 +195,7 @@ export interface TrainOptions {
 /** Train on a fresh batch of training cycles every step (loss at the query positions + the ponder cost). */
 export function trainChase(model: CognateModel, task: ChaseTask, o: TrainOptions): { finalLoss: number } {
   const rng = new Rng(hashSeed(o.seed, 1));
+  if (o.haltingInit !== undefined) model.initHalting(o.haltingInit);
   const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0, decoupled: true });
   let finalLoss = NaN;
   for (let step = 0; step < o.steps; step++) {
@@ -342,6 +352,8 @@ const FLAGS = {
   ponderStart: 0.5,
   ponderRamp: 0.2,
   haltingFrozen: 0.5,
+  /** Initial halting probability per block of the ACT arm (TrainOptions.haltingInit); 0: the product's 1/(2N). */
+  haltingInit: 0.01,
   log: 0,
   arms: 'act,fixedFull,fixedEqual,fixedEqualAll',
   /** The fixedEqual / fixedEqualAll depths when this process runs no ACT arm (taken from an ACT run in another process). */
@@ -358,6 +370,7 @@ async function main(): Promise<void> {
   for (const key of ['steps', 'seeds', 'layers', 'symbols', 'cycle', 'hops', 'width', 'ffn', 'batch', 'eval'] as const) {
     if (!Number.isInteger(o[key]) || o[key] < 1) throw new Error(`--${key} must be a positive integer (got ${o[key]})`);
   }
+  if (!(o.haltingInit >= 0 && o.haltingInit < 1)) throw new Error(`--halting-init must be in [0, 1) (got ${o.haltingInit})`);
   const task: ChaseTask = { symbols: o.symbols, cycle: o.cycle, maxHops: o.hops };
   const error = taskError(task);
   if (error) throw new Error(error);
@@ -378,6 +391,7 @@ async function main(): Promise<void> {
         ponderStart: o.ponderStart,
         ponderRamp: o.ponderRamp,
         haltingFrozenUntil: o.haltingFrozen,
+        haltingInit: o.haltingInit > 0 ? o.haltingInit : undefined,
       });
       const trainSeconds = (performance.now() - t0) / 1000;
       const r = { layers, act, finalTrainLoss: finalLoss, ...evaluateChase(model, task, o.eval, 200 + seed), trainSeconds };
@@ -419,6 +433,7 @@ async function main(): Promise<void> {
       steps: o.steps,
       ponder: `tau 0 until ${o.ponderStart} of the steps, then linearly to ${o.tau} over ${o.ponderRamp} of the steps (ACT arm)`,
       halting: `halting units not trained until ${o.haltingFrozen} of the steps (every position runs every block meanwhile; ACT arm)`,
+      haltingInit: `each halting unit starts at p = ${o.haltingInit > 0 ? o.haltingInit : `1/(2N), the product's init`} (ACT arm)`,
       batch: o.batch,
       learningRate: o.lr,
       data: 'a fresh batch of training cycles every step; every query position scored',
