@@ -305,6 +305,17 @@ describe('trainer (tiny model, the backend under test)', () => {
     writeTinyDataset(dataDir, { vocabSize: 60, trainDocs: 200, valDocs: 20, seed: 3 });
   });
 
+  /** The tiny job in `checkpointDir`, with `overrides` on the config above. */
+  const tinyJob = (checkpointDir: string, overrides: Partial<typeof config> = {}): TrainJob => ({
+    config: { ...config, ...overrides },
+    seed: 11,
+    datasetDir: dataDir,
+    checkpointDir,
+    modelName: 'tiny',
+    backend: testBackendChoice(),
+    progressIntervalMs: 0,
+  });
+
   interface Run {
     events: TrainEvent[];
     summary: TrainSummary;
@@ -312,15 +323,7 @@ describe('trainer (tiny model, the backend under test)', () => {
   /** Train in this process; stops (like a cancelled activity) once `stopAfterStep` has been reported. */
   async function runTrainer(checkpointDir: string, stopAfterStep?: number): Promise<Run> {
     const events: TrainEvent[] = [];
-    const job: TrainJob = {
-      config,
-      seed: 11,
-      datasetDir: dataDir,
-      checkpointDir,
-      modelName: 'tiny',
-      backend: testBackendChoice(),
-      progressIntervalMs: 0,
-    };
+    const job = tinyJob(checkpointDir);
     const summary = await train(job, {
       emit: (e) => events.push(e),
       stopRequested: () => stopAfterStep !== undefined && events.some((e) => e.kind === 'step' && e.step >= stopAfterStep),
@@ -386,15 +389,7 @@ describe('trainer (tiny model, the backend under test)', () => {
 
   test('ACT warmup: halting units keep their start (actHaltingInit) and the ponder cost is 0 until actWarmupSteps, then both train', async () => {
     const dir = freshDir('act-warmup');
-    const job: TrainJob = {
-      config: { ...config, actWarmupSteps: 4, actPonderRampSteps: 2, actHaltingInit: 0.01, keepCheckpoints: 10 },
-      seed: 11,
-      datasetDir: dataDir,
-      checkpointDir: dir,
-      modelName: 'tiny',
-      backend: testBackendChoice(),
-      progressIntervalMs: 0,
-    };
+    const job = tinyJob(dir, { actWarmupSteps: 4, actPonderRampSteps: 2, actHaltingInit: 0.01, keepCheckpoints: 10 });
     const events: TrainEvent[] = [];
     const tensorsBefore = tf.memory().numTensors;
     await train(job, { emit: (e) => events.push(e), stopRequested: () => false });
@@ -417,28 +412,13 @@ describe('trainer (tiny model, the backend under test)', () => {
   test('a checkpoint of another architecture is refused, naming the field', async () => {
     const dir = freshDir('other-arch');
     fs.cpSync(stoppedDir, dir, { recursive: true });
-    const job: TrainJob = {
-      config: { ...config, dFF: 48 },
-      seed: 11,
-      datasetDir: dataDir,
-      checkpointDir: dir,
-      modelName: 'tiny',
-      backend: testBackendChoice(),
-    };
+    const job = tinyJob(dir, { dFF: 48 });
     await expect(train(job, { emit: () => undefined, stopRequested: () => false })).rejects.toThrow(/dFF \(32 → 48\)/);
   });
 
   test('runs in a child process via runInChild; a stop request there writes a final checkpoint', async () => {
     const dir = freshDir('child');
-    const job: TrainJob = {
-      config: { ...config, maxSteps: 200, saveSteps: 1000, evalSteps: 1000 },
-      seed: 11,
-      datasetDir: dataDir,
-      checkpointDir: dir,
-      modelName: 'tiny',
-      backend: testBackendChoice(),
-      progressIntervalMs: 0,
-    };
+    const job = tinyJob(dir, { maxSteps: 200, saveSteps: 1000, evalSteps: 1000 });
     const events: TrainEvent[] = [];
     const handle = runInChild<TrainJob, TrainEvent, TrainSummary>(
       childModulePath(path.join(__dirname, '../activities/cognate/engine'), 'train'),
