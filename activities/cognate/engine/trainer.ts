@@ -292,7 +292,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   const modelConfig = modelConfigOf(config);
   const model = new CognateModel(modelConfig, seed);
   // A resume or a parent's weights (below) overwrite it: only a fresh model keeps this start.
-  if (config.actEnabled && config.actHaltingInit !== undefined) model.initHalting(config.actHaltingInit);
+  if (config.actHaltingInit !== undefined) model.initHalting(config.actHaltingInit); // no-op without ACT (no halting units)
   const parameters = model.parameterCount();
   const optimizer = makeOptimizer(model, config);
   const grokfast = makeGrokFast(config);
