@@ -376,6 +376,35 @@ describe('trainer (tiny model, the backend under test)', () => {
     stoppedDir = backup;
   });
 
+  test('a checkpoint written before a setting existed resumes without a changed-settings warning; a changed value still warns', async () => {
+    /** A copy of the step-5 checkpoint with its stored training config edited by `edit`; returns the resumed run. */
+    const resumeEdited = async (edit: (config: Record<string, unknown>) => void): Promise<Run> => {
+      const dir = freshDir('edited');
+      fs.cpSync(stoppedDir, dir, { recursive: true });
+      const file = path.join(dir, 'step-00000005.ckpt');
+      const { state } = readCheckpoint<{ config: Record<string, unknown> }>(file);
+      edit(state.config);
+      saveCheckpoint(dir, 5, state, 10);
+      tf.dispose(state as unknown as tf.TensorContainer);
+      return runTrainer(dir);
+    };
+    const settingWarnings = (r: Run) => r.events.filter((e) => e.kind === 'warning' && /changed training settings/.test(e.message));
+
+    const old = await resumeEdited((c) => {
+      delete c.actWarmupSteps; // as written before the ACT schedule existed
+      delete c.actPonderRampSteps;
+    });
+    expect(old.events.find((e) => e.kind === 'resumed')).toMatchObject({ fromStep: 5 });
+    expect(settingWarnings(old)).toEqual([]);
+    expect(stepLosses(old.events)).toEqual(stepLosses(straight.events).slice(5));
+
+    const changed = await resumeEdited((c) => {
+      c.actWarmupSteps = 3;
+    });
+    expect(settingWarnings(changed)).toHaveLength(1);
+    expect(settingWarnings(changed)[0]).toMatchObject({ message: expect.stringMatching(/: actWarmupSteps$/) as unknown });
+  });
+
   test('a truncated newest checkpoint is skipped with a warning and training continues exactly from the previous one', async () => {
     const newest = path.join(stoppedDir, 'step-00000005.ckpt');
     fs.truncateSync(newest, Math.floor(fs.statSync(newest).size / 2));

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { PIPELINE_BACKEND, backendInfo, initBackend, type BackendChoice, type BackendInfo } from '../../../common/backend';
 import { NonRetryableError, type ChildContext } from '../../../common/child';
-import { MODEL_CONFIG_KEYS, type CognateConfig, type ModelConfig, type OptimConfig } from '../config';
+import { CognateConfigSchema, MODEL_CONFIG_KEYS, type CognateConfig, type ModelConfig, type OptimConfig } from '../config';
 import { loadLatestCheckpoint, saveCheckpoint, toTensorState, type TensorState } from '../../../common/checkpoint';
 import { openDataset, TrainSampler, validationBatches, type SamplerState, type TokenBatch } from './data';
 import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast';
@@ -612,8 +612,14 @@ function checkResumable(
       `checkpoints in ${job.checkpointDir} belong to a run ${s.progress.initFrom ? `fine-tuned from ${s.progress.initFrom.sessionId}/${s.progress.initFrom.model}` : 'trained from scratch'}, this run ${job.initFrom ? `starts from ${job.initFrom.sessionId}/${job.initFrom.model}` : 'starts from scratch'}. Use a new sessionId or remove the checkpoints.`,
     );
   }
+  // A checkpoint written before a setting existed lacks its key: it ran with that setting's default, so its
+  // config is read through the schema (filling defaults) before comparing; one the schema no longer accepts is
+  // compared as stored.
+  const known = Object.fromEntries(Object.entries(s.config).filter(([k]) => k in job.config));
+  const parsed = CognateConfigSchema.safeParse(known);
+  const before: Partial<CognateConfig> = parsed.success ? parsed.data : s.config;
   const changed = (Object.keys(job.config) as (keyof CognateConfig)[]).filter(
-    (k) => JSON.stringify(s.config[k]) !== JSON.stringify(job.config[k]),
+    (k) => JSON.stringify(before[k]) !== JSON.stringify(job.config[k]),
   );
   if (changed.length > 0) warn(`resuming with changed training settings: ${changed.join(', ')}`);
   if (s.backend.backend !== backend.backend)
