@@ -32,6 +32,7 @@
 //
 //   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
 //                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --halting-init 0.01
+//                      --halting-detached 0 --act-threshold 0.99
 //                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
@@ -124,6 +125,7 @@ export function actModelConfig(
   ponderCost = 0.05,
   dModel = 64,
   dFF = 128,
+  actThreshold = 0.99,
 ): ModelConfigInput {
   return {
     dModel,
@@ -135,7 +137,7 @@ export function actModelConfig(
     actEnabled,
     memEnabled: false,
     ponderCost,
-    actThreshold: 0.99,
+    actThreshold,
   };
 }
 
@@ -188,6 +190,8 @@ export interface TrainOptions {
    * 94.2% at 3.0 blocks with p = 1/8, 98.3% at 3.0 blocks with p = 0.01; fixed 4 blocks 96.2%.
    */
   haltingInit?: number;
+  /** ForwardOptions.haltingDetached: the ponder cost trains the halting units only, not the blocks' features. */
+  haltingDetached?: boolean;
   /** Print the training loss every this many steps (0: never). */
   logEvery?: number;
 }
@@ -203,7 +207,7 @@ export function trainChase(model: CognateModel, task: ChaseTask, o: TrainOptions
     const { tokens, targets, mask } = tensors(task, chaseBatch(task, rng, o.batch, false));
     const ponderScale = Math.min(1, Math.max(0, (step / o.steps - (o.ponderStart ?? 0)) / Math.max(1e-9, o.ponderRamp ?? 0)));
     const { value, grads } = tf.variableGrads(() => {
-      const r = model.loss(tokens, targets, mask, { training: true });
+      const r = model.loss(tokens, targets, mask, { training: true, haltingDetached: o.haltingDetached });
       return r.ce.add(r.ponderCost.mul(ponderScale));
     });
     const trainHalting = step >= (o.haltingFrozenUntil ?? 0) * o.steps;
@@ -354,6 +358,10 @@ const FLAGS = {
   haltingFrozen: 0.5,
   /** Initial halting probability per block of the ACT arm (TrainOptions.haltingInit); 0: the product's 1/(2N). */
   haltingInit: 0.01,
+  /** 1: the ACT arm's halting units read the states through a stop-gradient (ForwardOptions.haltingDetached). */
+  haltingDetached: 0,
+  /** ACT arm's halting threshold 1 − ε: a position halts once its summed halting probability reaches it. */
+  actThreshold: 0.99,
   log: 0,
   arms: 'act,fixedFull,fixedEqual,fixedEqualAll',
   /** The fixedEqual / fixedEqualAll depths when this process runs no ACT arm (taken from an ACT run in another process). */
@@ -370,6 +378,8 @@ async function main(): Promise<void> {
   for (const key of ['steps', 'seeds', 'layers', 'symbols', 'cycle', 'hops', 'width', 'ffn', 'batch', 'eval'] as const) {
     if (!Number.isInteger(o[key]) || o[key] < 1) throw new Error(`--${key} must be a positive integer (got ${o[key]})`);
   }
+  if (o.haltingDetached !== 0 && o.haltingDetached !== 1) throw new Error(`--halting-detached must be 0 or 1 (got ${o.haltingDetached})`);
+  if (!(o.actThreshold > 0 && o.actThreshold <= 1)) throw new Error(`--act-threshold must be in (0, 1] (got ${o.actThreshold})`);
   if (!(o.haltingInit >= 0 && o.haltingInit < 1)) throw new Error(`--halting-init must be in [0, 1) (got ${o.haltingInit})`);
   const task: ChaseTask = { symbols: o.symbols, cycle: o.cycle, maxHops: o.hops };
   const error = taskError(task);
@@ -380,7 +390,7 @@ async function main(): Promise<void> {
   const runs: Record<string, unknown>[] = [];
   for (let seed = o.seedStart; seed < o.seedStart + o.seeds; seed++) {
     const arm = (layers: number, act: boolean) => {
-      const model = new CognateModel(actModelConfig(task, layers, act, o.tau, o.width, o.ffn), 10 + seed);
+      const model = new CognateModel(actModelConfig(task, layers, act, o.tau, o.width, o.ffn, o.actThreshold), 10 + seed);
       const t0 = performance.now();
       const { finalLoss } = trainChase(model, task, {
         steps: o.steps,
@@ -392,6 +402,7 @@ async function main(): Promise<void> {
         ponderRamp: o.ponderRamp,
         haltingFrozenUntil: o.haltingFrozen,
         haltingInit: o.haltingInit > 0 ? o.haltingInit : undefined,
+        haltingDetached: o.haltingDetached === 1,
       });
       const trainSeconds = (performance.now() - t0) / 1000;
       const r = { layers, act, finalTrainLoss: finalLoss, ...evaluateChase(model, task, o.eval, 200 + seed), trainSeconds };
@@ -428,11 +439,18 @@ async function main(): Promise<void> {
       sigma: `a fresh random cycle through ${o.cycle} of the ${o.symbols} symbols per example; evaluation cycles are a held-out fifth (hash of the cycle) never drawn in training`,
       chance: 1 / (o.cycle - 1),
     },
-    model: { ...actModelConfig(task, o.layers, true, o.tau, o.width, o.ffn), note: 'ACT arm with nLayers blocks; fixed arms ACT off' },
+    model: {
+      ...actModelConfig(task, o.layers, true, o.tau, o.width, o.ffn, o.actThreshold),
+      note: 'ACT arm with nLayers blocks; fixed arms ACT off',
+    },
     training: {
       steps: o.steps,
       ponder: `tau 0 until ${o.ponderStart} of the steps, then linearly to ${o.tau} over ${o.ponderRamp} of the steps (ACT arm)`,
       halting: `halting units not trained until ${o.haltingFrozen} of the steps (every position runs every block meanwhile; ACT arm)`,
+      haltingGradient:
+        o.haltingDetached === 1
+          ? 'the halting units read the states through a stop-gradient: the ponder cost trains them only, not the blocks (ACT arm)'
+          : 'the ponder cost trains the halting units and, through them, the blocks (ACT arm)',
       haltingInit: `each halting unit starts at p = ${o.haltingInit > 0 ? o.haltingInit : `1/(2N), the product's init`} (ACT arm)`,
       batch: o.batch,
       learningRate: o.lr,

@@ -535,6 +535,33 @@ describe('adaptive computation time', () => {
     expect(results[1].ce).toBeCloseTo(results[0].ce, 6); // same seed: only the ponder term differs
     expect(results[1].haltingGrad).toBeGreaterThan(results[0].haltingGrad);
   });
+
+  test('haltingDetached: the ponder cost trains only the halting units, with the same halting gradient as without', () => {
+    const { tokens, targets } = tokenBatch(2, 8, 23, 4);
+    const model = new CognateModel({ ...TINY, memEnabled: false, ponderCost: 0.5 }, 5);
+    /** Gradients of the ponder cost alone, by parameter name (absent or all zero: no gradient). */
+    const ponderGrads = (haltingDetached: boolean) => {
+      const { value, grads } = tf.variableGrads(
+        () => model.loss(tokens, targets, undefined, { training: true, haltingDetached }).ponderCost,
+      );
+      const out = new Map<string, Float32Array>();
+      for (const p of model.params) if (grads[p.variable.name]) out.set(p.name, grads[p.variable.name].dataSync() as Float32Array);
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    };
+    const attached = ponderGrads(false);
+    const detached = ponderGrads(true);
+    const blockGrad = (g: Map<string, Float32Array>) =>
+      Math.max(0, ...[...g].filter(([name]) => !name.includes('halting.')).map(([, v]) => maxAbs(v)));
+    expect(blockGrad(attached)).toBeGreaterThan(1e-6); // the ponder cost reshapes the blocks' features...
+    expect(blockGrad(detached)).toBe(0); // ...unless the halting units read through a stop-gradient
+    for (const [name, g] of attached) {
+      if (!name.includes('halting.')) continue;
+      expect(maxAbs(g)).toBeGreaterThan(0);
+      expect(maxAbsDiff(g, detached.get(name)!)).toBeLessThan(1e-6);
+    }
+    model.dispose();
+  });
 });
 
 describe('long-term memory', () => {

@@ -84,6 +84,12 @@ export interface ForwardOptions {
    * positions have halted before it. Default false (the trainer passes 'auto').
    */
   skipHalted?: boolean | 'auto';
+  /**
+   * With ACT: the halting units read each state through a stop-gradient, so the ponder cost trains the
+   * halting units only and never reshapes the blocks' features to halt sooner (they learn from the loss
+   * alone, as in a fixed-depth model). Default false: the gradient flows into the blocks too (Graves 2016).
+   */
+  haltingDetached?: boolean;
   /** What the memory block reads: the model's bank (default), nothing, or the given entries. */
   memory?: 'bank' | 'none' | MemoryTensors;
   /** Called after each block with its input and output states [B, T, C] and the positions that were still running [B, T] (tests, probes). */
@@ -307,7 +313,7 @@ export class CognateModel {
       if (act) {
         const isLast = layer === c.nLayers - 1;
         const p = block.halting
-          ? linear(x, block.halting.w as tf.Tensor2D, block.halting.b as tf.Tensor1D)
+          ? linear(opts.haltingDetached ? detach(x) : x, block.halting.w as tf.Tensor2D, block.halting.b as tf.Tensor1D)
               .sigmoid()
               .squeeze<tf.Tensor2D>([2])
           : tf.zeros([B, T]);
