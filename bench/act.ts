@@ -447,10 +447,13 @@ async function main(): Promise<void> {
       steps: o.steps,
       ponder: `tau 0 until ${o.ponderStart} of the steps, then linearly to ${o.tau} over ${o.ponderRamp} of the steps (ACT arm)`,
       halting: `halting units not trained until ${o.haltingFrozen} of the steps (every position runs every block meanwhile; ACT arm)`,
-      haltingGradient:
-        o.haltingDetached === 1
-          ? 'the halting units read the states through a stop-gradient: the ponder cost trains them only, not the blocks (ACT arm)'
-          : 'the ponder cost trains the halting units and, through them, the blocks (ACT arm)',
+      // only when set: files written before this flag existed then still --merge with new ones (it compares settings)
+      ...(o.haltingDetached === 1
+        ? {
+            haltingGradient:
+              'the halting units read the states through a stop-gradient: the ponder cost trains them only, not the blocks (ACT arm)',
+          }
+        : {}),
       haltingInit: `each halting unit starts at p = ${o.haltingInit > 0 ? o.haltingInit : `1/(2N), the product's init`} (ACT arm)`,
       batch: o.batch,
       learningRate: o.lr,
