@@ -13,6 +13,12 @@ one JSON line each.
                    --halting-init p sets log(p / (1 - p))
   --halt-final F   the halting units get no gradient again from F of the steps
   --cosine 1       learning rate cosine-decayed to 0 over the steps (bench/act.ts keeps it constant)
+  --halt-detach 1  the halting units read the states through a stop-gradient: the ponder cost trains them only,
+                   not the blocks (bench/act.ts --halting-detached 1)
+  --act-threshold  the halting threshold 1 - eps (default 0.99; bench/act.ts --act-threshold)
+  --deep A         adds A * sum_n w_n CE(block n's own state) with ACT's halting weights w (per-block supervision)
+  --ponder-scored 1  the ponder cost averaged over the scored positions (the queries) only, not the pairs
+  --diag 1         also reports, per hop count, the accuracy of the halting block's own state and its weight R
   --arms act,full  ACT with --layers blocks, fixed --layers blocks; --fixed 2,3 adds fixed arms of those depths
 
   THREADS=1 python3 bench/act_port_sweep.py --multi 1 --steps 6000 --symbols 12 --cycle 7 --hops 3 --batch 128 \
@@ -25,7 +31,19 @@ import torch
 import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'activities', 'cognate', 'engine'))
 from hf.configuration_cognate import CognateConfig
-from hf.modeling_cognate import CognateForCausalLM
+from hf.modeling_cognate import CognateForCausalLM, CognateHalting
+
+# --deep: every block's own state is scored too, weighted by ACT's halting weights (p_n before the halting
+# block, R at it). The per-block states and weights of the last training forward are kept here.
+TRACE = []
+_step = CognateHalting.step
+def _traced_step(self, p, state, is_last):
+    before = (self.running.clone(), self.cumulative.clone())
+    _step(self, p, state, is_last)
+    running, cumulative = before
+    halts = running - self.running
+    TRACE.append((state, p * self.running + halts * (1 - cumulative), halts * (1 - cumulative)))
+CognateHalting.step = _traced_step
 
 def cycles(rng, B, symbols, n, held_out):
     out_order = np.zeros((B, n), np.int64); nxt = np.full((B, symbols), -1, np.int64)
@@ -73,11 +91,16 @@ def run(a, layers, act, seed, dev):
     torch.manual_seed(10 + seed)
     V = max(16, a.symbols**2 + a.hops*a.symbols)
     cfg = CognateConfig(vocab_size=V, hidden_size=a.width, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=a.ffn,
-                        max_position_embeddings=max(8, a.cycle+a.hops), act_enabled=act, act_threshold=0.99, ponder_cost=a.tau, mem_enabled=False)
+                        max_position_embeddings=max(8, a.cycle+a.hops), act_enabled=act, act_threshold=a.act_threshold, ponder_cost=a.tau, mem_enabled=False)
     model = CognateForCausalLM(cfg).to(dev).train()
     if act and a.halt_bias:
         for layer in model.model.layers:
             if getattr(layer, 'halting', None) is not None: torch.nn.init.constant_(layer.halting.bias, a.halt_bias)
+    if act and a.halt_detach:
+        # the halting units read the states without passing gradient into them: the ponder cost trains only the
+        # halting units, not the blocks' features
+        for layer in model.model.layers:
+            if getattr(layer, 'halting', None) is not None: layer.halting.register_forward_pre_hook(lambda m, inp: (inp[0].detach(),))
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0)
     rng = np.random.default_rng(100 + seed)
     probs = None
@@ -88,12 +111,25 @@ def run(a, layers, act, seed, dev):
         for g in opt.param_groups: g['lr'] = a.lr * min(1, (step+1)/100) * decay
         inp, y, _ = batch(rng, a.batch, a, False, hop_probs=probs)
         inp, y = inp.to(dev), y.to(dev)
+        TRACE.clear()
         out = model.model(inp)
         k = y.shape[1]
         logits = model.lm_head(out.last_hidden_state[:, -k:])
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         scale = min(1.0, max(0.0, (step/a.steps - a.ponder_start) / max(1e-9, a.ponder_ramp)))
-        loss = ce + out.ponder_cost * scale
+        ponder = out.ponder_cost
+        if act and a.ponder_scored:
+            # N + R averaged over the scored positions only (the queries), not over the pairs
+            ponder = a.tau * (out.act_steps[:, -k:] + sum(r[:, -k:] for _, _, r in TRACE)).mean()
+        loss = ce + ponder * scale
+        if act and a.deep:
+            # sum_n w_n * CE(head(norm(s_n))) at the queries: each block's prediction is scored on its own,
+            # so the halting weights get a gradient towards the blocks whose own prediction is good.
+            deep = 0
+            for s_n, w_n, _ in TRACE:
+                ce_n = F.cross_entropy(model.lm_head(model.model.norm(s_n[:, -k:])).reshape(-1, logits.shape[-1]), y.reshape(-1), reduction='none')
+                deep = deep + (w_n[:, -k:].reshape(-1) * ce_n).mean()
+            loss = loss + a.deep * deep
         opt.zero_grad(); loss.backward()
         if step < a.halt_freeze * a.steps or (a.halt_final and step >= a.halt_final * a.steps):
             for n_, p_ in model.named_parameters():
@@ -111,7 +147,22 @@ def run(a, layers, act, seed, dev):
         depth = out.act_steps[:, -k:].cpu().numpy()
     ok = (pred == y).numpy()
     by = {int(h): (float(ok[hops == h].mean()), float(depth[hops == h].mean())) for h in range(1, a.hops+1)}
-    return dict(layers=layers, act=act, acc=float(ok.mean()), depth=float(depth.mean()), byHops=by, secs=time.time()-t0, ce=ce.item())
+    extra = {}
+    if act and a.diag:
+        # The halting block's own state (not the mixture) as the output, and the weight R it gets in the mixture.
+        TRACE.clear(); model.train()
+        with torch.no_grad():
+            out = model.model(inp.to(dev))
+            last = torch.zeros_like(TRACE[0][0][:, -k:]); r = torch.zeros_like(TRACE[0][2][:, -k:])
+            taken = torch.zeros_like(r, dtype=torch.bool)
+            for i, (s_n, _, r_n) in enumerate(TRACE):
+                halts = (r_n[:, -k:] != 0) if i < len(TRACE) - 1 else torch.ones_like(taken)
+                take = halts & ~taken
+                last = torch.where(take[..., None], s_n[:, -k:], last); r = torch.where(take, r_n[:, -k:], r); taken = taken | take
+            pred_last = model.lm_head(model.model.norm(last)).argmax(-1).cpu()
+        ok_last = (pred_last == y).numpy(); rr = r.cpu().numpy()
+        extra = {'byHopsLastState': {int(h): (float(ok_last[hops == h].mean()), float(rr[hops == h].mean())) for h in range(1, a.hops+1)}}
+    return dict(layers=layers, act=act, acc=float(ok.mean()), depth=float(depth.mean()), byHops=by, secs=time.time()-t0, ce=ce.item(), **extra)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser()
@@ -119,6 +170,7 @@ if __name__ == '__main__':
     for k, v in dict(tau=0.05, lr=3e-3, ponder_start=0.3, ponder_ramp=0.3).items(): p.add_argument('--'+k.replace('_','-'), dest=k, type=float, default=v)
     p.add_argument('--arms', default='act,full'); p.add_argument('--multi', type=int, default=0); p.add_argument('--halt-freeze', dest='halt_freeze', type=float, default=0); p.add_argument('--halt-final', dest='halt_final', type=float, default=0); p.add_argument('--halt-bias', dest='halt_bias', type=float, default=0); p.add_argument('--cosine', type=int, default=0); p.add_argument('--hop-probs', default=''); p.add_argument('--log', type=int, default=0)
     p.add_argument('--fixed', default=''); p.add_argument('--device', default='cpu'); p.add_argument('--tag', default='')
+    p.add_argument('--deep', type=float, default=0); p.add_argument('--ponder-scored', dest='ponder_scored', type=int, default=0); p.add_argument('--diag', type=int, default=0); p.add_argument('--halt-detach', dest='halt_detach', type=int, default=0); p.add_argument('--act-threshold', dest='act_threshold', type=float, default=0.99)
     a = p.parse_args()
     torch.set_num_threads(int(os.environ.get('THREADS', '2')))
     jobs = ([('act', a.layers, True)] if 'act' in a.arms else []) + ([('full', a.layers, False)] if 'full' in a.arms else [])
