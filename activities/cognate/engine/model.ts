@@ -86,8 +86,9 @@ export interface ForwardOptions {
   skipHalted?: boolean | 'auto';
   /**
    * With ACT: the halting units read each state through a stop-gradient, so the ponder cost trains the
-   * halting units only and never reshapes the blocks' features to halt sooner (they learn from the loss
-   * alone, as in a fixed-depth model). Default false: the gradient flows into the blocks too (Graves 2016).
+   * halting units only and never reshapes the blocks' features to halt sooner. Default false: the gradient
+   * flows into the blocks too (Graves 2016). Measured on bench:act's task (PyTorch port, 3 seeds): no better,
+   * slightly worse (bench/results/act-port-sweep.json, worseModeVariants).
    */
   haltingDetached?: boolean;
   /** What the memory block reads: the model's bank (default), nothing, or the given entries. */
