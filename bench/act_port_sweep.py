@@ -33,16 +33,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 from hf.configuration_cognate import CognateConfig
 from hf.modeling_cognate import CognateForCausalLM, CognateHalting
 
-# --deep: every block's own state is scored too, weighted by ACT's halting weights (p_n before the halting
-# block, R at it). The per-block states and weights of the last training forward are kept here.
+# --deep, --ponder-scored and --diag need each block's state, its halting weight w (p_n before the halting
+# block, R at it) and its remainder R (0 where the position did not halt there). While TRACING is on, every
+# forward appends them here (the caller clears it); otherwise nothing is kept, so the other flags hold no
+# per-block states.
 TRACE = []
+TRACING = False
 _step = CognateHalting.step
 def _traced_step(self, p, state, is_last):
-    before = (self.running.clone(), self.cumulative.clone())
+    if not TRACING: return _step(self, p, state, is_last)
+    running, cumulative = self.running, self.cumulative  # step() rebinds both rather than changing them in place
     _step(self, p, state, is_last)
-    running, cumulative = before
-    halts = running - self.running
-    TRACE.append((state, p * self.running + halts * (1 - cumulative), halts * (1 - cumulative)))
+    remainder = (running - self.running) * (1 - cumulative)
+    TRACE.append((state, p * self.running + remainder, remainder))
 CognateHalting.step = _traced_step
 
 def cycles(rng, B, symbols, n, held_out):
@@ -173,6 +176,7 @@ if __name__ == '__main__':
     p.add_argument('--deep', type=float, default=0); p.add_argument('--ponder-scored', dest='ponder_scored', type=int, default=0); p.add_argument('--diag', type=int, default=0); p.add_argument('--halt-detach', dest='halt_detach', type=int, default=0); p.add_argument('--act-threshold', dest='act_threshold', type=float, default=0.99)
     a = p.parse_args()
     torch.set_num_threads(int(os.environ.get('THREADS', '2')))
+    TRACING = bool(a.deep or a.ponder_scored or a.diag)
     jobs = ([('act', a.layers, True)] if 'act' in a.arms else []) + ([('full', a.layers, False)] if 'full' in a.arms else [])
     jobs += [(f'fixed{L}', L, False) for L in [int(v) for v in a.fixed.split(',') if v]]
     for name, L, act in jobs:
