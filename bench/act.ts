@@ -310,26 +310,39 @@ export function equalFlopsOf(runs: Run[]) {
 /**
  * Seeds or arms run as separate processes (`--seed-start k --seeds 1`, or `--arms act` and `--arms
  * fixedEqual --equal-layers N`, one per core) are joined into one result file: the runs concatenated (arms
- * of the same seed into one run), the headline recomputed; the settings must match.
+ * of the same seed into one run), the headline recomputed; the settings must match (the ACT arm's own only
+ * between processes that ran it).
  */
-function merge(files: string[], out: string): void {
+export function merge(files: string[], out: string): void {
   const parts = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown> & { runs: Run[] });
-  const settings = (p: Record<string, unknown>) => JSON.stringify([p.task, p.model, p.training, p.evaluation, (p.backend as Run).backend]);
-  for (const [i, p] of parts.entries())
-    if (settings(p) !== settings(parts[0])) throw new Error(`${files[i]}: settings differ from ${files[0]}`);
+  // The ACT arm's own settings (its schedule, ponder cost, threshold) only bind processes that ran the ACT arm:
+  // a fixed-depth process ignores them, so its file merges with ACT runs of any schedule.
+  const hasAct = (p: { runs: Run[] }) => p.runs.some((r) => r.act);
+  const settings = (p: Record<string, unknown> & { runs: Run[] }, withAct: boolean) => {
+    const { ponderCost, actThreshold, ...model } = p.model as Run;
+    const { ponder, halting, haltingInit, haltingGradient, ...training } = p.training as Run;
+    const act = withAct ? [ponderCost, actThreshold, ponder, halting, haltingInit, haltingGradient] : [];
+    return JSON.stringify([p.task, model, training, p.evaluation, (p.backend as Run).backend, act]);
+  };
+  const reference = parts.find(hasAct) ?? parts[0];
+  for (const [i, p] of parts.entries()) {
+    const withAct = hasAct(p);
+    if (settings(p, withAct) !== settings(reference, withAct))
+      throw new Error(`${files[i]}: settings differ from ${files[parts.indexOf(reference)]}`);
+  }
   // Arms of one seed run in different processes become one run.
   const bySeed = new Map<unknown, Run>();
   for (const r of parts.flatMap((p) => p.runs)) bySeed.set(r.seed, { ...bySeed.get(r.seed), ...r });
   const runs = [...bySeed.values()];
-  const headline = headlineOf(runs, (parts[0].model as { nLayers: number }).nLayers);
+  const headline = headlineOf(runs, (reference.model as { nLayers: number }).nLayers);
   writeJsonAtomic(out, {
-    ...parts[0],
+    ...reference,
     seeds: runs.map((r) => r.seed),
     runs,
     headline,
     equalFlops: equalFlopsOf(runs),
     conditions: {
-      ...(parts[0].conditions as Run),
+      ...(reference.conditions as Run),
       processes: parts.map((p, i) => ({ file: path.basename(files[i]), ...(p.conditions as Run), seconds: p.seconds })),
     },
     seconds: Math.max(...parts.map((p) => p.seconds as number)),

@@ -2,10 +2,14 @@
 // every example's pairs describe one cycle whose h-fold successor is the answer at query h, evaluation
 // cycles are never drawn in training, a cycle too short for its hop counts is refused, and the depth
 // evaluateChase reports is the number of blocks a position ran (nLayers with ACT off or never halting, 1
-// when every position halts after the first block).
+// when every position halts after the first block). --merge joins per-process result files: a fixed-depth
+// process merges with ACT runs of any ACT schedule, two ACT runs of different schedules do not.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useTestBackend } from './helpers/backend';
-import { actModelConfig, chaseBatch, evaluateChase, queryToken, sequenceLength, taskError, type ChaseTask } from '../bench/act';
+import { actModelConfig, chaseBatch, evaluateChase, merge, queryToken, sequenceLength, taskError, type ChaseTask } from '../bench/act';
 import { CognateModel } from '../activities/cognate/engine/model';
 import { Rng } from '../common/rng';
 
@@ -109,5 +113,45 @@ describe('ACT benchmark task', () => {
     expect(once.meanDepthAllPositions).toBe(1);
     for (const h of [1, 2, 3]) expect(once.byHops[h].meanDepth).toBe(1);
     expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  test('--merge: fixed-depth files join ACT runs of any ACT schedule; ACT runs of different schedules, or other shared settings, are refused', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'act-merge-'));
+    const arm = (accuracy: number) => ({ layers: 4, accuracy, meanDepth: 3, meanDepthAllPositions: 2, byHops: {} });
+    const file = (name: string, runs: object[], ponder: string, batch = 128) => {
+      const at = path.join(dir, name);
+      const result = {
+        task: { symbols: 12 },
+        model: { nLayers: 4, ponderCost: 0.05, actThreshold: 0.99 },
+        training: { steps: 6000, batch, ponder, halting: 'h', haltingInit: 'p' },
+        evaluation: { examples: 8 },
+        backend: { backend: 'tensorflow' },
+        conditions: {},
+        seconds: 1,
+        runs,
+      };
+      fs.writeFileSync(at, JSON.stringify(result));
+      return at;
+    };
+    const fixed = file('fixed.json', [{ seed: 0, fixedFull: arm(0.99) }], 'schedule A');
+    const actLate = file('act-late.json', [{ seed: 0, act: arm(0.97) }], 'schedule B');
+    const actEarly = file('act-early.json', [{ seed: 1, act: arm(0.96) }], 'schedule A');
+    const otherBatch = file('fixed-b64.json', [{ seed: 1, fixedFull: arm(0.98) }], 'schedule B', 64);
+    const out = path.join(dir, 'merged.json');
+    const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      merge([fixed, actLate], out);
+      const merged = JSON.parse(fs.readFileSync(out, 'utf8'));
+      expect(merged.training.ponder).toBe('schedule B'); // the ACT run's schedule, not the fixed file's
+      expect(merged.runs).toEqual([{ seed: 0, fixedFull: arm(0.99), act: arm(0.97) }]);
+      expect(merged.headline).toMatchObject({ accuracyAct: 0.97, accuracyFixedFull: 0.99 });
+      expect(() => merge([actLate, actEarly], out)).toThrow(/act-early\.json: settings differ from .*act-late\.json/);
+      expect(() => merge([actLate, otherBatch], out)).toThrow(/fixed-b64\.json: settings differ/);
+    } finally {
+      log.mockRestore();
+      error.mockRestore();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
