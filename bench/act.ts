@@ -346,7 +346,7 @@ export function merge(files: string[], out: string): void {
       processes: parts.map((p, i) => ({ file: path.basename(files[i]), ...(p.conditions as Run), seconds: p.seconds })),
     },
     seconds: Math.max(...parts.map((p) => p.seconds as number)),
-    merged: `${files.length} processes run side by side, joined by --merge: ${files.map((f) => path.basename(f)).join(', ')}`,
+    merged: `${files.length} processes (each with its own conditions under conditions.processes), joined by --merge: ${files.map((f) => path.basename(f)).join(', ')}`,
   });
   console.error(`wrote ${out}`);
   console.log(JSON.stringify(headline));
