@@ -32,7 +32,7 @@
 //
 //   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
 //                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --halting-init 0.01
-//                      --halting-detached 0 --act-threshold 0.99
+//                      --halting-detached 0 --act-threshold 0.99 --halting-restarts 0 --restart-tolerance 0.005 --validation 1024
 //                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
@@ -44,6 +44,7 @@ import { backendInfo, initBackend, type BackendChoice } from '../common/backend'
 import { writeJsonAtomic } from '../common/export/files';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { AdamW, clipByGlobalNorm, globalNorm } from '../common/optim';
+import { fromTensorState, toTensorState } from '../common/tensor-state';
 import { hashSeed, Rng } from '../common/rng';
 import { benchConditions } from './conditions';
 import { parseFlags } from './flags';
@@ -194,38 +195,108 @@ export interface TrainOptions {
   haltingDetached?: boolean;
   /** Print the training loss every this many steps (0: never). */
   logEvery?: number;
+  /** Retry a halting phase that costs accuracy (ACT arm; see HaltingGuard). */
+  guard?: HaltingGuard;
+}
+
+/**
+ * A halting phase that costs accuracy is retried, then given up. Trained from a converged plain model, ACT
+ * sometimes lands in a worse mode (h = 2 kept at full depth, 2-3 points lost on h = 2 and 3: seeds 0 and 3
+ * of bench/results/act-halting-phase-9000.json) instead of the one that allocates depth as the task needs.
+ * The guard scores the plain model on validation examples when halting starts, and each halting phase's
+ * model at its end; one that scores more than `tolerance` below the plain model is rolled back to the plain
+ * model's weights, optimiser and data stream state and the phase rerun on another data order, up to
+ * `restarts` times. If none keeps the accuracy, the plain model is kept (full depth: its halting units are
+ * still at their untrained start). Validation examples are drawn from the training cycles with their own
+ * seed, never from the held-out cycles the benchmark scores.
+ */
+export interface HaltingGuard {
+  restarts: number;
+  /** Validation accuracy a halting phase may lose against the plain model, as a fraction (0.005: half a point). */
+  tolerance: number;
+  /** Validation examples (each scores every hop count). */
+  examples: number;
+  seed: number;
+}
+
+export interface GuardReport {
+  /** The plain model's validation score when halting starts (every position runs every block). */
+  plain: { accuracy: number; meanDepth: number };
+  attempts: { attempt: number; validationAccuracy: number; validationDepth: number; finalTrainLoss: number; kept: boolean }[];
+  /** The attempt kept, or 'plain' when every attempt lost accuracy. */
+  kept: number | 'plain';
 }
 
 /** Train on a fresh batch of training cycles every step (loss at the query positions + the ponder cost). */
-export function trainChase(model: CognateModel, task: ChaseTask, o: TrainOptions): { finalLoss: number } {
-  const rng = new Rng(hashSeed(o.seed, 1));
+export function trainChase(model: CognateModel, task: ChaseTask, o: TrainOptions): { finalLoss: number; guard?: GuardReport } {
+  let rng = new Rng(hashSeed(o.seed, 1));
   if (o.haltingInit !== undefined) model.initHalting(o.haltingInit);
   const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0, decoupled: true });
+  // the first step whose halting gradients are applied (step >= haltingFrozenUntil · steps)
+  const haltingStart = Math.min(o.steps, Math.ceil((o.haltingFrozenUntil ?? 0) * o.steps));
   let finalLoss = NaN;
-  for (let step = 0; step < o.steps; step++) {
-    const lr = o.learningRate * Math.min(1, (step + 1) / 100);
-    const { tokens, targets, mask } = tensors(task, chaseBatch(task, rng, o.batch, false));
-    const ponderScale = Math.min(1, Math.max(0, (step / o.steps - (o.ponderStart ?? 0)) / Math.max(1e-9, o.ponderRamp ?? 0)));
-    const { value, grads } = tf.variableGrads(() => {
-      const r = model.loss(tokens, targets, mask, { training: true, haltingDetached: o.haltingDetached });
-      return r.ce.add(r.ponderCost.mul(ponderScale));
-    });
-    const trainHalting = step >= (o.haltingFrozenUntil ?? 0) * o.steps;
-    const byName: tf.NamedTensorMap = {};
-    for (const p of model.params) {
-      if (!grads[p.variable.name] || (!trainHalting && p.name.includes('halting.'))) continue;
-      byName[p.name] = grads[p.variable.name];
+  const run = (from: number, to: number) => {
+    for (let step = from; step < to; step++) {
+      const lr = o.learningRate * Math.min(1, (step + 1) / 100);
+      const { tokens, targets, mask } = tensors(task, chaseBatch(task, rng, o.batch, false));
+      const ponderScale = Math.min(1, Math.max(0, (step / o.steps - (o.ponderStart ?? 0)) / Math.max(1e-9, o.ponderRamp ?? 0)));
+      const { value, grads } = tf.variableGrads(() => {
+        const r = model.loss(tokens, targets, mask, { training: true, haltingDetached: o.haltingDetached });
+        return r.ce.add(r.ponderCost.mul(ponderScale));
+      });
+      const byName: tf.NamedTensorMap = {};
+      for (const p of model.params) {
+        if (!grads[p.variable.name] || (step < haltingStart && p.name.includes('halting.'))) continue;
+        byName[p.name] = grads[p.variable.name];
+      }
+      const clipped = clipByGlobalNorm(byName, 1, globalNorm(byName));
+      optimizer.update(clipped, lr);
+      if (step === o.steps - 1 || (o.logEvery && (step + 1) % o.logEvery === 0)) {
+        finalLoss = value.dataSync()[0];
+        if (o.logEvery) console.error(`  step ${step + 1}: loss ${finalLoss.toFixed(3)}`);
+      }
+      tf.dispose([value, tokens, targets, mask, ...Object.values(grads), ...Object.values(clipped)]);
     }
-    const clipped = clipByGlobalNorm(byName, 1, globalNorm(byName));
-    optimizer.update(clipped, lr);
-    if (step === o.steps - 1 || (o.logEvery && (step + 1) % o.logEvery === 0)) {
-      finalLoss = value.dataSync()[0];
-      if (o.logEvery) console.error(`  step ${step + 1}: loss ${finalLoss.toFixed(3)}`);
-    }
-    tf.dispose([value, tokens, targets, mask, ...Object.values(grads), ...Object.values(clipped)]);
+  };
+  if (!o.guard || haltingStart >= o.steps) {
+    run(0, o.steps);
+    optimizer.dispose();
+    return { finalLoss };
   }
+  const g = o.guard;
+  run(0, haltingStart);
+  const snapshot = {
+    params: model.params.map((p) => toTensorState(p.variable)),
+    optimizer: optimizer.state(),
+  };
+  const restore = () => {
+    model.params.forEach((p, i) => tf.tidy(() => p.variable.assign(fromTensorState(snapshot.params[i]))));
+    optimizer.load(snapshot.optimizer);
+  };
+  const validate = () => evaluateChase(model, task, g.examples, g.seed, 128, false);
+  const plain = validate();
+  const report: GuardReport = { plain: { accuracy: plain.accuracy, meanDepth: plain.meanDepth }, attempts: [], kept: 'plain' };
+  for (let attempt = 0; attempt <= g.restarts; attempt++) {
+    if (attempt > 0) {
+      restore();
+      rng = new Rng(hashSeed(o.seed, 3, attempt)); // another data order for the halting phase
+    }
+    run(haltingStart, o.steps);
+    const v = validate();
+    const kept = v.accuracy >= plain.accuracy - g.tolerance;
+    report.attempts.push({ attempt, validationAccuracy: v.accuracy, validationDepth: v.meanDepth, finalTrainLoss: finalLoss, kept });
+    console.error(
+      `  halting phase ${attempt}: validation ${v.accuracy.toFixed(4)} at ${v.meanDepth.toFixed(2)} blocks ` +
+        `(plain model ${plain.accuracy.toFixed(4)} at ${plain.meanDepth.toFixed(2)}): ${kept ? 'kept' : 'loses accuracy'}`,
+    );
+    if (kept) {
+      report.kept = attempt;
+      break;
+    }
+  }
+  if (report.kept === 'plain') restore();
   optimizer.dispose();
-  return { finalLoss };
+  return { finalLoss, guard: report };
 }
 
 export interface ChaseEval {
@@ -238,15 +309,25 @@ export interface ChaseEval {
   byHops: Record<number, { accuracy: number; meanDepth: number }>;
 }
 
-/** Accuracy and blocks run on held-out cycles, overall and per hop count (inference: halted positions skip blocks). */
-export function evaluateChase(model: CognateModel, task: ChaseTask, examples: number, seed: number, chunk = 128): ChaseEval {
+/**
+ * Accuracy and blocks run on held-out cycles (or, with heldOut false, on fresh examples of the training cycles:
+ * validation), overall and per hop count (inference: halted positions skip blocks).
+ */
+export function evaluateChase(
+  model: CognateModel,
+  task: ChaseTask,
+  examples: number,
+  seed: number,
+  chunk = 128,
+  heldOut = true,
+): ChaseEval {
   const rng = new Rng(hashSeed(seed, 2));
   const H = task.maxHops;
   const correct = new Array<number>(H + 1).fill(0);
   const depthAt = new Array<number>(H + 1).fill(0);
   let allDepth = 0;
   for (let done = 0; done < examples; done += chunk) {
-    const b = chaseBatch(task, rng, Math.min(chunk, examples - done), true);
+    const b = chaseBatch(task, rng, Math.min(chunk, examples - done), heldOut);
     const depth = new Float64Array(b.batch * b.length);
     const predicted = tf.tidy(() => {
       const out = model.forward(tf.tensor2d(b.inputs, [b.batch, b.length], 'int32'), {
@@ -320,8 +401,8 @@ export function merge(files: string[], out: string): void {
   const hasAct = (p: { runs: Run[] }) => p.runs.some((r) => r.act);
   const settings = (p: Record<string, unknown> & { runs: Run[] }, withAct: boolean) => {
     const { ponderCost, actThreshold, ...model } = p.model as Run;
-    const { ponder, halting, haltingInit, haltingGradient, ...training } = p.training as Run;
-    const act = withAct ? [ponderCost, actThreshold, ponder, halting, haltingInit, haltingGradient] : [];
+    const { ponder, halting, haltingInit, haltingGradient, haltingGuard, ...training } = p.training as Run;
+    const act = withAct ? [ponderCost, actThreshold, ponder, halting, haltingInit, haltingGradient, haltingGuard] : [];
     return JSON.stringify([p.task, model, training, p.evaluation, (p.backend as Run).backend, act]);
   };
   const reference = parts.find(hasAct) ?? parts[0];
@@ -375,6 +456,12 @@ const FLAGS = {
   haltingDetached: 0,
   /** ACT arm's halting threshold 1 − ε: a position halts once its summed halting probability reaches it. */
   actThreshold: 0.99,
+  /** ACT arm: rerun a halting phase that loses validation accuracy this many times on other data orders (HaltingGuard); 0: no guard. */
+  haltingRestarts: 0,
+  /** Validation accuracy (fraction) a halting phase may lose against the plain model before it is rerun. */
+  restartTolerance: 0.005,
+  /** Validation examples for the guard (fresh examples of training cycles, not the held-out ones). */
+  validation: 1024,
   log: 0,
   arms: 'act,fixedFull,fixedEqual,fixedEqualAll',
   /** The fixedEqual / fixedEqualAll depths when this process runs no ACT arm (taken from an ACT run in another process). */
@@ -394,6 +481,11 @@ async function main(): Promise<void> {
   if (o.haltingDetached !== 0 && o.haltingDetached !== 1) throw new Error(`--halting-detached must be 0 or 1 (got ${o.haltingDetached})`);
   if (!(o.actThreshold > 0 && o.actThreshold <= 1)) throw new Error(`--act-threshold must be in (0, 1] (got ${o.actThreshold})`);
   if (!(o.haltingInit >= 0 && o.haltingInit < 1)) throw new Error(`--halting-init must be in [0, 1) (got ${o.haltingInit})`);
+  if (!Number.isInteger(o.haltingRestarts) || o.haltingRestarts < 0)
+    throw new Error(`--halting-restarts must be a non-negative integer (got ${o.haltingRestarts})`);
+  if (!(o.restartTolerance >= 0 && o.restartTolerance < 1))
+    throw new Error(`--restart-tolerance must be in [0, 1) (got ${o.restartTolerance})`);
+  if (!Number.isInteger(o.validation) || o.validation < 1) throw new Error(`--validation must be a positive integer (got ${o.validation})`);
   const task: ChaseTask = { symbols: o.symbols, cycle: o.cycle, maxHops: o.hops };
   const error = taskError(task);
   if (error) throw new Error(error);
@@ -405,7 +497,7 @@ async function main(): Promise<void> {
     const arm = (layers: number, act: boolean) => {
       const model = new CognateModel(actModelConfig(task, layers, act, o.tau, o.width, o.ffn, o.actThreshold), 10 + seed);
       const t0 = performance.now();
-      const { finalLoss } = trainChase(model, task, {
+      const { finalLoss, guard } = trainChase(model, task, {
         steps: o.steps,
         batch: o.batch,
         learningRate: o.lr,
@@ -416,9 +508,20 @@ async function main(): Promise<void> {
         haltingFrozenUntil: o.haltingFrozen,
         haltingInit: o.haltingInit > 0 ? o.haltingInit : undefined,
         haltingDetached: o.haltingDetached === 1,
+        guard:
+          act && o.haltingRestarts > 0
+            ? { restarts: o.haltingRestarts, tolerance: o.restartTolerance, examples: o.validation, seed: 300 + seed }
+            : undefined,
       });
       const trainSeconds = (performance.now() - t0) / 1000;
-      const r = { layers, act, finalTrainLoss: finalLoss, ...evaluateChase(model, task, o.eval, 200 + seed), trainSeconds };
+      const r = {
+        layers,
+        act,
+        finalTrainLoss: finalLoss,
+        ...evaluateChase(model, task, o.eval, 200 + seed),
+        trainSeconds,
+        ...(guard ? { guard } : {}),
+      };
       model.dispose();
       const byH = Object.entries(r.byHops)
         .map(([h, v]) => `h${h} ${v.accuracy.toFixed(3)}@${v.meanDepth.toFixed(2)}`)
@@ -468,6 +571,14 @@ async function main(): Promise<void> {
           }
         : {}),
       haltingInit: `each halting unit starts at p = ${o.haltingInit > 0 ? o.haltingInit : `1/(2N), the product's init`} (ACT arm)`,
+      ...(o.haltingRestarts > 0
+        ? {
+            haltingGuard:
+              `a halting phase that scores more than ${o.restartTolerance * 100} points below the plain model on ${o.validation} validation examples ` +
+              `(training cycles) is rerun on another data order from the plain model's state, up to ${o.haltingRestarts} times; if none keeps the accuracy ` +
+              `the plain model is kept (ACT arm; per-attempt scores under runs[].act.guard)`,
+          }
+        : {}),
       batch: o.batch,
       learningRate: o.lr,
       data: 'a fresh batch of training cycles every step; every query position scored',

@@ -3,13 +3,26 @@
 // cycles are never drawn in training, a cycle too short for its hop counts is refused, and the depth
 // evaluateChase reports is the number of blocks a position ran (nLayers with ACT off or never halting, 1
 // when every position halts after the first block). --merge joins per-process result files: a fixed-depth
-// process merges with ACT runs of any ACT schedule, two ACT runs of different schedules do not.
+// process merges with ACT runs of any ACT schedule, two ACT runs of different schedules do not. The halting
+// guard leaves a kept first attempt exactly as training without it, reruns a rejected phase on another data
+// order, and with every attempt rejected restores the plain model bit for bit.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useTestBackend } from './helpers/backend';
-import { actModelConfig, chaseBatch, evaluateChase, merge, queryToken, sequenceLength, taskError, type ChaseTask } from '../bench/act';
+import {
+  actModelConfig,
+  chaseBatch,
+  evaluateChase,
+  merge,
+  queryToken,
+  sequenceLength,
+  taskError,
+  trainChase,
+  type ChaseTask,
+  type TrainOptions,
+} from '../bench/act';
 import { CognateModel } from '../activities/cognate/engine/model';
 import { Rng } from '../common/rng';
 
@@ -153,5 +166,49 @@ describe('ACT benchmark task', () => {
       error.mockRestore();
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('halting guard: a kept first attempt trains exactly as without the guard; rejected attempts rerun on another data order; none kept restores the plain model', () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const small: ChaseTask = { symbols: 8, cycle: 5, maxHops: 2 };
+    // 24 plain steps, then a 16-step halting phase (ponder cost on at once)
+    const schedule: TrainOptions = {
+      steps: 40,
+      batch: 16,
+      learningRate: 1e-2,
+      seed: 5,
+      ponderStart: 0.6,
+      ponderRamp: 0,
+      haltingFrozenUntil: 0.6,
+      haltingInit: 0.01,
+    };
+    const train = (o: Partial<TrainOptions>) => {
+      const model = new CognateModel({ ...actModelConfig(small, 2, true, 1), dModel: 16, dFF: 32 }, 3);
+      const r = trainChase(model, small, { ...schedule, ...o });
+      const weights = model.params.map((p) => Array.from(p.variable.dataSync()));
+      model.dispose();
+      return { ...r, weights };
+    };
+    const guard = { restarts: 1, examples: 16, seed: 7 };
+    const log = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      const plainOnly = train({ steps: 24, ponderStart: 1, haltingFrozenUntil: 1 }); // the same first 24 steps, no halting phase
+      const unguarded = train({});
+      const keptFirst = train({ guard: { ...guard, tolerance: 1 } }); // any accuracy is kept
+      // a tolerance below zero asks for more than the plain model scores plus one: every attempt is rejected
+      const noneKept = train({ guard: { ...guard, tolerance: -1 } });
+      expect(keptFirst.guard).toMatchObject({ kept: 0, attempts: [{ attempt: 0, kept: true }] });
+      expect(keptFirst.weights).toEqual(unguarded.weights);
+      expect(keptFirst.finalLoss).toBe(unguarded.finalLoss);
+      expect(noneKept.guard?.kept).toBe('plain');
+      expect(noneKept.guard?.attempts.map((a) => a.kept)).toEqual([false, false]);
+      expect(noneKept.guard?.attempts[0].finalTrainLoss).toBe(unguarded.finalLoss); // attempt 0 is the unguarded phase
+      expect(noneKept.guard?.attempts[1].finalTrainLoss).not.toBe(unguarded.finalLoss); // attempt 1 saw other batches
+      expect(noneKept.weights).toEqual(plainOnly.weights);
+      expect(unguarded.weights).not.toEqual(plainOnly.weights);
+    } finally {
+      log.mockRestore();
+    }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 });
