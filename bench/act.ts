@@ -33,6 +33,7 @@
 //   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
 //                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --halting-init 0.01
 //                      --halting-detached 0 --act-threshold 0.99 --halting-restarts 0 --restart-tolerance 0.005 --validation 1024
+//                      --halting-from-fixed 0
 //                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
@@ -43,9 +44,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice } from '../common/backend';
 import { writeJsonAtomic } from '../common/export/files';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
-import { AdamW, clipByGlobalNorm, globalNorm } from '../common/optim';
-import { fromTensorState, toTensorState } from '../common/tensor-state';
-import { hashSeed, Rng } from '../common/rng';
+import { AdamW, clipByGlobalNorm, globalNorm, type AdamWState } from '../common/optim';
+import { fromTensorState, toTensorState, type TensorState } from '../common/tensor-state';
+import { hashSeed, Rng, type RngState } from '../common/rng';
 import { benchConditions } from './conditions';
 import { parseFlags } from './flags';
 
@@ -227,18 +228,41 @@ export interface GuardReport {
   kept: number | 'plain';
 }
 
-/** Train on a fresh batch of training cycles every step (loss at the query positions + the ponder cost). */
-export function trainChase(model: CognateModel, task: ChaseTask, o: TrainOptions): { finalLoss: number; guard?: GuardReport } {
-  let rng = new Rng(hashSeed(o.seed, 1));
-  if (o.haltingInit !== undefined) model.initHalting(o.haltingInit);
-  const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0, decoupled: true });
-  // the first step whose halting gradients are applied (step >= haltingFrozenUntil · steps)
-  const haltingStart = Math.min(o.steps, Math.ceil((o.haltingFrozenUntil ?? 0) * o.steps));
-  let finalLoss = NaN;
-  const run = (from: number, to: number) => {
-    for (let step = from; step < to; step++) {
+/** A ChaseTraining's weights (by parameter name), optimiser state, data stream and step. */
+export interface ChaseState {
+  step: number;
+  params: Record<string, TensorState>;
+  optimizer: AdamWState;
+  rng: RngState;
+}
+
+/** One model's training on a fresh batch of training cycles every step (loss at the query positions + the ponder cost). */
+export class ChaseTraining {
+  rng: Rng;
+  readonly optimizer: AdamW;
+  step = 0;
+  finalLoss = NaN;
+  /** The first step whose halting gradients are applied (step >= haltingFrozenUntil · steps). */
+  readonly haltingStart: number;
+
+  constructor(
+    readonly model: CognateModel,
+    readonly task: ChaseTask,
+    readonly o: TrainOptions,
+  ) {
+    this.rng = new Rng(hashSeed(o.seed, 1));
+    if (o.haltingInit !== undefined) model.initHalting(o.haltingInit);
+    this.optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0, decoupled: true });
+    this.haltingStart = Math.min(o.steps, Math.ceil((o.haltingFrozenUntil ?? 0) * o.steps));
+  }
+
+  /** Train up to step `to` (exclusive). */
+  run(to: number): void {
+    const { model, task, o } = this;
+    for (; this.step < to; this.step++) {
+      const step = this.step;
       const lr = o.learningRate * Math.min(1, (step + 1) / 100);
-      const { tokens, targets, mask } = tensors(task, chaseBatch(task, rng, o.batch, false));
+      const { tokens, targets, mask } = tensors(task, chaseBatch(task, this.rng, o.batch, false));
       const ponderScale = Math.min(1, Math.max(0, (step / o.steps - (o.ponderStart ?? 0)) / Math.max(1e-9, o.ponderRamp ?? 0)));
       const { value, grads } = tf.variableGrads(() => {
         const r = model.loss(tokens, targets, mask, { training: true, haltingDetached: o.haltingDetached });
@@ -246,57 +270,97 @@ export function trainChase(model: CognateModel, task: ChaseTask, o: TrainOptions
       });
       const byName: tf.NamedTensorMap = {};
       for (const p of model.params) {
-        if (!grads[p.variable.name] || (step < haltingStart && p.name.includes('halting.'))) continue;
+        if (!grads[p.variable.name] || (step < this.haltingStart && p.name.includes('halting.'))) continue;
         byName[p.name] = grads[p.variable.name];
       }
       const clipped = clipByGlobalNorm(byName, 1, globalNorm(byName));
-      optimizer.update(clipped, lr);
+      this.optimizer.update(clipped, lr);
       if (step === o.steps - 1 || (o.logEvery && (step + 1) % o.logEvery === 0)) {
-        finalLoss = value.dataSync()[0];
-        if (o.logEvery) console.error(`  step ${step + 1}: loss ${finalLoss.toFixed(3)}`);
+        this.finalLoss = value.dataSync()[0];
+        if (o.logEvery) console.error(`  step ${step + 1}: loss ${this.finalLoss.toFixed(3)}`);
       }
       tf.dispose([value, tokens, targets, mask, ...Object.values(grads), ...Object.values(clipped)]);
     }
-  };
-  if (!o.guard || haltingStart >= o.steps) {
-    run(0, o.steps);
-    optimizer.dispose();
-    return { finalLoss };
   }
-  const g = o.guard;
-  run(0, haltingStart);
-  const snapshot = {
-    params: model.params.map((p) => toTensorState(p.variable)),
-    optimizer: optimizer.state(),
-  };
-  const restore = () => {
-    model.params.forEach((p, i) => tf.tidy(() => p.variable.assign(fromTensorState(snapshot.params[i]))));
-    optimizer.load(snapshot.optimizer);
-  };
-  const validate = () => evaluateChase(model, task, g.examples, g.seed, 128, false);
-  const plain = validate();
-  const report: GuardReport = { plain: { accuracy: plain.accuracy, meanDepth: plain.meanDepth }, attempts: [], kept: 'plain' };
-  for (let attempt = 0; attempt <= g.restarts; attempt++) {
-    if (attempt > 0) {
-      restore();
-      rng = new Rng(hashSeed(o.seed, 3, attempt)); // another data order for the halting phase
-    }
-    run(haltingStart, o.steps);
-    const v = validate();
-    const kept = v.accuracy >= plain.accuracy - g.tolerance;
-    report.attempts.push({ attempt, validationAccuracy: v.accuracy, validationDepth: v.meanDepth, finalTrainLoss: finalLoss, kept });
-    console.error(
-      `  halting phase ${attempt}: validation ${v.accuracy.toFixed(4)} at ${v.meanDepth.toFixed(2)} blocks ` +
-        `(plain model ${plain.accuracy.toFixed(4)} at ${plain.meanDepth.toFixed(2)}): ${kept ? 'kept' : 'loses accuracy'}`,
-    );
-    if (kept) {
-      report.kept = attempt;
-      break;
-    }
+
+  state(): ChaseState {
+    const params: Record<string, TensorState> = {};
+    for (const p of this.model.params) params[p.name] = toTensorState(p.variable);
+    return { step: this.step, params, optimizer: this.optimizer.state(), rng: this.rng.state() };
   }
-  if (report.kept === 'plain') restore();
-  optimizer.dispose();
-  return { finalLoss, guard: report };
+
+  /**
+   * Continue from `s`, which may come from a model without this one's halting units (a fixed-depth model of
+   * the same blocks): those keep their start and get fresh optimiser moments.
+   */
+  load(s: ChaseState): void {
+    const optimizer: AdamWState = { step: s.optimizer.step, m: { ...s.optimizer.m }, v: { ...s.optimizer.v } };
+    for (const p of this.model.params) {
+      const saved = s.params[p.name];
+      if (saved) tf.tidy(() => p.variable.assign(fromTensorState(saved)));
+      else if (!p.name.includes('halting.')) throw new Error(`training state has no parameter "${p.name}"`);
+      else {
+        const zeros = { shape: [...p.variable.shape], data: new Float32Array(p.variable.size) };
+        optimizer.m[p.name] = zeros;
+        optimizer.v[p.name] = zeros;
+      }
+    }
+    this.optimizer.load(optimizer);
+    this.rng = Rng.fromState(s.rng);
+    this.step = s.step;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+/**
+ * Train `model` to o.steps, from scratch or from `from` (a ChaseTraining state, e.g. a fixed-depth model's
+ * at the halting start). With o.guard the halting phase is checked and rerun as HaltingGuard says.
+ */
+export function trainChase(
+  model: CognateModel,
+  task: ChaseTask,
+  o: TrainOptions,
+  from?: ChaseState,
+): { finalLoss: number; guard?: GuardReport } {
+  const t = new ChaseTraining(model, task, o);
+  try {
+    if (from) t.load(from);
+    if (!o.guard || t.haltingStart >= o.steps) {
+      t.run(o.steps);
+      return { finalLoss: t.finalLoss };
+    }
+    const g = o.guard;
+    t.run(t.haltingStart);
+    const snapshot = t.state();
+    const validate = () => evaluateChase(model, task, g.examples, g.seed, 128, false);
+    const plain = validate();
+    const report: GuardReport = { plain: { accuracy: plain.accuracy, meanDepth: plain.meanDepth }, attempts: [], kept: 'plain' };
+    for (let attempt = 0; attempt <= g.restarts; attempt++) {
+      if (attempt > 0) {
+        t.load(snapshot);
+        t.rng = new Rng(hashSeed(o.seed, 3, attempt)); // another data order for the halting phase
+      }
+      t.run(o.steps);
+      const v = validate();
+      const kept = v.accuracy >= plain.accuracy - g.tolerance;
+      report.attempts.push({ attempt, validationAccuracy: v.accuracy, validationDepth: v.meanDepth, finalTrainLoss: t.finalLoss, kept });
+      console.error(
+        `  halting phase ${attempt}: validation ${v.accuracy.toFixed(4)} at ${v.meanDepth.toFixed(2)} blocks ` +
+          `(plain model ${plain.accuracy.toFixed(4)} at ${plain.meanDepth.toFixed(2)}): ${kept ? 'kept' : 'loses accuracy'}`,
+      );
+      if (kept) {
+        report.kept = attempt;
+        break;
+      }
+    }
+    if (report.kept === 'plain') t.load(snapshot);
+    return { finalLoss: t.finalLoss, guard: report };
+  } finally {
+    t.dispose();
+  }
 }
 
 export interface ChaseEval {
@@ -401,8 +465,8 @@ export function merge(files: string[], out: string): void {
   const hasAct = (p: { runs: Run[] }) => p.runs.some((r) => r.act);
   const settings = (p: Record<string, unknown> & { runs: Run[] }, withAct: boolean) => {
     const { ponderCost, actThreshold, ...model } = p.model as Run;
-    const { ponder, halting, haltingInit, haltingGradient, haltingGuard, ...training } = p.training as Run;
-    const act = withAct ? [ponderCost, actThreshold, ponder, halting, haltingInit, haltingGradient, haltingGuard] : [];
+    const { ponder, halting, haltingInit, haltingGradient, haltingGuard, plainPhase, ...training } = p.training as Run;
+    const act = withAct ? [ponderCost, actThreshold, ponder, halting, haltingInit, haltingGradient, haltingGuard, plainPhase] : [];
     return JSON.stringify([p.task, model, training, p.evaluation, (p.backend as Run).backend, act]);
   };
   const reference = parts.find(hasAct) ?? parts[0];
@@ -462,6 +526,13 @@ const FLAGS = {
   restartTolerance: 0.005,
   /** Validation examples for the guard (fresh examples of training cycles, not the held-out ones). */
   validation: 1024,
+  /**
+   * 1: the ACT arm's plain phase is the fixed-depth arm's training (ACT off) up to the halting start, and ACT's
+   * halting phase continues from that model (its halting units start as --halting-init says); with fixedFull in
+   * --arms the two arms share those steps in one process. 0: the ACT arm trains its own plain phase with ACT on
+   * and the halting units frozen.
+   */
+  haltingFromFixed: 0,
   log: 0,
   arms: 'act,fixedFull,fixedEqual,fixedEqualAll',
   /** The fixedEqual / fixedEqualAll depths when this process runs no ACT arm (taken from an ACT run in another process). */
@@ -486,6 +557,8 @@ async function main(): Promise<void> {
   if (!(o.restartTolerance >= 0 && o.restartTolerance < 1))
     throw new Error(`--restart-tolerance must be in [0, 1) (got ${o.restartTolerance})`);
   if (!Number.isInteger(o.validation) || o.validation < 1) throw new Error(`--validation must be a positive integer (got ${o.validation})`);
+  if (o.haltingFromFixed !== 0 && o.haltingFromFixed !== 1)
+    throw new Error(`--halting-from-fixed must be 0 or 1 (got ${o.haltingFromFixed})`);
   const task: ChaseTask = { symbols: o.symbols, cycle: o.cycle, maxHops: o.hops };
   const error = taskError(task);
   if (error) throw new Error(error);
@@ -494,35 +567,33 @@ async function main(): Promise<void> {
   const started = Date.now();
   const runs: Record<string, unknown>[] = [];
   for (let seed = o.seedStart; seed < o.seedStart + o.seeds; seed++) {
-    const arm = (layers: number, act: boolean) => {
-      const model = new CognateModel(actModelConfig(task, layers, act, o.tau, o.width, o.ffn, o.actThreshold), 10 + seed);
-      const t0 = performance.now();
-      const { finalLoss, guard } = trainChase(model, task, {
-        steps: o.steps,
-        batch: o.batch,
-        learningRate: o.lr,
-        seed: 100 + seed,
-        logEvery: o.log,
-        ponderStart: o.ponderStart,
-        ponderRamp: o.ponderRamp,
-        haltingFrozenUntil: o.haltingFrozen,
-        haltingInit: o.haltingInit > 0 ? o.haltingInit : undefined,
-        haltingDetached: o.haltingDetached === 1,
-        guard:
-          act && o.haltingRestarts > 0
-            ? { restarts: o.haltingRestarts, tolerance: o.restartTolerance, examples: o.validation, seed: 300 + seed }
-            : undefined,
-      });
-      const trainSeconds = (performance.now() - t0) / 1000;
-      const r = {
-        layers,
-        act,
-        finalTrainLoss: finalLoss,
-        ...evaluateChase(model, task, o.eval, 200 + seed),
-        trainSeconds,
-        ...(guard ? { guard } : {}),
-      };
-      model.dispose();
+    const trainOptions = (act: boolean): TrainOptions => ({
+      steps: o.steps,
+      batch: o.batch,
+      learningRate: o.lr,
+      seed: 100 + seed,
+      logEvery: o.log,
+      ponderStart: o.ponderStart,
+      ponderRamp: o.ponderRamp,
+      haltingFrozenUntil: o.haltingFrozen,
+      haltingInit: o.haltingInit > 0 ? o.haltingInit : undefined,
+      haltingDetached: o.haltingDetached === 1,
+      guard:
+        act && o.haltingRestarts > 0
+          ? { restarts: o.haltingRestarts, tolerance: o.restartTolerance, examples: o.validation, seed: 300 + seed }
+          : undefined,
+    });
+    const newModel = (layers: number, act: boolean) =>
+      new CognateModel(actModelConfig(task, layers, act, o.tau, o.width, o.ffn, o.actThreshold), 10 + seed);
+    const report = (
+      model: CognateModel,
+      layers: number,
+      act: boolean,
+      finalLoss: number,
+      trainSeconds: number,
+      extra: Record<string, unknown> = {},
+    ) => {
+      const r = { layers, act, finalTrainLoss: finalLoss, ...evaluateChase(model, task, o.eval, 200 + seed), trainSeconds, ...extra };
       const byH = Object.entries(r.byHops)
         .map(([h, v]) => `h${h} ${v.accuracy.toFixed(3)}@${v.meanDepth.toFixed(2)}`)
         .join(' ');
@@ -532,10 +603,36 @@ async function main(): Promise<void> {
       );
       return r;
     };
+    const arm = (layers: number, act: boolean, from?: ChaseState, secondsBefore = 0) => {
+      const model = newModel(layers, act);
+      const t0 = performance.now();
+      const { finalLoss, guard } = trainChase(model, task, trainOptions(act), from);
+      const r = report(model, layers, act, finalLoss, secondsBefore + (performance.now() - t0) / 1000, guard ? { guard } : {});
+      model.dispose();
+      return r;
+    };
     const run: Record<string, unknown> = { seed };
-    const act = arms.includes('act') ? arm(o.layers, true) : null;
+    let act: ReturnType<typeof arm> | null = null;
+    if (arms.includes('act') && o.haltingFromFixed === 1) {
+      // The plain phase is the fixed-depth arm's own training: one fixed model to the halting start, whose
+      // state the ACT model continues from; the fixed model then trains on to the end as the fixedFull arm.
+      const fixed = newModel(o.layers, false);
+      const t0 = performance.now();
+      const plain = new ChaseTraining(fixed, task, trainOptions(false));
+      plain.run(plain.haltingStart);
+      const trunk = plain.state();
+      const trunkSeconds = (performance.now() - t0) / 1000;
+      act = arm(o.layers, true, trunk, trunkSeconds);
+      if (arms.includes('fixedFull')) {
+        const t1 = performance.now();
+        plain.run(o.steps);
+        run.fixedFull = report(fixed, o.layers, false, plain.finalLoss, trunkSeconds + (performance.now() - t1) / 1000);
+      }
+      plain.dispose();
+      fixed.dispose();
+    } else if (arms.includes('act')) act = arm(o.layers, true);
     if (act) run.act = act;
-    if (arms.includes('fixedFull')) run.fixedFull = arm(o.layers, false);
+    if (arms.includes('fixedFull') && !run.fixedFull) run.fixedFull = arm(o.layers, false);
     const equalLayers = act ? Math.max(1, Math.round(act.meanDepth)) : o.equalLayers;
     if (arms.includes('fixedEqual') && equalLayers >= 1) run.fixedEqual = arm(equalLayers, false);
     const equalAllLayers = act ? Math.max(1, Math.round(act.meanDepthAllPositions)) : o.equalAllLayers;
@@ -571,6 +668,11 @@ async function main(): Promise<void> {
           }
         : {}),
       haltingInit: `each halting unit starts at p = ${o.haltingInit > 0 ? o.haltingInit : `1/(2N), the product's init`} (ACT arm)`,
+      ...(o.haltingFromFixed === 1
+        ? {
+            plainPhase: `the ACT arm's first ${o.haltingFrozen} of the steps are the fixed ${o.layers}-block model's training (ACT off, the same steps as the fixedFull arm); its halting phase continues from that model`,
+          }
+        : {}),
       ...(o.haltingRestarts > 0
         ? {
             haltingGuard:

@@ -5,7 +5,9 @@
 // when every position halts after the first block). --merge joins per-process result files: a fixed-depth
 // process merges with ACT runs of any ACT schedule, two ACT runs of different schedules do not. The halting
 // guard leaves a kept first attempt exactly as training without it, reruns a rejected phase on another data
-// order, and with every attempt rejected restores the plain model bit for bit.
+// order, and with every attempt rejected restores the plain model bit for bit. An ACT model continued from a
+// fixed-depth model's training (--halting-from-fixed) takes its blocks, optimiser and data stream; its halting
+// units keep their start.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +22,7 @@ import {
   sequenceLength,
   taskError,
   trainChase,
+  ChaseTraining,
   type ChaseTask,
   type TrainOptions,
 } from '../bench/act';
@@ -208,6 +211,50 @@ describe('ACT benchmark task', () => {
       expect(unguarded.weights).not.toEqual(plainOnly.weights);
     } finally {
       log.mockRestore();
+    }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  test('an ACT model continued from a fixed model trains on from its weights, optimiser and data stream; its halting units keep their start', () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const small: ChaseTask = { symbols: 8, cycle: 5, maxHops: 2 };
+    const o: TrainOptions = {
+      steps: 12,
+      batch: 8,
+      learningRate: 1e-2,
+      seed: 5,
+      ponderStart: 0.5,
+      ponderRamp: 0,
+      haltingFrozenUntil: 0.5,
+      haltingInit: 0.01,
+    };
+    const config = (act: boolean) => ({ ...actModelConfig(small, 2, act, 1), dModel: 16, dFF: 32 });
+    const fixed = new CognateModel(config(false), 3);
+    const act = new CognateModel(config(true), 4); // another init: every block weight must come from the fixed model
+    const plain = new ChaseTraining(fixed, small, o);
+    const onAct = new ChaseTraining(act, small, o);
+    try {
+      plain.run(plain.haltingStart);
+      const trunk = plain.state();
+      onAct.load(trunk);
+      expect(onAct.step).toBe(6);
+      expect(onAct.rng.state()).toEqual(plain.rng.state());
+      for (const p of act.params) {
+        if (p.name.includes('halting.')) continue;
+        expect(Array.from(p.variable.dataSync())).toEqual(Array.from(trunk.params[p.name].data));
+      }
+      const bias = act.params.find((p) => p.name.endsWith('halting.bias'));
+      expect(bias?.variable.dataSync()[0]).toBeCloseTo(Math.log(0.01 / 0.99), 5);
+      onAct.run(o.steps);
+      expect(Number.isFinite(onAct.finalLoss)).toBe(true);
+      expect(Array.from((bias as { variable: tf.Variable }).variable.dataSync())[0]).not.toBeCloseTo(Math.log(0.01 / 0.99), 5); // halting trained after the start
+      const { ['model.layers.0.mlp.up_proj.weight']: dropped, ...partial } = trunk.params;
+      expect(dropped).toBeDefined();
+      expect(() => onAct.load({ ...trunk, params: partial })).toThrow(
+        'training state has no parameter "model.layers.0.mlp.up_proj.weight"',
+      );
+    } finally {
+      for (const x of [plain, onAct, fixed, act]) x.dispose();
     }
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
