@@ -112,7 +112,8 @@ const CognateConfigFields = z.strictObject({
   /** Steps over which the ponder cost then rises linearly from 0 to ponderCost; 0: all at once. */
   actPonderRampSteps: z.number().int().min(0).default(0),
   /**
-   * Initial halting probability per block of a freshly initialised model (not of a resumed or fine-tuned one).
+   * Initial halting probability per block of a freshly initialised model, or of the halting units a fine-tuning
+   * run adds to a parent without ACT (not of a resumed run or a parent's own halting units).
    * Default 1/(2 nLayers). A small value (0.01) makes a full-depth position's output nearly the last block's
    * state alone until halting is learnt, instead of mixing in the earlier blocks' states (README, bench:act).
    */

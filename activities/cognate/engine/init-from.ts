@@ -21,7 +21,9 @@ export const WEIGHTS_FILE = 'model.safetensors';
 
 /**
  * Model fields that shape the parameters, the rotary tables or the LTM bank: a parent fits only when they
- * are equal. (ACT and LTM thresholds, top-k and the ponder cost may change in a fine-tuning run.)
+ * are equal, except that ACT may be added to a parent without it (its halting units start fresh: the blocks
+ * are trained first and halting learnt after, as bench:act's --halting-from-fixed measures). ACT and LTM
+ * thresholds, top-k and the ponder cost may change in a fine-tuning run.
  */
 export const COGNATE_SHAPE_FIELDS = [
   'vocabSize',
@@ -100,6 +102,7 @@ export function inspectCognateParent(dataDir: string, initFrom: CognateInitFrom)
 export function cognateParentMismatches(parent: CognateParentRef, config: CognateConfig): string[] {
   const out: string[] = [];
   for (const k of COGNATE_SHAPE_FIELDS) {
+    if (k === 'actEnabled' && !parent.modelConfig.actEnabled && config.actEnabled) continue; // ACT added: see above
     if (parent.modelConfig[k] !== config[k])
       out.push(`${k}${HF_NAME[k] ? ` (${HF_NAME[k]})` : ''}: parent ${String(parent.modelConfig[k])}, this run ${String(config[k])}`);
   }
@@ -116,6 +119,7 @@ export function cognateParentMismatches(parent: CognateParentRef, config: Cognat
 /**
  * Load the parent's weights and LTM bank into `model` (built from the same shapes). Checks first that the
  * export is still the one the run was checked against. Runs in the training child, on a fresh start only.
+ * Halting units a parent without ACT lacks keep the model's start (actHaltingInit, else 1/(2 nLayers)).
  */
 export function loadCognateParent(ref: CognateParentRef, model: CognateModel): void {
   if (!fs.existsSync(path.join(ref.dir, MANIFEST_NAME))) throw new NonRetryableError(`parent ${ref.dir} is gone (no ${MANIFEST_NAME})`);
@@ -135,6 +139,7 @@ export function loadCognateParent(ref: CognateParentRef, model: CognateModel): v
     const theirs = new Map(parent.params.map((p) => [p.name, p.variable]));
     for (const { name, variable } of model.params) {
       const w = theirs.get(name);
+      if (!w && !ref.modelConfig.actEnabled && name.includes('.halting.')) continue;
       if (!w || w.shape.join(',') !== variable.shape.join(','))
         throw new NonRetryableError(
           `parent ${ref.dir}: weight "${name}" ${w ? `has shape [${w.shape}], expected [${variable.shape}]` : 'is missing'}`,

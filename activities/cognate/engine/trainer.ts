@@ -291,7 +291,7 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
   // --- model, optimizer, gradient filter --------------------------------------------------------
   const modelConfig = modelConfigOf(config);
   const model = new CognateModel(modelConfig, seed);
-  // A resume or a parent's weights (below) overwrite it: only a fresh model keeps this start.
+  // A resume or a parent's weights (below) overwrite it: only a fresh model, or halting units a parent without ACT lacks, keep this start.
   if (config.actHaltingInit !== undefined) model.initHalting(config.actHaltingInit); // no-op without ACT (no halting units)
   const parameters = model.parameterCount();
   const optimizer = makeOptimizer(model, config);
