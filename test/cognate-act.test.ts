@@ -30,6 +30,8 @@ import { CognateModel } from '../activities/cognate/engine/model';
 import { Rng } from '../common/rng';
 
 const task: ChaseTask = { symbols: 10, cycle: 7, maxHops: 3 };
+/** A smaller task for the tests that train. */
+const small: ChaseTask = { symbols: 8, cycle: 5, maxHops: 2 };
 
 beforeAll(async () => {
   await useTestBackend();
@@ -173,7 +175,6 @@ describe('ACT benchmark task', () => {
 
   test('halting guard: a kept first attempt trains exactly as without the guard; rejected attempts rerun on another data order; none kept restores the plain model', () => {
     const tensorsBefore = tf.memory().numTensors;
-    const small: ChaseTask = { symbols: 8, cycle: 5, maxHops: 2 };
     // 24 plain steps, then a 16-step halting phase (ponder cost on at once)
     const schedule: TrainOptions = {
       steps: 40,
@@ -217,7 +218,6 @@ describe('ACT benchmark task', () => {
 
   test('an ACT model continued from a fixed model trains on from its weights, optimiser and data stream; its halting units keep their start', () => {
     const tensorsBefore = tf.memory().numTensors;
-    const small: ChaseTask = { symbols: 8, cycle: 5, maxHops: 2 };
     const o: TrainOptions = {
       steps: 12,
       batch: 8,

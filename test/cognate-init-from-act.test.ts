@@ -53,7 +53,7 @@ test('a parent without ACT fits a run that adds it: blocks loaded, halting units
     } finally {
       child.dispose();
     }
-    // a plain run still needs every weight: the same export lacks nothing it has, but a missing block weight is named
+    // the exception covers halting units only: a block weight the parent lacks is still named
     const lacking = new CognateModel({ ...shape, nLayers: 4, actEnabled: true }, 7);
     try {
       expect(() => loadCognateParent(plain.ref, lacking)).toThrow(/weight "model\.layers\.3\..*" is missing/);
