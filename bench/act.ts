@@ -29,11 +29,15 @@
 //   fixedEqualAll  round(ACT's mean depth over every position) blocks, ACT off: equal average compute per
 //                token of the sequence, i.e. equal FLOPs at inference (in the result file, not the headline).
 // Depth is counted at inference, where a halted position skips its remaining blocks.
+// With --halting-from-fixed 1 --halting-only 1 the ACT model is the trained fixedFull model plus halting units
+// learnt with every other weight frozen, and every fixed arm trains as many steps as that shared plain phase:
+// the arms differ in depth only, never in how long their weights trained. (Without --halting-only the
+// halting phase trains the blocks too, and the fixed arms train on for as many steps.)
 //
 //   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
 //                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --halting-init 0.01
 //                      --halting-detached 0 --act-threshold 0.99 --halting-restarts 0 --restart-tolerance 0.005 --validation 1024
-//                      --halting-from-fixed 0
+//                      --halting-from-fixed 0 --halting-only 0
 //                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
@@ -194,6 +198,12 @@ export interface TrainOptions {
   haltingInit?: number;
   /** ForwardOptions.haltingDetached: the ponder cost trains the halting units only, not the blocks' features. */
   haltingDetached?: boolean;
+  /**
+   * From the halting start on, train the halting units only: every other weight (blocks, embeddings, head)
+   * stays where the plain phase left it, so the ACT model is the plain model plus its halting units and
+   * differs from it only in where positions stop.
+   */
+  haltingOnly?: boolean;
   /** Print the training loss every this many steps (0: never). */
   logEvery?: number;
   /** Retry a halting phase that costs accuracy (ACT arm; see HaltingGuard). */
@@ -270,7 +280,8 @@ export class ChaseTraining {
       });
       const byName: tf.NamedTensorMap = {};
       for (const p of model.params) {
-        if (!grads[p.variable.name] || (step < this.haltingStart && p.name.includes('halting.'))) continue;
+        if (!grads[p.variable.name]) continue;
+        if (step < this.haltingStart ? p.name.includes('halting.') : o.haltingOnly && !p.name.includes('halting.')) continue;
         byName[p.name] = grads[p.variable.name];
       }
       const clipped = clipByGlobalNorm(byName, 1, globalNorm(byName));
@@ -533,6 +544,8 @@ const FLAGS = {
    * and the halting units frozen.
    */
   haltingFromFixed: 0,
+  /** 1: the ACT arm's halting phase trains the halting units only (TrainOptions.haltingOnly); its other weights stay the plain model's. */
+  haltingOnly: 0,
   log: 0,
   arms: 'act,fixedFull,fixedEqual,fixedEqualAll',
   /** The fixedEqual / fixedEqualAll depths when this process runs no ACT arm (taken from an ACT run in another process). */
@@ -559,6 +572,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(o.validation) || o.validation < 1) throw new Error(`--validation must be a positive integer (got ${o.validation})`);
   if (o.haltingFromFixed !== 0 && o.haltingFromFixed !== 1)
     throw new Error(`--halting-from-fixed must be 0 or 1 (got ${o.haltingFromFixed})`);
+  if (o.haltingOnly !== 0 && o.haltingOnly !== 1) throw new Error(`--halting-only must be 0 or 1 (got ${o.haltingOnly})`);
   const task: ChaseTask = { symbols: o.symbols, cycle: o.cycle, maxHops: o.hops };
   const error = taskError(task);
   if (error) throw new Error(error);
@@ -566,9 +580,14 @@ async function main(): Promise<void> {
   const backend = await initBackend((process.env.FORGE_TF_BACKEND as BackendChoice | undefined) || 'tensorflow');
   const started = Date.now();
   const runs: Record<string, unknown>[] = [];
+  // With --halting-only every weight but the halting units is trained in the plain phase alone, so the
+  // fixed-depth arms train as many steps as that phase (ChaseTraining.haltingStart): equal training of every
+  // weight they share. The fixed full model trained on through the halting phase is reported beside it.
+  const plainSteps = Math.min(o.steps, Math.ceil(o.haltingFrozen * o.steps));
+  const fixedSteps = o.haltingOnly === 1 ? plainSteps : o.steps;
   for (let seed = o.seedStart; seed < o.seedStart + o.seeds; seed++) {
     const trainOptions = (act: boolean): TrainOptions => ({
-      steps: o.steps,
+      steps: act ? o.steps : fixedSteps,
       batch: o.batch,
       learningRate: o.lr,
       seed: 100 + seed,
@@ -578,6 +597,7 @@ async function main(): Promise<void> {
       haltingFrozenUntil: o.haltingFrozen,
       haltingInit: o.haltingInit > 0 ? o.haltingInit : undefined,
       haltingDetached: o.haltingDetached === 1,
+      haltingOnly: o.haltingOnly === 1,
       guard:
         act && o.haltingRestarts > 0
           ? { restarts: o.haltingRestarts, tolerance: o.restartTolerance, examples: o.validation, seed: 300 + seed }
@@ -618,15 +638,19 @@ async function main(): Promise<void> {
       // state the ACT model continues from; the fixed model then trains on to the end as the fixedFull arm.
       const fixed = newModel(o.layers, false);
       const t0 = performance.now();
-      const plain = new ChaseTraining(fixed, task, trainOptions(false));
+      const plain = new ChaseTraining(fixed, task, { ...trainOptions(false), steps: o.steps });
       plain.run(plain.haltingStart);
       const trunk = plain.state();
       const trunkSeconds = (performance.now() - t0) / 1000;
+      // --halting-only: the fixed full arm is this model now, every weight of which the ACT model keeps
+      if (arms.includes('fixedFull') && o.haltingOnly === 1) run.fixedFull = report(fixed, o.layers, false, plain.finalLoss, trunkSeconds);
       act = arm(o.layers, true, trunk, trunkSeconds);
       if (arms.includes('fixedFull')) {
         const t1 = performance.now();
         plain.run(o.steps);
-        run.fixedFull = report(fixed, o.layers, false, plain.finalLoss, trunkSeconds + (performance.now() - t1) / 1000);
+        const trainedOn = report(fixed, o.layers, false, plain.finalLoss, trunkSeconds + (performance.now() - t1) / 1000);
+        if (o.haltingOnly === 1) run.fixedFullSameSteps = trainedOn;
+        else run.fixedFull = trainedOn;
       }
       plain.dispose();
       fixed.dispose();
@@ -671,6 +695,13 @@ async function main(): Promise<void> {
       ...(o.haltingFromFixed === 1
         ? {
             plainPhase: `the ACT arm's first ${o.haltingFrozen} of the steps are the fixed ${o.layers}-block model's training (ACT off, the same steps as the fixedFull arm); its halting phase continues from that model`,
+          }
+        : {}),
+      ...(o.haltingOnly === 1
+        ? {
+            haltingOnly:
+              `the ACT arm's halting phase trains its halting units only; every other weight stays the plain model's at the halting start. ` +
+              `The fixed-depth arms train ${fixedSteps} steps (the plain phase); runs[].fixedFullSameSteps is the fixed full model trained on to ${o.steps}`,
           }
         : {}),
       ...(o.haltingRestarts > 0

@@ -7,7 +7,7 @@
 // guard leaves a kept first attempt exactly as training without it, reruns a rejected phase on another data
 // order, and with every attempt rejected restores the plain model bit for bit. An ACT model continued from a
 // fixed-depth model's training (--halting-from-fixed) takes its blocks, optimiser and data stream; its halting
-// units keep their start.
+// units keep their start; with --halting-only the halting phase moves nothing but the halting units.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -255,6 +255,47 @@ describe('ACT benchmark task', () => {
       );
     } finally {
       for (const x of [plain, onAct, fixed, act]) x.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  test('--halting-only: the halting phase moves the halting units and nothing else', () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const o: TrainOptions = {
+      steps: 12,
+      batch: 8,
+      learningRate: 1e-2,
+      seed: 5,
+      ponderStart: 0.5,
+      ponderRamp: 0,
+      haltingFrozenUntil: 0.5,
+      haltingInit: 0.01,
+    };
+    const config = (act: boolean) => ({ ...actModelConfig(small, 2, act, 1), dModel: 16, dFF: 32 });
+    const fixed = new CognateModel(config(false), 3);
+    const plain = new ChaseTraining(fixed, small, o);
+    try {
+      plain.run(plain.haltingStart);
+      const trunk = plain.state();
+      const haltingPhase = (haltingOnly: boolean) => {
+        const act = new CognateModel(config(true), 4);
+        const t = new ChaseTraining(act, small, { ...o, haltingOnly });
+        t.load(trunk);
+        t.run(o.steps);
+        const moved = act.params
+          .filter((p) => !trunk.params[p.name] || p.variable.dataSync().some((x, i) => x !== trunk.params[p.name].data[i]))
+          .map((p) => p.name);
+        t.dispose();
+        act.dispose();
+        return moved;
+      };
+      const movedOnly = haltingPhase(true);
+      expect(movedOnly.length).toBeGreaterThan(0);
+      expect(movedOnly.every((name) => name.includes('halting.'))).toBe(true);
+      expect(haltingPhase(false).some((name) => !name.includes('halting.'))).toBe(true); // without the flag the blocks train on
+    } finally {
+      plain.dispose();
+      fixed.dispose();
     }
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
