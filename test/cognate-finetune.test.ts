@@ -2,7 +2,8 @@
 // a parent run is exported, a GSM8K-only fine-tuning run started with `forge start cognate --init-from`
 // reuses its weights, LTM bank and tokenizer, reports validation loss before and after, and records the
 // parent; parents that do not fit (vocabSize, tokenizer) are refused before anything is written; a resumed
-// fine-tuning run continues from its own checkpoint even when the parent is gone.
+// fine-tuning run continues from its own checkpoint even when the parent is gone; a parent trained without ACT
+// is fine-tuned with ACT on (the halting units are new, everything else is the parent's).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -213,4 +214,41 @@ test('a resumed fine-tuning run continues from its own checkpoint, never the par
   } finally {
     fs.renameSync(aside, parentDir());
   }
+});
+
+test('a parent trained without ACT is fine-tuned with ACT on through the workflow: the parent recorded, the export adds its halting units', async () => {
+  const plainParent = sessionId('cft-noact');
+  const parentRun = await startRun(client, 'cognate', {
+    sessionId: plainParent,
+    config: { ...TINY_COGNATE, maxSteps: 6, evalSteps: 6, actEnabled: false },
+    models: [{ name: 'm1' }],
+  });
+  await parentRun.handle.result();
+  const plainDir = path.join(dataDir(), 'cognate', plainParent, 'm1');
+  /** The tensor names in a safetensors file (its header). */
+  const tensorNames = (file: string) => {
+    const bytes = fs.readFileSync(file);
+    const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
+    return Object.keys(header).filter((k) => k !== '__metadata__');
+  };
+  expect(tensorNames(path.join(plainDir, 'model.safetensors')).some((n) => n.includes('halting'))).toBe(false);
+
+  const id = sessionId('cft-addact');
+  const child = await startRun(client, 'cognate', {
+    sessionId: id,
+    config: { ...TRAINING_FIELDS, maxSteps: 4, evalSteps: 4, actEnabled: true, actHaltingInit: 0.01 },
+    models: [{ name: 'm1' }],
+    initFrom: { sessionId: plainParent, model: 'm1' },
+  });
+  const result = (await child.handle.result()) as typeof fineTuned;
+  expect(result.config.actEnabled).toBe(true);
+  expect(result.initFrom.inherited).not.toContain('actEnabled'); // set by this run, not taken from the parent
+  const out = path.join(dataDir(), 'cognate', id, 'm1');
+  expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'))).toMatchObject({
+    act_enabled: true,
+    init_from: { session_id: plainParent, model: 'm1', weights_sha256: sha256File(path.join(plainDir, 'model.safetensors')) },
+  });
+  const names = tensorNames(path.join(out, 'model.safetensors'));
+  expect(names.filter((n) => n.includes('halting.')).sort()).toEqual(['model.layers.0.halting.bias', 'model.layers.0.halting.weight']);
+  expect(Number.isFinite(result.models[0].validationBefore)).toBe(true);
 });
