@@ -37,7 +37,7 @@
 //   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
 //                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --halting-init 0.01
 //                      --halting-detached 0 --act-threshold 0.99 --halting-restarts 0 --restart-tolerance 0.005 --validation 1024
-//                      --halting-from-fixed 0 --halting-only 0
+//                      --halting-from-fixed 0 --halting-only 0 --ponder-scored 0
 //                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
@@ -204,6 +204,14 @@ export interface TrainOptions {
    * differs from it only in where positions stop.
    */
   haltingOnly?: boolean;
+  /**
+   * Charge the ponder cost at the scored (query) positions only, τ · mean(N + R) over the loss mask, instead
+   * of over every position. Over every position the pairs, 70% of a sequence and never scored themselves,
+   * carry most of the cost: they halt after about one block, and the later blocks' queries then read pair
+   * states that hold no two-hop links (bench/results/act-halting-from-fixed.json: h = 2 needs 3.4-4.0 blocks
+   * there, 3 in a fixed 3-block model). In a language model every position is scored, so there the two agree.
+   */
+  ponderScored?: boolean;
   /** Print the training loss every this many steps (0: never). */
   logEvery?: number;
   /** Retry a halting phase that costs accuracy (ACT arm; see HaltingGuard). */
@@ -276,7 +284,9 @@ export class ChaseTraining {
       const ponderScale = Math.min(1, Math.max(0, (step / o.steps - (o.ponderStart ?? 0)) / Math.max(1e-9, o.ponderRamp ?? 0)));
       const { value, grads } = tf.variableGrads(() => {
         const r = model.loss(tokens, targets, mask, { training: true, haltingDetached: o.haltingDetached });
-        return r.ce.add(r.ponderCost.mul(ponderScale));
+        const ponderCost =
+          o.ponderScored && r.ponder ? r.ponder.mul(mask).sum().div(mask.sum()).mul(model.config.ponderCost) : r.ponderCost;
+        return r.ce.add(ponderCost.mul(ponderScale));
       });
       const byName: tf.NamedTensorMap = {};
       for (const p of model.params) {
@@ -476,8 +486,10 @@ export function merge(files: string[], out: string): void {
   const hasAct = (p: { runs: Run[] }) => p.runs.some((r) => r.act);
   const settings = (p: Record<string, unknown> & { runs: Run[] }, withAct: boolean) => {
     const { ponderCost, actThreshold, ...model } = p.model as Run;
-    const { ponder, halting, haltingInit, haltingGradient, haltingGuard, plainPhase, ...training } = p.training as Run;
-    const act = withAct ? [ponderCost, actThreshold, ponder, halting, haltingInit, haltingGradient, haltingGuard, plainPhase] : [];
+    const { ponder, halting, haltingInit, haltingGradient, haltingGuard, plainPhase, ponderWhere, ...training } = p.training as Run;
+    const act = withAct
+      ? [ponderCost, actThreshold, ponder, halting, haltingInit, haltingGradient, haltingGuard, plainPhase, ponderWhere]
+      : [];
     return JSON.stringify([p.task, model, training, p.evaluation, (p.backend as Run).backend, act]);
   };
   const reference = parts.find(hasAct) ?? parts[0];
@@ -546,6 +558,8 @@ const FLAGS = {
   haltingFromFixed: 0,
   /** 1: the ACT arm's halting phase trains the halting units only (TrainOptions.haltingOnly); its other weights stay the plain model's. */
   haltingOnly: 0,
+  /** 1: the ACT arm's ponder cost counts the scored (query) positions only (TrainOptions.ponderScored); 0: every position. */
+  ponderScored: 0,
   log: 0,
   arms: 'act,fixedFull,fixedEqual,fixedEqualAll',
   /** The fixedEqual / fixedEqualAll depths when this process runs no ACT arm (taken from an ACT run in another process). */
@@ -573,6 +587,7 @@ async function main(): Promise<void> {
   if (o.haltingFromFixed !== 0 && o.haltingFromFixed !== 1)
     throw new Error(`--halting-from-fixed must be 0 or 1 (got ${o.haltingFromFixed})`);
   if (o.haltingOnly !== 0 && o.haltingOnly !== 1) throw new Error(`--halting-only must be 0 or 1 (got ${o.haltingOnly})`);
+  if (o.ponderScored !== 0 && o.ponderScored !== 1) throw new Error(`--ponder-scored must be 0 or 1 (got ${o.ponderScored})`);
   const task: ChaseTask = { symbols: o.symbols, cycle: o.cycle, maxHops: o.hops };
   const error = taskError(task);
   if (error) throw new Error(error);
@@ -598,6 +613,7 @@ async function main(): Promise<void> {
       haltingInit: o.haltingInit > 0 ? o.haltingInit : undefined,
       haltingDetached: o.haltingDetached === 1,
       haltingOnly: o.haltingOnly === 1,
+      ponderScored: o.ponderScored === 1,
       guard:
         act && o.haltingRestarts > 0
           ? { restarts: o.haltingRestarts, tolerance: o.restartTolerance, examples: o.validation, seed: 300 + seed }
@@ -696,6 +712,9 @@ async function main(): Promise<void> {
         ? {
             plainPhase: `the ACT arm's first ${o.haltingFrozen} of the steps are the fixed ${o.layers}-block model's training (ACT off, the same steps as the fixedFull arm); its halting phase continues from that model`,
           }
+        : {}),
+      ...(o.ponderScored === 1
+        ? { ponderWhere: 'the ponder cost is the mean of N + R over the scored (query) positions only, not every position (ACT arm)' }
         : {}),
       ...(o.haltingOnly === 1
         ? {

@@ -7,7 +7,8 @@
 // guard leaves a kept first attempt exactly as training without it, reruns a rejected phase on another data
 // order, and with every attempt rejected restores the plain model bit for bit. An ACT model continued from a
 // fixed-depth model's training (--halting-from-fixed) takes its blocks, optimiser and data stream; its halting
-// units keep their start; with --halting-only the halting phase moves nothing but the halting units.
+// units keep their start; with --halting-only the halting phase moves nothing but the halting units;
+// --ponder-scored changes what the ponder cost counts.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -256,6 +257,21 @@ describe('ACT benchmark task', () => {
     } finally {
       for (const x of [plain, onAct, fixed, act]) x.dispose();
     }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  test('--ponder-scored: the ponder cost counts the query positions only, so training differs from the cost over every position', () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const o: TrainOptions = { steps: 6, batch: 8, learningRate: 1e-2, seed: 5, ponderStart: 0, ponderRamp: 0, haltingInit: 0.3 };
+    const finalLoss = (ponderScored: boolean) => {
+      const model = new CognateModel({ ...actModelConfig(small, 2, true, 1), dModel: 16, dFF: 32 }, 3);
+      const r = trainChase(model, small, { ...o, ponderScored });
+      model.dispose();
+      return r.finalLoss;
+    };
+    const [every, scored] = [finalLoss(false), finalLoss(true)];
+    expect(Number.isFinite(scored)).toBe(true);
+    expect(scored).not.toBeCloseTo(every, 4);
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 

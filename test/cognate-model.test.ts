@@ -518,6 +518,9 @@ describe('adaptive computation time', () => {
       const model = new CognateModel({ ...TINY, memEnabled: false, ponderCost: tau }, 5);
       const r = tf.tidy(() => {
         const out = model.loss(tokens, targets);
+        // the per-position N + R it is the mean of (bench:act --ponder-scored weights it by the loss mask)
+        expect(out.ponder?.shape).toEqual([2, 8]);
+        expect(out.ponder!.mean().dataSync()[0] * tau).toBeCloseTo(out.ponderCost.dataSync()[0], 6);
         return { loss: out.loss.dataSync()[0], ce: out.ce.dataSync()[0], ponder: out.ponderCost.dataSync()[0], depth: out.meanDepth };
       });
       const haltingGrad = maxAbs(gradients(model, tokens, targets).get('model.layers.0.halting.bias')!);

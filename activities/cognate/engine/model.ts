@@ -27,11 +27,11 @@
 //   model.initHalting(p)                                       every halting unit starts at probability p
 //   model.forward(tokens [B,T] int32, { training, memory?, onBlock? })
 //                                                              → { logits [B,T,V], ponderCost (τ-weighted scalar),
-//                                                                 meanDepth (number), hidden [B,T,C] (normed final state),
+//                                                                 ponder (N + R per position [B,T], or null), meanDepth (number), hidden [B,T,C] (normed final state),
 //                                                                 memoryEntries ({ keys, values } [B,H,T,D] or null) }
 //        memory: 'bank' (default: read model.memory), 'none' (no read), or MemoryTensors (read these, e.g.
 //                entries of earlier segments computed in the same gradient step: gradients then reach them)
-//   model.loss(tokens, targets, mask?, { training, memory? })  → { loss = ce + ponderCost, ce, ponderCost, meanDepth,
+//   model.loss(tokens, targets, mask?, { training, memory? })  → { loss = ce + ponderCost, ce, ponderCost, ponder, meanDepth,
 //                                                                 tokenLosses [B,T] (no tape), hidden, memoryEntries }
 //   model.writeMemory(entries, tokenLosses?, mask?)            → { written }  (outside the tape, after the step)
 //   model.dispose()
@@ -101,6 +101,8 @@ export interface ForwardResult {
   logits: tf.Tensor3D;
   /** τ · mean(N + R); 0 when ACT is off. Already part of `loss`. */
   ponderCost: tf.Scalar;
+  /** N + R per position [B, T] (part of the tape when training), for a ponder cost weighted otherwise; null when ACT is off. */
+  ponder: tf.Tensor2D | null;
   /** Mean blocks run per position. */
   meanDepth: number;
   hidden: tf.Tensor3D;
@@ -117,6 +119,8 @@ export interface LossResult {
   loss: tf.Scalar;
   ce: tf.Scalar;
   ponderCost: tf.Scalar;
+  /** ForwardResult.ponder. */
+  ponder: tf.Tensor2D | null;
   meanDepth: number;
   tokenLosses: tf.Tensor2D;
   hidden: tf.Tensor3D;
@@ -325,16 +329,18 @@ export class CognateModel {
 
     let state = x;
     let ponderCost: tf.Scalar = tf.scalar(0);
+    let ponderPerPosition: tf.Tensor2D | null = null;
     let meanDepth = c.nLayers;
     if (act) {
       const { output, ponder, steps } = act.finish();
       state = output;
       ponderCost = ponder.mean().mul(c.ponderCost);
+      ponderPerPosition = ponder;
       meanDepth = steps.mean().dataSync()[0];
     }
     const hidden = rmsNorm(state, this.finalNorm as tf.Tensor1D) as tf.Tensor3D; // [B, T, C]
     const logits = linear(hidden, this.lmHead as tf.Tensor2D) as tf.Tensor3D; // [B, T, V]
-    return { logits, ponderCost, meanDepth, hidden, memoryEntries };
+    return { logits, ponderCost, ponder: ponderPerPosition, meanDepth, hidden, memoryEntries };
   }
 
   /**
@@ -499,11 +505,11 @@ export class CognateModel {
 
   loss(tokens: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D, opts: ForwardOptions = { training: true }): LossResult {
     const [B, T] = tokens.shape;
-    const { logits, ponderCost, meanDepth, hidden, memoryEntries } = this.forward(tokens, opts);
+    const { logits, ponderCost, ponder, meanDepth, hidden, memoryEntries } = this.forward(tokens, opts);
     const perToken = crossEntropy(logits, targets) as tf.Tensor2D; // [B, T]
     const weights = mask ? mask.toFloat() : tf.ones([B, T]);
     const ce = perToken.mul(weights).sum().div<tf.Scalar>(weights.sum().maximum(1));
-    return { loss: ce.add(ponderCost), ce, ponderCost, meanDepth, tokenLosses: detach(perToken), hidden, memoryEntries };
+    return { loss: ce.add(ponderCost), ce, ponderCost, ponder, meanDepth, tokenLosses: detach(perToken), hidden, memoryEntries };
   }
 
   /** Write a segment's memory entries (forward's memoryEntries) to the bank; tokenLosses [B, T] feed the surprise filter. */
