@@ -34,6 +34,20 @@ const task: ChaseTask = { symbols: 10, cycle: 7, maxHops: 3 };
 /** A smaller task for the tests that train. */
 const small: ChaseTask = { symbols: 8, cycle: 5, maxHops: 2 };
 
+/** The 2-block, 16-wide model the tests that train use (ponder cost τ = 1). */
+const tinyConfig = (act: boolean) => ({ ...actModelConfig(small, 2, act, 1), dModel: 16, dFF: 32 });
+/** 6 plain steps, then 6 of halting with the ponder cost on at once: the schedule of the tests that continue from a fixed model. */
+const continued: TrainOptions = {
+  steps: 12,
+  batch: 8,
+  learningRate: 1e-2,
+  seed: 5,
+  ponderStart: 0.5,
+  ponderRamp: 0,
+  haltingFrozenUntil: 0.5,
+  haltingInit: 0.01,
+};
+
 beforeAll(async () => {
   await useTestBackend();
 });
@@ -188,7 +202,7 @@ describe('ACT benchmark task', () => {
       haltingInit: 0.01,
     };
     const train = (o: Partial<TrainOptions>) => {
-      const model = new CognateModel({ ...actModelConfig(small, 2, true, 1), dModel: 16, dFF: 32 }, 3);
+      const model = new CognateModel(tinyConfig(true), 3);
       const r = trainChase(model, small, { ...schedule, ...o });
       const weights = model.params.map((p) => Array.from(p.variable.dataSync()));
       model.dispose();
@@ -219,19 +233,9 @@ describe('ACT benchmark task', () => {
 
   test('an ACT model continued from a fixed model trains on from its weights, optimiser and data stream; its halting units keep their start', () => {
     const tensorsBefore = tf.memory().numTensors;
-    const o: TrainOptions = {
-      steps: 12,
-      batch: 8,
-      learningRate: 1e-2,
-      seed: 5,
-      ponderStart: 0.5,
-      ponderRamp: 0,
-      haltingFrozenUntil: 0.5,
-      haltingInit: 0.01,
-    };
-    const config = (act: boolean) => ({ ...actModelConfig(small, 2, act, 1), dModel: 16, dFF: 32 });
-    const fixed = new CognateModel(config(false), 3);
-    const act = new CognateModel(config(true), 4); // another init: every block weight must come from the fixed model
+    const o = continued;
+    const fixed = new CognateModel(tinyConfig(false), 3);
+    const act = new CognateModel(tinyConfig(true), 4); // another init: every block weight must come from the fixed model
     const plain = new ChaseTraining(fixed, small, o);
     const onAct = new ChaseTraining(act, small, o);
     try {
@@ -264,7 +268,7 @@ describe('ACT benchmark task', () => {
     const tensorsBefore = tf.memory().numTensors;
     const o: TrainOptions = { steps: 6, batch: 8, learningRate: 1e-2, seed: 5, ponderStart: 0, ponderRamp: 0, haltingInit: 0.3 };
     const finalLoss = (ponderScored: boolean) => {
-      const model = new CognateModel({ ...actModelConfig(small, 2, true, 1), dModel: 16, dFF: 32 }, 3);
+      const model = new CognateModel(tinyConfig(true), 3);
       const r = trainChase(model, small, { ...o, ponderScored });
       model.dispose();
       return r.finalLoss;
@@ -277,24 +281,14 @@ describe('ACT benchmark task', () => {
 
   test('--halting-only: the halting phase moves the halting units and nothing else', () => {
     const tensorsBefore = tf.memory().numTensors;
-    const o: TrainOptions = {
-      steps: 12,
-      batch: 8,
-      learningRate: 1e-2,
-      seed: 5,
-      ponderStart: 0.5,
-      ponderRamp: 0,
-      haltingFrozenUntil: 0.5,
-      haltingInit: 0.01,
-    };
-    const config = (act: boolean) => ({ ...actModelConfig(small, 2, act, 1), dModel: 16, dFF: 32 });
-    const fixed = new CognateModel(config(false), 3);
+    const o = continued;
+    const fixed = new CognateModel(tinyConfig(false), 3);
     const plain = new ChaseTraining(fixed, small, o);
     try {
       plain.run(plain.haltingStart);
       const trunk = plain.state();
       const haltingPhase = (haltingOnly: boolean) => {
-        const act = new CognateModel(config(true), 4);
+        const act = new CognateModel(tinyConfig(true), 4);
         const t = new ChaseTraining(act, small, { ...o, haltingOnly });
         t.load(trunk);
         t.run(o.steps);
