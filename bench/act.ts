@@ -206,10 +206,11 @@ export interface TrainOptions {
   haltingOnly?: boolean;
   /**
    * Charge the ponder cost at the scored (query) positions only, τ · mean(N + R) over the loss mask, instead
-   * of over every position. Over every position the pairs, 70% of a sequence and never scored themselves,
-   * carry most of the cost: they halt after about one block, and the later blocks' queries then read pair
-   * states that hold no two-hop links (bench/results/act-halting-from-fixed.json: h = 2 needs 3.4-4.0 blocks
-   * there, 3 in a fixed 3-block model). In a language model every position is scored, so there the two agree.
+   * of over every position. Built to test whether the unscored pairs (70% of a sequence, halting after about
+   * one block when charged) keep h = 2 deep by leaving later queries pair states without two-hop links. They
+   * do not (bench/results/act-ponder-scored-probe.json, one seed): charged at the queries only the pairs run
+   * 3.7 blocks, yet h = 2 still takes 3.7 blocks and accuracy is no better. In a language model every position
+   * is scored, so there the two agree.
    */
   ponderScored?: boolean;
   /** Print the training loss every this many steps (0: never). */
