@@ -14,6 +14,7 @@ import type { ApplicationFailure } from '@temporalio/common';
 import { TINY_COGNATE } from '../client/presets';
 import { startRun } from '../client/runs';
 import { sha256File } from '../common/export/files';
+import { readSafetensors } from '../common/export/safetensors';
 import { train, type TrainEvent, type TrainJob } from '../activities/cognate/engine/trainer';
 import type { CognateParentRef } from '../activities/cognate/engine/init-from';
 import { CognateConfigSchema, type CognateConfig } from '../activities/cognate/config';
@@ -225,12 +226,7 @@ test('a parent trained without ACT is fine-tuned with ACT on through the workflo
   });
   await parentRun.handle.result();
   const plainDir = path.join(dataDir(), 'cognate', plainParent, 'm1');
-  /** The tensor names in a safetensors file (its header). */
-  const tensorNames = (file: string) => {
-    const bytes = fs.readFileSync(file);
-    const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
-    return Object.keys(header).filter((k) => k !== '__metadata__');
-  };
+  const tensorNames = (file: string) => readSafetensors(file).tensors.map((t) => t.name);
   expect(tensorNames(path.join(plainDir, 'model.safetensors')).some((n) => n.includes('halting'))).toBe(false);
 
   const id = sessionId('cft-addact');
