@@ -25,6 +25,8 @@ import {
 import { exportModel, loadModelFromExport } from '../activities/cognate/engine/export';
 import { LongTermMemory, type LtmConfig } from '../activities/cognate/engine/ltm';
 import { CognateModel, type ForwardOptions, type ModelConfigInput } from '../activities/cognate/engine/model';
+import { microStep } from '../activities/cognate/engine/trainer';
+import type { TokenBatch } from '../activities/cognate/engine/data';
 import { AdamW } from '../common/optim';
 
 const TINY: ModelConfigInput = {
@@ -563,6 +565,52 @@ describe('adaptive computation time', () => {
       expect(maxAbs(g)).toBeGreaterThan(0);
       expect(maxAbsDiff(g, detached.get(name)!)).toBeLessThan(1e-6);
     }
+    model.dispose();
+  });
+
+  test("the trainer charges the ponder cost at a batch's real positions only: padding content changes nothing", () => {
+    const tau = 0.5;
+    const model = new CognateModel({ ...TINY, memEnabled: false, ponderCost: tau }, 5);
+    // Large halting weights: p varies from position to position, so does N + R (at initialisation it hardly does).
+    for (const p of model.params.filter((q) => q.name.includes('.halting.weight')))
+      p.variable.assign(tf.randomNormal(p.variable.shape, 0, 1, 'float32', 3));
+    const [B, T] = [2, 8];
+    const { tokens, targets } = tokenBatch(B, T, 23, 6);
+    // row 1 ends after 3 real tokens, as a long document's last segment does (TrainSampler's segments mode)
+    const mask = Float32Array.from({ length: B * T }, (_, i) => (i < T || i % T < 3 ? 1 : 0));
+    const batch = (padToken: number): TokenBatch => {
+      const inputs = tokens.dataSync() as Int32Array;
+      return {
+        batchSize: B,
+        seqLen: T,
+        inputs: inputs.map((v, i) => (mask[i] ? v : padToken)),
+        targets: (targets.dataSync() as Int32Array).map((v, i) => (mask[i] ? v : padToken)),
+        mask,
+      };
+    };
+    const charged = (padToken: number) => {
+      const { grads, scalars } = microStep(
+        model,
+        batch(padToken),
+        model.params.map((p) => p.variable.name),
+        { trainHalting: true, ponderScale: 1 },
+      );
+      tf.dispose(Object.values(grads));
+      return scalars.ponderCost;
+    };
+    // By hand: N + R per position from the forward pass, averaged over the real positions.
+    const { perPosition, allPositions } = tf.tidy(() => {
+      const out = model.forward(tf.tensor2d(batch(1).inputs, [B, T], 'int32'), { training: true });
+      return { perPosition: out.ponder!.dataSync(), allPositions: out.ponderCost.dataSync()[0] };
+    });
+    const real = [...perPosition].filter((_, i) => mask[i] > 0);
+    const expected = (tau * real.reduce((a, b) => a + b, 0)) / real.length;
+    console.log('ponder cost over the real positions', expected, 'over every position', allPositions);
+    expect(Math.abs(expected - allPositions)).toBeGreaterThan(1e-3); // the two averages differ on this batch
+    expect(charged(1)).toBeCloseTo(expected, 5);
+    expect(charged(17)).toBeCloseTo(expected, 5); // other padding tokens: the same cost (causal: padding comes last)
+    tokens.dispose();
+    targets.dispose();
     model.dispose();
   });
 });

@@ -34,7 +34,7 @@ const ModelConfigFields = z.strictObject({
   dFF: z.number().int().min(4).max(65536).default(1152),
   /** ACT halts a position once its cumulative halting probability reaches this (1 - epsilon). */
   actThreshold: z.number().gt(0).max(1).default(0.99),
-  /** ACT ponder cost weight tau: loss += tau * mean(N + R). */
+  /** ACT ponder cost weight tau: loss += tau * mean(N + R) over the scored positions (a long document's padding is not charged). */
   ponderCost: z.number().min(0).max(10).default(0.01),
   /** Enable adaptive computation time. Off: every position runs every block. */
   actEnabled: z.boolean().default(true),

@@ -34,6 +34,7 @@
 //   model.loss(tokens, targets, mask?, { training, memory? })  → { loss = ce + ponderCost, ce, ponderCost, ponder, meanDepth,
 //                                                                 tokenLosses [B,T] (no tape), hidden, memoryEntries }
 //   model.writeMemory(entries, tokenLosses?, mask?)            → { written }  (outside the tape, after the step)
+//   ponderCostOver(ponder, weights, τ)                         → τ · mean of N + R over the positions weighted 1
 //   model.dispose()
 //
 // Inside an optimizer's gradient function only `loss` is returned; keep `memoryEntries` and `tokenLosses` with
@@ -152,6 +153,16 @@ export function parseModelConfig(input: ModelConfigInput): ModelConfig {
 let modelCounter = 0;
 
 /** Whether a training forward runs this block on the running rows only (ForwardOptions.skipHalted). */
+/**
+ * The ponder cost over the positions a loss scores: τ · Σ ponder·w / Σ w, for `ponder` (forward's N + R per
+ * position) and weights `w` [B, T] (a loss mask). forward's own `ponderCost` averages every position, which
+ * charges depth nobody scores: the padding of a long document's last segment (the trainer), the prompt of a
+ * query task (bench:act --ponder-scored).
+ */
+export function ponderCostOver(ponder: tf.Tensor2D, weights: tf.Tensor2D, tau: number): tf.Scalar {
+  return ponder.mul(weights).sum().div<tf.Scalar>(weights.sum().maximum(1)).mul(tau);
+}
+
 function skipsHalted(option: ForwardOptions['skipHalted'], running: tf.Tensor2D): boolean {
   if (option !== 'auto') return option === true;
   const flags = running.dataSync() as Float32Array;

@@ -15,7 +15,7 @@ import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast'
 import { loadCognateParent, type CognateParentRef } from './init-from';
 import { crossEntropyPerRow } from './layers';
 import type { LtmState, LtmStats } from './ltm';
-import { CognateModel, type MemoryEntries } from './model';
+import { CognateModel, ponderCostOver, type MemoryEntries } from './model';
 import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamWState } from '../../../common/optim';
 import { actScheduleAt, learningRateAt } from './schedule';
 
@@ -512,13 +512,13 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
 }
 
 /**
- * One micro-batch: loss and gradients, then the LTM write of its keys/values (outside the tape), so the
+ * One micro-batch (exported for its test): loss and gradients, then the LTM write of its keys/values (outside the tape), so the
  * next micro-batch, which continues each row's document with its next segment, reads this one. Rows that
  * start a new example (batch.resetRows) have their stream cleared first; padded positions are neither
  * scored nor written. `act` (actScheduleAt): the ponder cost enters the loss scaled, and during the ACT
  * warmup the halting units get no gradient.
  */
-function microStep(
+export function microStep(
   model: CognateModel,
   batch: TokenBatch,
   varNames: string[],
@@ -535,7 +535,9 @@ function microStep(
   const { value, grads } = tf.variableGrads(() => {
     const out = model.loss(tokens, targets, mask, { training: true, skipHalted: 'auto' }); // see ForwardOptions.skipHalted
     ce = tf.keep(out.ce);
-    ponderCost = tf.keep(out.ponderCost.mul(act.ponderScale));
+    // Padded positions are not scored, so their depth is not charged either (out.ponderCost averages every position).
+    const charged = mask && out.ponder ? ponderCostOver(out.ponder, mask, model.config.ponderCost) : out.ponderCost;
+    ponderCost = tf.keep(charged.mul(act.ponderScale));
     meanDepth = out.meanDepth;
     if (out.memoryEntries)
       written = {
