@@ -152,7 +152,6 @@ export function parseModelConfig(input: ModelConfigInput): ModelConfig {
 
 let modelCounter = 0;
 
-/** Whether a training forward runs this block on the running rows only (ForwardOptions.skipHalted). */
 /**
  * The ponder cost over the positions a loss scores: τ · Σ ponder·w / Σ w, for `ponder` (forward's N + R per
  * position) and weights `w` [B, T] (a loss mask). forward's own `ponderCost` averages every position, which
@@ -163,6 +162,7 @@ export function ponderCostOver(ponder: tf.Tensor2D, weights: tf.Tensor2D, tau: n
   return ponder.mul(weights).sum().div<tf.Scalar>(weights.sum().maximum(1)).mul(tau);
 }
 
+/** Whether a training forward runs this block on the running rows only (ForwardOptions.skipHalted). */
 function skipsHalted(option: ForwardOptions['skipHalted'], running: tf.Tensor2D): boolean {
   if (option !== 'auto') return option === true;
   const flags = running.dataSync() as Float32Array;

@@ -512,11 +512,11 @@ export async function train(job: TrainJob, ctx: ChildContext<TrainEvent>): Promi
 }
 
 /**
- * One micro-batch (exported for its test): loss and gradients, then the LTM write of its keys/values (outside the tape), so the
- * next micro-batch, which continues each row's document with its next segment, reads this one. Rows that
- * start a new example (batch.resetRows) have their stream cleared first; padded positions are neither
- * scored nor written. `act` (actScheduleAt): the ponder cost enters the loss scaled, and during the ACT
- * warmup the halting units get no gradient.
+ * One micro-batch (exported for its test): loss and gradients, then the LTM write of its keys/values (outside
+ * the tape), so the next micro-batch, which continues each row's document with its next segment, reads this
+ * one. Rows that start a new example (batch.resetRows) have their stream cleared first; padded positions are
+ * neither scored, nor charged ponder cost, nor written. `act` (actScheduleAt): the ponder cost enters the loss
+ * scaled, and during the ACT warmup the halting units get no gradient.
  */
 export function microStep(
   model: CognateModel,
