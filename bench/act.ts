@@ -43,7 +43,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice } from '../common/backend';
 import { writeJsonAtomic } from '../common/export/files';
-import { CognateModel, ponderCostOver, type ModelConfigInput } from '../activities/cognate/engine/model';
+import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { AdamW, clipByGlobalNorm, globalNorm, type AdamWState } from '../common/optim';
 import { fromTensorState, toTensorState, type TensorState } from '../common/tensor-state';
 import { hashSeed, Rng, type RngState } from '../common/rng';
@@ -284,7 +284,8 @@ export class ChaseTraining {
       const ponderScale = Math.min(1, Math.max(0, (step / o.steps - (o.ponderStart ?? 0)) / Math.max(1e-9, o.ponderRamp ?? 0)));
       const { value, grads } = tf.variableGrads(() => {
         const r = model.loss(tokens, targets, mask, { training: true, haltingDetached: o.haltingDetached });
-        const ponderCost = o.ponderScored && r.ponder ? ponderCostOver(r.ponder, mask, model.config.ponderCost) : r.ponderCost;
+        // loss charges the scored (query) positions; by default this bench charges every position, as forward does
+        const ponderCost = !o.ponderScored && r.ponder ? r.ponder.mean<tf.Scalar>().mul(model.config.ponderCost) : r.ponderCost;
         return r.ce.add(ponderCost.mul(ponderScale));
       });
       const byName: tf.NamedTensorMap = {};

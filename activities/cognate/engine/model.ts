@@ -31,10 +31,9 @@
 //                                                                 memoryEntries ({ keys, values } [B,H,T,D] or null) }
 //        memory: 'bank' (default: read model.memory), 'none' (no read), or MemoryTensors (read these, e.g.
 //                entries of earlier segments computed in the same gradient step: gradients then reach them)
-//   model.loss(tokens, targets, mask?, { training, memory? })  → { loss = ce + ponderCost, ce, ponderCost, ponder, meanDepth,
+//   model.loss(tokens, targets, mask?, { training, memory? })  → { loss = ce + ponderCost, ce, ponderCost (over the mask's positions), ponder, meanDepth,
 //                                                                 tokenLosses [B,T] (no tape), hidden, memoryEntries }
 //   model.writeMemory(entries, tokenLosses?, mask?)            → { written }  (outside the tape, after the step)
-//   ponderCostOver(ponder, weights, τ)                         → τ · mean of N + R over the positions weighted 1
 //   model.dispose()
 //
 // Inside an optimizer's gradient function only `loss` is returned; keep `memoryEntries` and `tokenLosses` with
@@ -119,6 +118,7 @@ export interface MemoryEntries {
 export interface LossResult {
   loss: tf.Scalar;
   ce: tf.Scalar;
+  /** τ · mean(N + R) over the positions the mask scores (every position without a mask), as the CE. */
   ponderCost: tf.Scalar;
   /** ForwardResult.ponder. */
   ponder: tf.Tensor2D | null;
@@ -151,16 +151,6 @@ export function parseModelConfig(input: ModelConfigInput): ModelConfig {
 }
 
 let modelCounter = 0;
-
-/**
- * The ponder cost over the positions a loss scores: τ · Σ ponder·w / Σ w, for `ponder` (forward's N + R per
- * position) and weights `w` [B, T] (a loss mask). forward's own `ponderCost` averages every position, which
- * charges depth nobody scores: the padding of a long document's last segment (the trainer), the prompt of a
- * query task (bench:act --ponder-scored).
- */
-export function ponderCostOver(ponder: tf.Tensor2D, weights: tf.Tensor2D, tau: number): tf.Scalar {
-  return ponder.mul(weights).sum().div<tf.Scalar>(weights.sum().maximum(1)).mul(tau);
-}
 
 /** Whether a training forward runs this block on the running rows only (ForwardOptions.skipHalted). */
 function skipsHalted(option: ForwardOptions['skipHalted'], running: tf.Tensor2D): boolean {
@@ -519,8 +509,21 @@ export class CognateModel {
     const { logits, ponderCost, ponder, meanDepth, hidden, memoryEntries } = this.forward(tokens, opts);
     const perToken = crossEntropy(logits, targets) as tf.Tensor2D; // [B, T]
     const weights = mask ? mask.toFloat() : tf.ones([B, T]);
-    const ce = perToken.mul(weights).sum().div<tf.Scalar>(weights.sum().maximum(1));
-    return { loss: ce.add(ponderCost), ce, ponderCost, ponder, meanDepth, tokenLosses: detach(perToken), hidden, memoryEntries };
+    const scored = weights.sum().maximum(1);
+    const ce = perToken.mul(weights).sum().div<tf.Scalar>(scored);
+    // With a mask the ponder cost counts the scored positions only, like the CE: forward's averages every
+    // position, which would charge depth nobody scores (the padding of a long document's last segment).
+    const charged = mask && ponder ? ponder.mul(weights).sum().div<tf.Scalar>(scored).mul<tf.Scalar>(this.config.ponderCost) : ponderCost;
+    return {
+      loss: ce.add(charged),
+      ce,
+      ponderCost: charged,
+      ponder,
+      meanDepth,
+      tokenLosses: detach(perToken),
+      hidden,
+      memoryEntries,
+    };
   }
 
   /** Write a segment's memory entries (forward's memoryEntries) to the bank; tokenLosses [B, T] feed the surprise filter. */

@@ -15,7 +15,7 @@ import { GrokFast, type GrokFastSettings, type GrokFastState } from './grokfast'
 import { loadCognateParent, type CognateParentRef } from './init-from';
 import { crossEntropyPerRow } from './layers';
 import type { LtmState, LtmStats } from './ltm';
-import { CognateModel, ponderCostOver, type MemoryEntries } from './model';
+import { CognateModel, type MemoryEntries } from './model';
 import { AdamW, clipByGlobalNorm, globalNorm, GradientAccumulator, type AdamWState } from '../../../common/optim';
 import { actScheduleAt, learningRateAt } from './schedule';
 
@@ -535,9 +535,7 @@ export function microStep(
   const { value, grads } = tf.variableGrads(() => {
     const out = model.loss(tokens, targets, mask, { training: true, skipHalted: 'auto' }); // see ForwardOptions.skipHalted
     ce = tf.keep(out.ce);
-    // Padded positions are not scored, so their depth is not charged either (out.ponderCost averages every position).
-    const charged = mask && out.ponder ? ponderCostOver(out.ponder, mask, model.config.ponderCost) : out.ponderCost;
-    ponderCost = tf.keep(charged.mul(act.ponderScale));
+    ponderCost = tf.keep(out.ponderCost.mul(act.ponderScale)); // over the real positions (loss weights it by the mask)
     meanDepth = out.meanDepth;
     if (out.memoryEntries)
       written = {
