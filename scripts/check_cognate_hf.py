@@ -10,6 +10,8 @@ tfjs model the export came from. Checks, in order:
   ltm         the bank loaded from ltm.safetensors (cognate-ltm/2) has tfjs's per-stream fill and FIFO position,
               and after that forward its read counter equals tfjs's (the memory block read the bank as often)
   train_mode  model.train() (every block on every position, halted ones masked) gives the same logits
+  loss_masked in train mode with labels whose tail is -100, the loss (CE + ponder cost charged at the scored
+              positions only) equals tfjs's model.loss with the same mask
   generate    model.generate(greedy) from row 0 produces tfjs's greedy tokens
   save_reload save_pretrained then from_pretrained again gives bit-identical logits
 and reports two ablations, which a faithful port must be far from (they show the test exercises the
@@ -88,6 +90,18 @@ def main():
         model.eval()
     train_diff = (train_logits - expected).abs().max().item()
     check("train_mode", train_diff <= args.tolerance, max_abs_diff=train_diff)
+
+    if "train_loss" in ref:
+        labels = torch.tensor(ref["labels"], dtype=torch.long)
+        with torch.no_grad():
+            model.train()
+            trained = model(input_ids=ids, labels=labels)
+            model.eval()
+        want = ref["train_loss"]
+        loss_diff = abs(trained.loss.item() - want["loss"])
+        ponder_all = (trained.act_ponder.mean() * model.config.ponder_cost).item() if trained.act_ponder is not None else 0.0
+        check("loss_masked", loss_diff <= args.tolerance, max_abs_diff=loss_diff, torch=trained.loss.item(), tfjs=want["loss"],
+              ponder_cost=trained.ponder_cost.item(), tfjs_ponder_cost=want["ponderCost"], ponder_cost_all_positions=ponder_all)
 
     n = len(ref["generated"])
     if n > 0:

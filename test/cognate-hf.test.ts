@@ -24,6 +24,7 @@ interface CheckSummary {
   act_steps: { ok: boolean; distinct: number[]; torch_mean: number; tfjs_mean: number };
   ltm: { ok: boolean };
   train_mode: { ok: boolean; max_abs_diff: number };
+  loss_masked: { ok: boolean; max_abs_diff: number; ponder_cost: number; tfjs_ponder_cost: number; ponder_cost_all_positions: number };
   generate: { ok: boolean; torch: number[]; tfjs: number[] };
   save_reload: { ok: boolean; files: string[] };
   ablations: { no_memory_max_abs_diff: number; no_act_max_abs_diff: number };
@@ -60,6 +61,11 @@ function expectParity(summary: CheckSummary, nLayers: number): void {
   expect(summary.class).toMatch(/modeling_cognate\.CognateForCausalLM$/);
   expect(summary.logits.max_abs_diff).toBeLessThanOrEqual(TOLERANCE);
   expect(summary.train_mode.max_abs_diff).toBeLessThanOrEqual(TOLERANCE);
+  // The training loss with -100 labels matches tfjs's masked loss, whose ponder cost counts the scored
+  // positions only; charged over every position it would differ by more than the tolerance (so the check can fail).
+  expect(summary.loss_masked.max_abs_diff).toBeLessThanOrEqual(TOLERANCE);
+  expect(Math.abs(summary.loss_masked.ponder_cost - summary.loss_masked.tfjs_ponder_cost)).toBeLessThanOrEqual(TOLERANCE);
+  expect(Math.abs(summary.loss_masked.ponder_cost_all_positions - summary.loss_masked.ponder_cost)).toBeGreaterThan(10 * TOLERANCE);
   // ACT really halted positions after different blocks, and the torch model halted the same ones.
   expect(summary.act_steps.ok).toBe(true);
   expect(summary.act_steps.distinct.length).toBeGreaterThanOrEqual(2);

@@ -371,8 +371,10 @@ class CognateOutput(ModelOutput):
     loss: Optional[torch.FloatTensor] = None
     logits: Optional[torch.FloatTensor] = None
     last_hidden_state: Optional[torch.FloatTensor] = None  # final normed state [B, T, C]
-    ponder_cost: Optional[torch.FloatTensor] = None  # ponder_cost * mean(N + R); 0 without ACT
+    # ponder_cost * mean(N + R), over every position, or with labels over the scored ones; 0 without ACT
+    ponder_cost: Optional[torch.FloatTensor] = None
     act_steps: Optional[torch.FloatTensor] = None  # blocks run per position [B, T]
+    act_ponder: Optional[torch.FloatTensor] = None  # N + R per position [B, T]; None without ACT
 
 
 class CognatePreTrainedModel(PreTrainedModel):
@@ -455,13 +457,15 @@ class CognateModel(CognatePreTrainedModel):
                     break  # every position halted
         if act is not None:
             state = act.output
-            ponder = (act.steps + act.remainder).mean() * c.ponder_cost
+            per_position = act.steps + act.remainder
+            ponder = per_position.mean() * c.ponder_cost
             steps = act.steps
         else:
             state = x
+            per_position = None
             ponder = torch.zeros((), dtype=x.dtype, device=x.device)
             steps = torch.full((b, t), float(n), dtype=x.dtype, device=x.device)
-        return CognateOutput(last_hidden_state=self.norm(state), ponder_cost=ponder, act_steps=steps)
+        return CognateOutput(last_hidden_state=self.norm(state), ponder_cost=ponder, act_steps=steps, act_ponder=per_position)
 
 
 class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
@@ -493,17 +497,26 @@ class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
         **kwargs,
     ):
         """logits [B, T, V]; with labels (the input ids, shifted here; -100 ignored) loss = CE + ponder cost,
-        as model.ts loss()."""
+        as model.ts loss() with a mask: the ponder cost is charged at the positions whose next label is
+        scored only, so padding labelled -100 pays for no depth."""
         out = self.model(input_ids, attention_mask=attention_mask)
         logits = self.lm_head(out.last_hidden_state)
         loss = None
+        ponder = out.ponder_cost
         if labels is not None:
-            ce = F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100
-            )
-            loss = ce + out.ponder_cost
+            shifted = labels[:, 1:].to(logits.device)
+            ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), shifted.reshape(-1), ignore_index=-100)
+            if out.act_ponder is not None:
+                scored = (shifted != -100).to(out.act_ponder.dtype)  # position t is scored by label t + 1
+                ponder = (out.act_ponder[:, :-1] * scored).sum() / scored.sum().clamp(min=1) * self.config.ponder_cost
+            loss = ce + ponder
         result = CognateOutput(
-            loss=loss, logits=logits, last_hidden_state=out.last_hidden_state, ponder_cost=out.ponder_cost, act_steps=out.act_steps
+            loss=loss,
+            logits=logits,
+            last_hidden_state=out.last_hidden_state,
+            ponder_cost=ponder,
+            act_steps=out.act_steps,
+            act_ponder=out.act_ponder,
         )
         return result if return_dict is not False else result.to_tuple()
 
