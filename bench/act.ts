@@ -38,6 +38,9 @@
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
 // Last stdout line: {"accuracyAct":…,"meanDepthAct":…,"accuracyFixedFull":…,"fullDepth":…,"accuracyFixedEqualCompute":…}
+// The defaults are the first design (bench/results/act.json); the current one, (11) in bench/ACT.md, adds --steps 12000
+// --halting-frozen 0.5 --ponder-start 0.5 --ponder-ramp 0.075 --halting-from-fixed 1 --halting-restarts 1. bench/ACT.md records
+// every design tried, its flags, result file and what it showed.
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
