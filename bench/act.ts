@@ -33,7 +33,7 @@
 //   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
 //                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --halting-init 0.01
 //                      --halting-detached 0 --act-threshold 0.99 --halting-restarts 0 --restart-tolerance 0.005 --validation 1024
-//                      --halting-from-fixed 0 --halting-only 0 --ponder-scored 0
+//                      --halting-from-fixed 0 --halting-only 0 --ponder-scored 0 --full-depth-loss 0 --trunk-dir ''
 //                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
@@ -41,10 +41,12 @@
 // The defaults are the first design (bench/results/act.json); the current one, (11) in bench/ACT.md, adds --steps 12000
 // --halting-frozen 0.5 --ponder-start 0.5 --ponder-ramp 0.075 --halting-from-fixed 1 --halting-restarts 1. bench/ACT.md records
 // every design tried, its flags, result file and what it showed.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend, type BackendChoice } from '../common/backend';
+import { loadLatestCheckpoint, saveCheckpoint } from '../common/checkpoint';
 import { writeJsonAtomic } from '../common/export/files';
 import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { AdamW, clipByGlobalNorm, globalNorm, type AdamWState } from '../common/optim';
@@ -212,6 +214,15 @@ export interface TrainOptions {
    * is scored, so there the two agree.
    */
   ponderScored?: boolean;
+  /**
+   * Weight λ of a second cross-entropy, at the scored positions, on the same batch run at full depth (every
+   * position through every block, the last block's state read, as the fixed-depth model), added during the
+   * halting phase. Why: ACT's blocks past the first see fewer answers (a position that halts trains no later
+   * block) and read context positions' states frozen where those halted, so they train less per step than a
+   * fixed model's, whose accuracy at full depth ACT has to reach; this keeps the full-depth path trained as
+   * the fixed model's is. Costs a second forward and backward per halting-phase step. 0: off.
+   */
+  fullDepthLoss?: number;
   /** Print the training loss every this many steps (0: never). */
   logEvery?: number;
   /** Retry a halting phase that costs accuracy (ACT arm; see HaltingGuard). */
@@ -289,7 +300,10 @@ export class ChaseTraining {
         const r = model.loss(tokens, targets, mask, { training: true, haltingDetached: o.haltingDetached });
         // loss charges the scored (query) positions; by default this bench charges every position, as forward does
         const ponderCost = !o.ponderScored && r.ponder ? r.ponder.mean<tf.Scalar>().mul(model.config.ponderCost) : r.ponderCost;
-        return r.ce.add(ponderCost.mul(ponderScale));
+        const loss = r.ce.add<tf.Scalar>(ponderCost.mul(ponderScale));
+        if (!o.fullDepthLoss || !r.ponder || step < this.haltingStart) return loss;
+        const full = model.loss(tokens, targets, mask, { training: true, fullDepth: true });
+        return loss.add<tf.Scalar>(full.ce.mul(o.fullDepthLoss));
       });
       const byName: tf.NamedTensorMap = {};
       for (const p of model.params) {
@@ -387,6 +401,32 @@ export function trainChase(
   }
 }
 
+/**
+ * A folder of plain-phase training states (--trunk-dir), one subfolder per setting of the plain phase and
+ * seed, named by a hash of those settings (kept in the file too and compared on load).
+ */
+export function trunkCache(dir: string, settings: Record<string, unknown>) {
+  const key = JSON.stringify(settings);
+  const folder = path.join(dir, createHash('sha256').update(key).digest('hex').slice(0, 16));
+  return {
+    folder,
+    load(): { state: ChaseState; seconds: number } | null {
+      const found = loadLatestCheckpoint<{ settings: string; seconds: number; state: ChaseState }>(folder, (m) =>
+        console.error(`  trunk cache: ${m}`),
+      );
+      if (!found) return null;
+      if (found.state.settings !== key)
+        throw new Error(`${found.path}: saved for other plain-phase settings (${found.state.settings}), not ${key}`);
+      console.error(`  plain phase: loaded from ${found.path} (step ${found.step}, trained in ${found.state.seconds.toFixed(0)} s)`);
+      return { state: found.state.state, seconds: found.state.seconds };
+    },
+    save(state: ChaseState, seconds: number): void {
+      const saved = saveCheckpoint(folder, state.step, { settings: key, seconds, state }, 1);
+      console.error(`  plain phase: saved to ${saved.path}`);
+    },
+  };
+}
+
 export interface ChaseEval {
   /** Over every query (all hop counts, equally many of each). */
   accuracy: number;
@@ -394,7 +434,17 @@ export interface ChaseEval {
   meanDepth: number;
   /** Mean blocks run over every position (pairs and queries). */
   meanDepthAllPositions: number;
-  byHops: Record<number, { accuracy: number; meanDepth: number }>;
+  byHops: Record<
+    number,
+    {
+      accuracy: number;
+      meanDepth: number;
+      /** ACT: the halting state's weight R in the output Σ p_m·s_m + R·s_n (the rest is earlier blocks' states). */
+      haltingStateWeight?: number;
+      /** ACT: accuracy when the head reads the halting state alone instead of the weighted sum. */
+      haltingStateAccuracy?: number;
+    }
+  >;
 }
 
 /**
@@ -413,31 +463,46 @@ export function evaluateChase(
   const H = task.maxHops;
   const correct = new Array<number>(H + 1).fill(0);
   const depthAt = new Array<number>(H + 1).fill(0);
+  const weightAt = new Array<number>(H + 1).fill(0);
+  const haltingCorrect = new Array<number>(H + 1).fill(0);
   let allDepth = 0;
   for (let done = 0; done < examples; done += chunk) {
     const b = chaseBatch(task, rng, Math.min(chunk, examples - done), heldOut);
     const depth = new Float64Array(b.batch * b.length);
-    const predicted = tf.tidy(() => {
+    let predicted: ArrayLike<number> = [];
+    let ponder: ArrayLike<number> | null = null;
+    let haltingStatePredicted: ArrayLike<number> | null = null;
+    tf.tidy(() => {
+      let last: tf.Tensor3D | null = null; // after the loop: each position's halting state (halted positions keep theirs)
       const out = model.forward(tf.tensor2d(b.inputs, [b.batch, b.length], 'int32'), {
         training: false,
-        onBlock: ({ runningBefore }) => {
+        onBlock: ({ runningBefore, after }) => {
           const running = runningBefore ? runningBefore.dataSync() : null;
           for (let i = 0; i < depth.length; i++) depth[i] += running ? running[i] : 1;
+          last = after;
         },
       });
-      return tf.argMax(out.logits, -1).dataSync();
+      predicted = tf.argMax(out.logits, -1).dataSync();
+      ponder = out.ponder ? out.ponder.dataSync() : null;
+      haltingStatePredicted = out.ponder && last ? tf.argMax(model.readout(last), -1).dataSync() : null;
     });
     for (let i = 0; i < b.batch; i++) {
       for (let h = 1; h <= H; h++) {
         const at = i * b.length + task.cycle + h - 1;
         if (predicted[at] === b.answers[i * H + h - 1]) correct[h]++;
         depthAt[h] += depth[at];
+        if (ponder) weightAt[h] += ponder[at] - depth[at]; // N + R − N: the halting state's share of the output
+        if (haltingStatePredicted && haltingStatePredicted[at] === b.answers[i * H + h - 1]) haltingCorrect[h]++;
       }
     }
     allDepth += depth.reduce((a, x) => a + x, 0);
   }
-  const byHops: Record<number, { accuracy: number; meanDepth: number }> = {};
-  for (let h = 1; h <= H; h++) byHops[h] = { accuracy: correct[h] / examples, meanDepth: depthAt[h] / examples };
+  const byHops: ChaseEval['byHops'] = {};
+  for (let h = 1; h <= H; h++) {
+    byHops[h] = { accuracy: correct[h] / examples, meanDepth: depthAt[h] / examples };
+    if (model.config.actEnabled)
+      Object.assign(byHops[h], { haltingStateWeight: weightAt[h] / examples, haltingStateAccuracy: haltingCorrect[h] / examples });
+  }
   const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
   return {
     accuracy: sum(correct) / (examples * H),
@@ -489,10 +554,32 @@ export function merge(files: string[], out: string): void {
   const hasAct = (p: { runs: Run[] }) => p.runs.some((r) => r.act);
   const settings = (p: Record<string, unknown> & { runs: Run[] }, withAct: boolean) => {
     const { ponderCost, actThreshold, ...model } = p.model as Run;
-    const { ponder, halting, haltingInit, haltingGradient, haltingGuard, plainPhase, ponderWhere, haltingOnly, ...training } =
-      p.training as Run;
+    const {
+      ponder,
+      halting,
+      haltingInit,
+      haltingGradient,
+      haltingGuard,
+      plainPhase,
+      ponderWhere,
+      haltingOnly,
+      fullDepthLoss,
+      ...training
+    } = p.training as Run;
     const act = withAct
-      ? [ponderCost, actThreshold, ponder, halting, haltingInit, haltingGradient, haltingGuard, plainPhase, ponderWhere, haltingOnly]
+      ? [
+          ponderCost,
+          actThreshold,
+          ponder,
+          halting,
+          haltingInit,
+          haltingGradient,
+          haltingGuard,
+          plainPhase,
+          ponderWhere,
+          haltingOnly,
+          fullDepthLoss,
+        ]
       : [];
     return JSON.stringify([p.task, model, training, p.evaluation, (p.backend as Run).backend, act]);
   };
@@ -560,10 +647,20 @@ const FLAGS = {
    * and the halting units frozen.
    */
   haltingFromFixed: 0,
+  /**
+   * With --halting-from-fixed 1: a folder keeping each seed's plain model at the halting start (weights,
+   * optimiser moments, data stream: a training state), so that ACT designs sharing a plain phase train only
+   * their halting phase; the run continues bit for bit as if it had trained the plain phase itself. A state
+   * is reused only when every setting of the plain phase (task, sizes, batch, learning rate, halting start,
+   * seed, backend) is the same: they name its subfolder. '': no cache.
+   */
+  trunkDir: '',
   /** 1: the ACT arm's halting phase trains the halting units only (TrainOptions.haltingOnly); its other weights stay the plain model's. */
   haltingOnly: 0,
   /** 1: the ACT arm's ponder cost counts the scored (query) positions only (TrainOptions.ponderScored); 0: every position. */
   ponderScored: 0,
+  /** Weight of the ACT arm's cross-entropy at full depth during the halting phase (TrainOptions.fullDepthLoss); 0: off. */
+  fullDepthLoss: 0,
   log: 0,
   arms: 'act,fixedFull,fixedEqual,fixedEqualAll',
   /** The fixedEqual / fixedEqualAll depths when this process runs no ACT arm (taken from an ACT run in another process). */
@@ -592,6 +689,7 @@ async function main(): Promise<void> {
     throw new Error(`--halting-from-fixed must be 0 or 1 (got ${o.haltingFromFixed})`);
   if (o.haltingOnly !== 0 && o.haltingOnly !== 1) throw new Error(`--halting-only must be 0 or 1 (got ${o.haltingOnly})`);
   if (o.ponderScored !== 0 && o.ponderScored !== 1) throw new Error(`--ponder-scored must be 0 or 1 (got ${o.ponderScored})`);
+  if (!(o.fullDepthLoss >= 0)) throw new Error(`--full-depth-loss must be a non-negative number (got ${o.fullDepthLoss})`);
   const task: ChaseTask = { symbols: o.symbols, cycle: o.cycle, maxHops: o.hops };
   const error = taskError(task);
   if (error) throw new Error(error);
@@ -613,6 +711,7 @@ async function main(): Promise<void> {
       haltingDetached: o.haltingDetached === 1,
       haltingOnly: o.haltingOnly === 1,
       ponderScored: o.ponderScored === 1,
+      fullDepthLoss: o.fullDepthLoss,
       guard:
         act && o.haltingRestarts > 0
           ? { restarts: o.haltingRestarts, tolerance: o.restartTolerance, examples: o.validation, seed: 300 + seed }
@@ -654,9 +753,25 @@ async function main(): Promise<void> {
       const fixed = newModel(o.layers, false);
       const t0 = performance.now();
       const plain = new ChaseTraining(fixed, task, trainOptions(false));
-      plain.run(plain.haltingStart);
+      const cache = o.trunkDir
+        ? trunkCache(o.trunkDir, {
+            task,
+            width: o.width,
+            ffn: o.ffn,
+            layers: o.layers,
+            batch: o.batch,
+            learningRate: o.lr,
+            haltingStart: plain.haltingStart,
+            seed,
+            backend: backend.backend,
+          })
+        : null;
+      const cached = cache?.load() ?? null;
+      if (cached) plain.load(cached.state);
+      else plain.run(plain.haltingStart);
       const trunk = plain.state();
-      const trunkSeconds = (performance.now() - t0) / 1000;
+      const trunkSeconds = cached ? cached.seconds : (performance.now() - t0) / 1000;
+      if (cache && !cached) cache.save(trunk, trunkSeconds);
       act = arm(o.layers, true, trunk, trunkSeconds);
       if (arms.includes('fixedFull')) {
         const t1 = performance.now();
@@ -710,6 +825,11 @@ async function main(): Promise<void> {
         : {}),
       ...(o.ponderScored === 1
         ? { ponderWhere: 'the ponder cost is the mean of N + R over the scored (query) positions only, not every position (ACT arm)' }
+        : {}),
+      ...(o.fullDepthLoss > 0
+        ? {
+            fullDepthLoss: `during the halting phase, loss + ${o.fullDepthLoss} x the cross-entropy at the queries of the same batch run at full depth (every position through every block, the last state read; a second forward per step) (ACT arm)`,
+          }
         : {}),
       ...(o.haltingOnly === 1
         ? {

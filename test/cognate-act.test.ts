@@ -8,7 +8,9 @@
 // order, and with every attempt rejected restores the plain model bit for bit. An ACT model continued from a
 // fixed-depth model's training (--halting-from-fixed) takes its blocks, optimiser and data stream; its halting
 // units keep their start; with --halting-only the halting phase moves nothing but the halting units;
-// --ponder-scored changes what the ponder cost counts.
+// --ponder-scored changes what the ponder cost counts; --full-depth-loss adds the same weights' full-depth
+// loss from the halting start on; --trunk-dir's saved plain phase continues bit for bit. evaluateChase reports
+// the halting state's share of ACT's output.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +25,9 @@ import {
   sequenceLength,
   taskError,
   trainChase,
+  trunkCache,
   ChaseTraining,
+  type ChaseState,
   type ChaseTask,
   type TrainOptions,
 } from '../bench/act';
@@ -138,13 +142,23 @@ describe('ACT benchmark task', () => {
     const off = depthWith(false, 0);
     const never = depthWith(true, -10); // p ≈ 5e-5 per block: nobody reaches the threshold
     const once = depthWith(true, 10); // p ≈ 1 after the first block
+    const twice = depthWith(true, 0); // p = 0.5 per block: Σp reaches 1 ≥ 0.99 at the second, R = 1 − 0.5
     for (const r of [off, never]) {
       expect(r.meanDepth).toBe(3);
       expect(r.meanDepthAllPositions).toBe(3);
     }
     expect(once.meanDepth).toBe(1);
     expect(once.meanDepthAllPositions).toBe(1);
-    for (const h of [1, 2, 3]) expect(once.byHops[h].meanDepth).toBe(1);
+    for (const h of [1, 2, 3]) {
+      expect(once.byHops[h].meanDepth).toBe(1);
+      // the halting state's share of the output: all of it when halting at once, half at the second block
+      expect(once.byHops[h].haltingStateWeight).toBeCloseTo(1, 4);
+      expect(never.byHops[h].haltingStateWeight).toBeCloseTo(1, 3);
+      expect(twice.byHops[h].meanDepth).toBe(2);
+      expect(twice.byHops[h].haltingStateWeight).toBeCloseTo(0.5, 5);
+      expect(once.byHops[h].haltingStateAccuracy).toBe(once.byHops[h].accuracy); // the output is the halting state
+      expect(off.byHops[h].haltingStateWeight).toBeUndefined(); // ACT off: no halting state to speak of
+    }
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 
@@ -306,6 +320,70 @@ describe('ACT benchmark task', () => {
     } finally {
       plain.dispose();
       fixed.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  test('--full-depth-loss: the fullDepth forward is the same weights with ACT off; the loss changes the halting phase only', () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const act = new CognateModel(tinyConfig(true), 3);
+    const plainModel = new CognateModel(tinyConfig(false), 4);
+    tf.tidy(() => {
+      for (const p of plainModel.params) p.variable.assign(act.params.find((q) => q.name === p.name)!.variable);
+      const b = chaseBatch(small, new Rng(1), 4, false);
+      const tokens = tf.tensor2d(b.inputs, [b.batch, b.length], 'int32');
+      const full = act.forward(tokens, { training: true, fullDepth: true });
+      expect(Array.from(full.logits.dataSync())).toEqual(Array.from(plainModel.forward(tokens, { training: true }).logits.dataSync()));
+      expect(full.ponder).toBeNull();
+      const withAct = act.forward(tokens, { training: true }).logits;
+      expect(tf.abs(withAct.sub(full.logits)).max().dataSync()[0]).toBeGreaterThan(0); // ACT's output is another mixture
+    });
+    plainModel.dispose();
+    act.dispose();
+    const paramsAfter = (fullDepthLoss: number, steps: number) => {
+      const model = new CognateModel(tinyConfig(true), 3);
+      const t = new ChaseTraining(model, small, { ...continued, fullDepthLoss });
+      t.run(steps);
+      const params = model.params.map((p) => Array.from(p.variable.dataSync()));
+      t.dispose();
+      model.dispose();
+      return params;
+    };
+    // before the halting start the term is not charged; after it, it moves the weights
+    expect(paramsAfter(1, 6)).toEqual(paramsAfter(0, 6));
+    expect(paramsAfter(1, 12)).not.toEqual(paramsAfter(0, 12));
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  test('--trunk-dir: a saved plain phase continues bit for bit; other settings get another folder', () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'act-trunks-'));
+    const settings = { task: small, seed: 0, haltingStart: 6 };
+    const train = (from?: ChaseState) => {
+      const model = new CognateModel(tinyConfig(false), 3);
+      const t = new ChaseTraining(model, small, continued);
+      if (from) t.load(from);
+      else t.run(t.haltingStart);
+      const at = t.state();
+      t.run(continued.steps);
+      const params = model.params.map((p) => Array.from(p.variable.dataSync()));
+      t.dispose();
+      model.dispose();
+      return { at, params };
+    };
+    try {
+      const cache = trunkCache(dir, settings);
+      expect(cache.load()).toBeNull();
+      const uninterrupted = train();
+      cache.save(uninterrupted.at, 12.5);
+      const loaded = trunkCache(dir, { ...settings }).load();
+      expect(loaded?.seconds).toBe(12.5);
+      expect(train(loaded!.state).params).toEqual(uninterrupted.params);
+      const other = trunkCache(dir, { ...settings, seed: 1 });
+      expect(other.folder).not.toBe(cache.folder);
+      expect(other.load()).toBeNull();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });

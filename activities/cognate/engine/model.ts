@@ -91,6 +91,11 @@ export interface ForwardOptions {
    * slightly worse (bench/results/act-port-sweep.json, worseModeVariants).
    */
   haltingDetached?: boolean;
+  /**
+   * With ACT: ignore halting, run every position through every block and read the last block's state, as
+   * the same model with ACT off would (no ponder cost). For training the full-depth path beside ACT's.
+   */
+  fullDepth?: boolean;
   /** What the memory block reads: the model's bank (default), nothing, or the given entries. */
   memory?: 'bank' | 'none' | MemoryTensors;
   /** Called after each block with its input and output states [B, T, C] and the positions that were still running [B, T] (tests, probes). */
@@ -292,7 +297,7 @@ export class CognateModel {
     const sin = this.rotary.sin.slice<tf.Tensor2D>([0, 0], [T, -1]);
 
     let x = embed(this.embedTokens as tf.Tensor2D, tokens) as tf.Tensor3D; // [B, T, C]
-    const act = c.actEnabled ? new HaltingAccumulator([B, T], c.actThreshold) : null;
+    const act = c.actEnabled && !opts.fullDepth ? new HaltingAccumulator([B, T], c.actThreshold) : null;
     const source = opts.memory ?? 'bank';
     const bank = !this.memory || source === 'none' ? null : source === 'bank' ? this.memory.tensors(B) : source;
     let memoryEntries: MemoryEntries | null = null;
@@ -342,6 +347,11 @@ export class CognateModel {
     const hidden = rmsNorm(state, this.finalNorm as tf.Tensor1D) as tf.Tensor3D; // [B, T, C]
     const logits = linear(hidden, this.lmHead as tf.Tensor2D) as tf.Tensor3D; // [B, T, V]
     return { logits, ponderCost, ponder: ponderPerPosition, meanDepth, hidden, memoryEntries };
+  }
+
+  /** The final norm and LM head on any states [B, T, C] → logits [B, T, V], e.g. one block's output (probes). */
+  readout(state: tf.Tensor3D): tf.Tensor3D {
+    return linear(rmsNorm(state, this.finalNorm as tf.Tensor1D), this.lmHead as tf.Tensor2D) as tf.Tensor3D;
   }
 
   /**
