@@ -443,6 +443,12 @@ export interface ChaseEval {
       haltingStateWeight?: number;
       /** ACT: accuracy when the head reads the halting state alone instead of the weighted sum. */
       haltingStateAccuracy?: number;
+      /**
+       * ACT: accuracy of the same weights with halting ignored (every position through every block, the last
+       * state read: ForwardOptions.fullDepth). At a position that runs every block anyway it differs from ACT's
+       * only through the context: the earlier positions' states, frozen where they halted under ACT.
+       */
+      fullDepthAccuracy?: number;
     }
   >;
 }
@@ -465,6 +471,7 @@ export function evaluateChase(
   const depthAt = new Array<number>(H + 1).fill(0);
   const weightAt = new Array<number>(H + 1).fill(0);
   const haltingCorrect = new Array<number>(H + 1).fill(0);
+  const fullDepthCorrect = new Array<number>(H + 1).fill(0);
   let allDepth = 0;
   for (let done = 0; done < examples; done += chunk) {
     const b = chaseBatch(task, rng, Math.min(chunk, examples - done), heldOut);
@@ -472,9 +479,11 @@ export function evaluateChase(
     let predicted: ArrayLike<number> = [];
     let ponder: ArrayLike<number> | null = null;
     let haltingStatePredicted: ArrayLike<number> | null = null;
+    let fullDepthPredicted: ArrayLike<number> | null = null;
     tf.tidy(() => {
       let last: tf.Tensor3D | null = null; // after the loop: each position's halting state (halted positions keep theirs)
-      const out = model.forward(tf.tensor2d(b.inputs, [b.batch, b.length], 'int32'), {
+      const tokens = tf.tensor2d(b.inputs, [b.batch, b.length], 'int32');
+      const out = model.forward(tokens, {
         training: false,
         onBlock: ({ runningBefore, after }) => {
           const running = runningBefore ? runningBefore.dataSync() : null;
@@ -485,6 +494,7 @@ export function evaluateChase(
       predicted = tf.argMax(out.logits, -1).dataSync();
       ponder = out.ponder ? out.ponder.dataSync() : null;
       haltingStatePredicted = out.ponder && last ? tf.argMax(model.readout(last), -1).dataSync() : null;
+      if (out.ponder) fullDepthPredicted = tf.argMax(model.forward(tokens, { training: false, fullDepth: true }).logits, -1).dataSync();
     });
     for (let i = 0; i < b.batch; i++) {
       for (let h = 1; h <= H; h++) {
@@ -493,6 +503,7 @@ export function evaluateChase(
         depthAt[h] += depth[at];
         if (ponder) weightAt[h] += ponder[at] - depth[at]; // N + R − N: the halting state's share of the output
         if (haltingStatePredicted && haltingStatePredicted[at] === b.answers[i * H + h - 1]) haltingCorrect[h]++;
+        if (fullDepthPredicted && fullDepthPredicted[at] === b.answers[i * H + h - 1]) fullDepthCorrect[h]++;
       }
     }
     allDepth += depth.reduce((a, x) => a + x, 0);
@@ -501,7 +512,11 @@ export function evaluateChase(
   for (let h = 1; h <= H; h++) {
     byHops[h] = { accuracy: correct[h] / examples, meanDepth: depthAt[h] / examples };
     if (model.config.actEnabled)
-      Object.assign(byHops[h], { haltingStateWeight: weightAt[h] / examples, haltingStateAccuracy: haltingCorrect[h] / examples });
+      Object.assign(byHops[h], {
+        haltingStateWeight: weightAt[h] / examples,
+        haltingStateAccuracy: haltingCorrect[h] / examples,
+        fullDepthAccuracy: fullDepthCorrect[h] / examples,
+      });
   }
   const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
   return {

@@ -158,6 +158,8 @@ describe('ACT benchmark task', () => {
       expect(twice.byHops[h].haltingStateWeight).toBeCloseTo(0.5, 5);
       expect(once.byHops[h].haltingStateAccuracy).toBe(once.byHops[h].accuracy); // the output is the halting state
       expect(off.byHops[h].haltingStateWeight).toBeUndefined(); // ACT off: no halting state to speak of
+      // never halting, the output is the last state's up to 1e-4 of earlier ones: as the full-depth readout
+      expect(never.byHops[h].fullDepthAccuracy).toBe(never.byHops[h].accuracy);
     }
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
