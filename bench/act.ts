@@ -556,6 +556,19 @@ export function equalFlopsOf(runs: Run[]) {
   };
 }
 
+/** The result file's training settings that only the ACT arm uses (a fixed-depth process's file may differ in them). */
+const ACT_TRAINING_KEYS = [
+  'ponder',
+  'halting',
+  'haltingInit',
+  'haltingGradient',
+  'haltingGuard',
+  'plainPhase',
+  'ponderWhere',
+  'haltingOnly',
+  'fullDepthLoss',
+];
+
 /**
  * Seeds or arms run as separate processes (`--seed-start k --seeds 1`, or `--arms act` and `--arms
  * fixedEqual --equal-layers N`, one per core) are joined into one result file: the runs concatenated (arms
@@ -569,33 +582,9 @@ export function merge(files: string[], out: string): void {
   const hasAct = (p: { runs: Run[] }) => p.runs.some((r) => r.act);
   const settings = (p: Record<string, unknown> & { runs: Run[] }, withAct: boolean) => {
     const { ponderCost, actThreshold, ...model } = p.model as Run;
-    const {
-      ponder,
-      halting,
-      haltingInit,
-      haltingGradient,
-      haltingGuard,
-      plainPhase,
-      ponderWhere,
-      haltingOnly,
-      fullDepthLoss,
-      ...training
-    } = p.training as Run;
-    const act = withAct
-      ? [
-          ponderCost,
-          actThreshold,
-          ponder,
-          halting,
-          haltingInit,
-          haltingGradient,
-          haltingGuard,
-          plainPhase,
-          ponderWhere,
-          haltingOnly,
-          fullDepthLoss,
-        ]
-      : [];
+    const all = p.training as Run;
+    const training = Object.fromEntries(Object.entries(all).filter(([key]) => !ACT_TRAINING_KEYS.includes(key)));
+    const act = withAct ? [ponderCost, actThreshold, ...ACT_TRAINING_KEYS.map((key) => all[key])] : [];
     return JSON.stringify([p.task, model, training, p.evaluation, (p.backend as Run).backend, act]);
   };
   const reference = parts.find(hasAct) ?? parts[0];
