@@ -39,8 +39,9 @@
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
 // Last stdout line: {"accuracyAct":…,"meanDepthAct":…,"accuracyFixedFull":…,"fullDepth":…,"accuracyFixedEqualCompute":…}
 // The defaults are the first design (bench/results/act.json); the current one, (11) in bench/ACT.md, adds --steps 12000
-// --halting-frozen 0.5 --ponder-start 0.5 --ponder-ramp 0.075 --halting-from-fixed 1 --halting-restarts 1. bench/ACT.md records
-// every design tried, its flags, result file and what it showed.
+// --halting-frozen 0.5 --ponder-start 0.5 --ponder-ramp 0.075 --halting-from-fixed 1 --halting-restarts 1 ((16) adds
+// --full-depth-loss 1: 0.1 points more at 1.74x the halting phase's training compute). bench/ACT.md records every design
+// tried, its flags, result file and what it showed. --trunk-dir DIR lets designs share each seed's plain phase.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -694,6 +695,10 @@ async function main(): Promise<void> {
   if (o.haltingOnly !== 0 && o.haltingOnly !== 1) throw new Error(`--halting-only must be 0 or 1 (got ${o.haltingOnly})`);
   if (o.ponderScored !== 0 && o.ponderScored !== 1) throw new Error(`--ponder-scored must be 0 or 1 (got ${o.ponderScored})`);
   if (!(o.fullDepthLoss >= 0)) throw new Error(`--full-depth-loss must be a non-negative number (got ${o.fullDepthLoss})`);
+  if (o.trunkDir && o.haltingFromFixed !== 1)
+    throw new Error(
+      `--trunk-dir keeps the plain phase of --halting-from-fixed 1 runs; it has no effect without it (got --trunk-dir ${o.trunkDir})`,
+    );
   const task: ChaseTask = { symbols: o.symbols, cycle: o.cycle, maxHops: o.hops };
   const error = taskError(task);
   if (error) throw new Error(error);
