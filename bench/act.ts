@@ -511,13 +511,17 @@ export function evaluateChase(
   }
   const byHops: ChaseEval['byHops'] = {};
   for (let h = 1; h <= H; h++) {
-    byHops[h] = { accuracy: correct[h] / examples, meanDepth: depthAt[h] / examples };
-    if (model.config.actEnabled)
-      Object.assign(byHops[h], {
-        haltingStateWeight: weightAt[h] / examples,
-        haltingStateAccuracy: haltingCorrect[h] / examples,
-        fullDepthAccuracy: fullDepthCorrect[h] / examples,
-      });
+    byHops[h] = {
+      accuracy: correct[h] / examples,
+      meanDepth: depthAt[h] / examples,
+      ...(model.config.actEnabled
+        ? {
+            haltingStateWeight: weightAt[h] / examples,
+            haltingStateAccuracy: haltingCorrect[h] / examples,
+            fullDepthAccuracy: fullDepthCorrect[h] / examples,
+          }
+        : {}),
+    };
   }
   const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
   return {

@@ -10,8 +10,8 @@ tfjs model the export came from. Checks, in order:
   ltm         the bank loaded from ltm.safetensors (cognate-ltm/2) has tfjs's per-stream fill and FIFO position,
               and after that forward its read counter equals tfjs's (the memory block read the bank as often)
   train_mode  model.train() (every block on every position, halted ones masked) gives the same logits
-  loss_masked in train mode with labels -100 over the last row's second half, the loss (CE + ponder cost charged at the scored
-              positions only) equals tfjs's model.loss with the same mask
+  loss_masked in train mode with labels -100 over the last row's second half, the loss (CE + ponder cost
+              charged at the scored positions only) equals tfjs's model.loss with the same mask
   generate    model.generate(greedy) from row 0 produces tfjs's greedy tokens
   save_reload save_pretrained then from_pretrained again gives bit-identical logits
 and reports two ablations, which a faithful port must be far from (they show the test exercises the
