@@ -33,7 +33,8 @@
 //   npm run bench:act [-- --steps 6000 --seeds 2 --tau 0.05 --layers 4 --symbols 12 --cycle 7 --hops 3 --width 64 --ffn 128
 //                      --batch 128 --eval 1024 --ponder-start 0.5 --ponder-ramp 0.2 --halting-frozen 0.5 --halting-init 0.01
 //                      --halting-detached 0 --act-threshold 0.99 --halting-restarts 0 --restart-tolerance 0.005 --validation 1024
-//                      --halting-from-fixed 0 --halting-only 0 --ponder-scored 0 --full-depth-loss 0 --trunk-dir ''
+//                      --halting-from-fixed 0 --halting-only 0 --ponder-scored 0 --full-depth-loss 0 --halting-reader-gradient 0
+//                      --reader-gradient-running 0 --trunk-dir ''
 //                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
@@ -150,7 +151,7 @@ export function actModelConfig(
 }
 
 /** Inputs, targets and the loss mask of a batch: every query position is scored, nothing else. */
-function tensors(task: ChaseTask, b: ChaseBatch): { tokens: tf.Tensor2D; targets: tf.Tensor2D; mask: tf.Tensor2D } {
+export function tensors(task: ChaseTask, b: ChaseBatch): { tokens: tf.Tensor2D; targets: tf.Tensor2D; mask: tf.Tensor2D } {
   const targets = new Int32Array(b.batch * b.length);
   const mask = new Float32Array(b.batch * b.length);
   for (let i = 0; i < b.batch; i++) {
@@ -224,6 +225,15 @@ export interface TrainOptions {
    * the fixed model's is. Costs a second forward and backward per halting-phase step. 0: off.
    */
   fullDepthLoss?: number;
+  /**
+   * ForwardOptions.haltingReaderGradient during the halting phase: λ of the straight-through gate through
+   * which a position's halting unit gets a gradient from the positions that read its state in later blocks.
+   * Built for bench/ACT.md (17): the pair positions halt after about one block because only the ponder cost
+   * trains their halting, and the queries reading them lose at h = 3. 0: off.
+   */
+  haltingReaderGradient?: number;
+  /** ForwardOptions.haltingReaderGradientRunning: the gate's gradient at the running positions too. */
+  haltingReaderGradientRunning?: boolean;
   /** Print the training loss every this many steps (0: never). */
   logEvery?: number;
   /** Retry a halting phase that costs accuracy (ACT arm; see HaltingGuard). */
@@ -298,7 +308,12 @@ export class ChaseTraining {
       const { tokens, targets, mask } = tensors(task, chaseBatch(task, this.rng, o.batch, false));
       const ponderScale = Math.min(1, Math.max(0, (step / o.steps - (o.ponderStart ?? 0)) / Math.max(1e-9, o.ponderRamp ?? 0)));
       const { value, grads } = tf.variableGrads(() => {
-        const r = model.loss(tokens, targets, mask, { training: true, haltingDetached: o.haltingDetached });
+        const r = model.loss(tokens, targets, mask, {
+          training: true,
+          haltingDetached: o.haltingDetached,
+          haltingReaderGradient: step < this.haltingStart ? 0 : o.haltingReaderGradient,
+          haltingReaderGradientRunning: o.haltingReaderGradientRunning,
+        });
         // loss charges the scored (query) positions; by default this bench charges every position, as forward does
         const ponderCost = !o.ponderScored && r.ponder ? r.ponder.mean<tf.Scalar>().mul(model.config.ponderCost) : r.ponderCost;
         const loss = r.ce.add<tf.Scalar>(ponderCost.mul(ponderScale));
@@ -572,6 +587,7 @@ const ACT_TRAINING_KEYS = [
   'ponderWhere',
   'haltingOnly',
   'fullDepthLoss',
+  'haltingReaderGradient',
 ];
 
 /**
@@ -670,6 +686,10 @@ const FLAGS = {
   ponderScored: 0,
   /** Weight of the ACT arm's cross-entropy at full depth during the halting phase (TrainOptions.fullDepthLoss); 0: off. */
   fullDepthLoss: 0,
+  /** λ of the ACT arm's straight-through reader gradient into the halting units (TrainOptions.haltingReaderGradient); 0: off. */
+  haltingReaderGradient: 0,
+  /** 1: the reader gradient's gate acts at the running positions too (TrainOptions.haltingReaderGradientRunning); 0: halted ones only. */
+  readerGradientRunning: 0,
   log: 0,
   arms: 'act,fixedFull,fixedEqual,fixedEqualAll',
   /** The fixedEqual / fixedEqualAll depths when this process runs no ACT arm (taken from an ACT run in another process). */
@@ -699,6 +719,12 @@ async function main(): Promise<void> {
   if (o.haltingOnly !== 0 && o.haltingOnly !== 1) throw new Error(`--halting-only must be 0 or 1 (got ${o.haltingOnly})`);
   if (o.ponderScored !== 0 && o.ponderScored !== 1) throw new Error(`--ponder-scored must be 0 or 1 (got ${o.ponderScored})`);
   if (!(o.fullDepthLoss >= 0)) throw new Error(`--full-depth-loss must be a non-negative number (got ${o.fullDepthLoss})`);
+  if (!(o.haltingReaderGradient >= 0))
+    throw new Error(`--halting-reader-gradient must be a non-negative number (got ${o.haltingReaderGradient})`);
+  if (o.readerGradientRunning !== 0 && o.readerGradientRunning !== 1)
+    throw new Error(`--reader-gradient-running must be 0 or 1 (got ${o.readerGradientRunning})`);
+  if (o.readerGradientRunning === 1 && !(o.haltingReaderGradient > 0))
+    throw new Error('--reader-gradient-running 1 shapes --halting-reader-gradient; it has no effect while that is 0');
   if (o.trunkDir && o.haltingFromFixed !== 1)
     throw new Error(
       `--trunk-dir keeps the plain phase of --halting-from-fixed 1 runs; it has no effect without it (got --trunk-dir ${o.trunkDir})`,
@@ -725,6 +751,8 @@ async function main(): Promise<void> {
       haltingOnly: o.haltingOnly === 1,
       ponderScored: o.ponderScored === 1,
       fullDepthLoss: o.fullDepthLoss,
+      haltingReaderGradient: o.haltingReaderGradient,
+      haltingReaderGradientRunning: o.readerGradientRunning === 1,
       guard:
         act && o.haltingRestarts > 0
           ? { restarts: o.haltingRestarts, tolerance: o.restartTolerance, examples: o.validation, seed: 300 + seed }
@@ -842,6 +870,11 @@ async function main(): Promise<void> {
       ...(o.fullDepthLoss > 0
         ? {
             fullDepthLoss: `during the halting phase, loss + ${o.fullDepthLoss} x the cross-entropy at the queries of the same batch run at full depth (every position through every block, the last state read; a second forward per step) (ACT arm)`,
+          }
+        : {}),
+      ...(o.haltingReaderGradient > 0
+        ? {
+            haltingReaderGradient: `during the halting phase, a position's state is kept through a straight-through gate (value: the running mask; gradient: ${o.haltingReaderGradient} x minus its halting probability spent) at ${o.readerGradientRunning === 1 ? 'every position' : 'the halted positions'}, so the positions reading it in later blocks train its halting unit (ACT arm)`,
           }
         : {}),
       ...(o.haltingOnly === 1

@@ -9,8 +9,10 @@
 // fixed-depth model's training (--halting-from-fixed) takes its blocks, optimiser and data stream; its halting
 // units keep their start; with --halting-only the halting phase moves nothing but the halting units;
 // --ponder-scored changes what the ponder cost counts; --full-depth-loss adds the same weights' full-depth
-// loss from the halting start on; --trunk-dir's saved plain phase continues bit for bit. evaluateChase reports
-// the halting state's share of ACT's output.
+// loss from the halting start on; --halting-reader-gradient keeps the forward values and gives a halted
+// position's halting unit −λ × its readers' gain from its update (a running one's too with
+// --reader-gradient-running); --trunk-dir's saved plain phase continues bit for bit.
+// evaluateChase reports the halting state's share of ACT's output.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +26,7 @@ import {
   queryToken,
   sequenceLength,
   taskError,
+  tensors,
   trainChase,
   trunkCache,
   ChaseTraining,
@@ -31,7 +34,8 @@ import {
   type ChaseTask,
   type TrainOptions,
 } from '../bench/act';
-import { CognateModel } from '../activities/cognate/engine/model';
+import { HaltingAccumulator } from '../activities/cognate/engine/act';
+import { CognateModel, type ModelConfigInput } from '../activities/cognate/engine/model';
 import { Rng } from '../common/rng';
 
 const task: ChaseTask = { symbols: 10, cycle: 7, maxHops: 3 };
@@ -51,6 +55,18 @@ const continued: TrainOptions = {
   haltingFrozenUntil: 0.5,
   haltingInit: 0.01,
 };
+
+/** Every parameter's values after `steps` steps of ChaseTraining of a new model (`setup` runs after the trainer's halting init). */
+function trainedParams(config: ModelConfigInput, o: TrainOptions, steps: number, setup?: (m: CognateModel) => void): number[][] {
+  const model = new CognateModel(config, 3);
+  const t = new ChaseTraining(model, small, o);
+  setup?.(model);
+  t.run(steps);
+  const params = model.params.map((p) => Array.from(p.variable.dataSync()));
+  t.dispose();
+  model.dispose();
+  return params;
+}
 
 beforeAll(async () => {
   await useTestBackend();
@@ -342,16 +358,68 @@ describe('ACT benchmark task', () => {
     });
     plainModel.dispose();
     act.dispose();
-    const paramsAfter = (fullDepthLoss: number, steps: number) => {
-      const model = new CognateModel(tinyConfig(true), 3);
-      const t = new ChaseTraining(model, small, { ...continued, fullDepthLoss });
-      t.run(steps);
-      const params = model.params.map((p) => Array.from(p.variable.dataSync()));
-      t.dispose();
-      model.dispose();
-      return params;
-    };
+    const paramsAfter = (fullDepthLoss: number, steps: number) => trainedParams(tinyConfig(true), { ...continued, fullDepthLoss }, steps);
     // before the halting start the term is not charged; after it, it moves the weights
+    expect(paramsAfter(1, 6)).toEqual(paramsAfter(0, 6));
+    expect(paramsAfter(1, 12)).not.toEqual(paramsAfter(0, 12));
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  test("--halting-reader-gradient: the kept state is the same; a halted position gets −λ × its readers' gain from its update; training changes from the halting start", () => {
+    const tensorsBefore = tf.memory().numTensors;
+    tf.tidy(() => {
+      // position 0 halts after the first step (0.995 ≥ 0.99), position 1 runs on
+      const before = tf.randomNormal<tf.Rank.R3>([1, 2, 3], 0, 1, 'float32', 1);
+      const after = tf.randomNormal<tf.Rank.R3>([1, 2, 3], 0, 1, 'float32', 2);
+      const reader = tf.randomNormal<tf.Rank.R3>([1, 2, 3], 0, 1, 'float32', 3); // dL/d(kept state)
+      const kept = (p: tf.Tensor2D, lambda: number, alsoRunning = false) => {
+        const acc = new HaltingAccumulator([1, 2], 0.99);
+        acc.step(p, before, false);
+        return acc.keep(after, before, lambda, alsoRunning);
+      };
+      const p = tf.tensor2d([[0.995, 0.1]]);
+      expect(Array.from(kept(p, 1).dataSync())).toEqual(Array.from(kept(p, 0).dataSync()));
+      expect(Array.from(kept(p, 1, true).dataSync())).toEqual(Array.from(kept(p, 0).dataSync()));
+      // the halted position keeps its state, the running one takes the block's (up to rounding: before + (after − before))
+      const expected = before.slice([0, 0], [1, 1]).concat(after.slice([0, 1], [1, 1]), 1);
+      expect(tf.abs(kept(p, 0).sub(expected)).max().dataSync()[0]).toBeLessThan(1e-6);
+      // (+ 0·Σq: tf.grad needs a path from q, and with λ = 0 the kept state has none)
+      const gradOf = (lambda: number, alsoRunning = false) =>
+        tf
+          .grad((q) =>
+            kept(q as tf.Tensor2D, lambda, alsoRunning)
+              .mul(reader)
+              .sum()
+              .add(q.sum().mul(0)),
+          )(p)
+          .dataSync();
+      expect(gradOf(0)[0]).toBe(0); // a constant mask: the halted position's p gets nothing from its readers
+      const gain = after.sub(before).mul(reader).sum(-1).dataSync(); // Σ_c (after − before)·dL/dkept per position
+      expect(gradOf(2)[0]).toBeCloseTo(-2 * gain[0], 5);
+      expect(gradOf(2)[1]).toBe(0); // a running one's p is left to the output mixture
+      expect(gradOf(2, true)[0]).toBeCloseTo(-2 * gain[0], 5);
+      expect(gradOf(2, true)[1]).toBeCloseTo(-2 * gain[1], 5); // alsoRunning: its update as if scaled by the mass left
+    });
+    const model = new CognateModel(tinyConfig(true), 3);
+    model.initHalting(0.6);
+    tf.tidy(() => {
+      const { tokens } = tensors(small, chaseBatch(small, new Rng(1), 4, false));
+      const logits = (haltingReaderGradient: number) => model.forward(tokens, { training: true, haltingReaderGradient }).logits.dataSync();
+      expect(Array.from(logits(1))).toEqual(Array.from(logits(0)));
+    });
+    model.dispose();
+    // 3 blocks; p spread around 0.99 after block 1 halts some positions there, p ≈ 0.001 after block 2 keeps
+    // the others running, and in block 3 they read the halted ones' states, kept through the gate at block 2
+    const spreadHalting = (m: CognateModel) =>
+      tf.tidy(() => {
+        const unit = (name: string) => m.params.find((q) => q.name === `model.layers.${name}`)!.variable;
+        unit('0.halting.weight').assign(unit('0.halting.weight').mul(100));
+        unit('0.halting.bias').assign(tf.fill([1], Math.log(0.99 / 0.01)));
+        unit('1.halting.bias').assign(tf.fill([1], Math.log(0.001 / 0.999)));
+      });
+    const paramsAfter = (haltingReaderGradient: number, steps: number) =>
+      trainedParams({ ...tinyConfig(true), nLayers: 3 }, { ...continued, haltingReaderGradient }, steps, spreadHalting);
+    // before the halting start the gate is off; after it, it moves the weights
     expect(paramsAfter(1, 6)).toEqual(paramsAfter(0, 6));
     expect(paramsAfter(1, 12)).not.toEqual(paramsAfter(0, 12));
     expect(tf.memory().numTensors).toBe(tensorsBefore);

@@ -57,7 +57,6 @@ import {
   rmsNorm,
   rotaryTables,
   rotateHalfMatrix,
-  select,
   swiglu,
 } from './layers';
 import { gaussianMatrix, LongTermMemory, type MemoryTensors } from './ltm';
@@ -96,6 +95,14 @@ export interface ForwardOptions {
    * the same model with ACT off would (no ponder cost). For training the full-depth path beside ACT's.
    */
   fullDepth?: boolean;
+  /**
+   * With ACT while training: λ of the straight-through gate that gives a position's halting unit a gradient
+   * from the positions reading its state in later blocks (HaltingAccumulator.keep); the forward values are
+   * unchanged. Needs every position run through every block, so it overrides skipHalted. Default 0: off.
+   */
+  haltingReaderGradient?: number;
+  /** With haltingReaderGradient: the gate's gradient at the running positions too, not only the halted ones. Default false. */
+  haltingReaderGradientRunning?: boolean;
   /** What the memory block reads: the model's bank (default), nothing, or the given entries. */
   memory?: 'bank' | 'none' | MemoryTensors;
   /** Called after each block with its input and output states [B, T, C] and the positions that were still running [B, T] (tests, probes). */
@@ -298,6 +305,7 @@ export class CognateModel {
 
     let x = embed(this.embedTokens as tf.Tensor2D, tokens) as tf.Tensor3D; // [B, T, C]
     const act = c.actEnabled && !opts.fullDepth ? new HaltingAccumulator([B, T], c.actThreshold) : null;
+    const readerGradient = opts.training ? (opts.haltingReaderGradient ?? 0) : 0;
     const source = opts.memory ?? 'bank';
     const bank = !this.memory || source === 'none' ? null : source === 'bank' ? this.memory.tensors(B) : source;
     let memoryEntries: MemoryEntries | null = null;
@@ -310,12 +318,16 @@ export class CognateModel {
         if (block.memGate) {
           // The memory block runs on every position (its entries are written for all of them); halted ones keep their state.
           const out = this.blockForward(block, before, cos, sin, bank);
-          return { out: act ? select(act.running, out.out, before) : out.out, keys: out.entries!.keys, values: out.entries!.values };
+          return {
+            out: act ? act.keep(out.out, before, readerGradient, opts.haltingReaderGradientRunning) : out.out,
+            keys: out.entries!.keys,
+            values: out.entries!.values,
+          };
         }
-        if (act && (!opts.training || skipsHalted(opts.skipHalted, act.running)))
+        if (act && (!opts.training || (!readerGradient && skipsHalted(opts.skipHalted, act.running))))
           return { out: this.blockOnRunningRows(block, before, act.running, cos, sin) }; // halted positions skip the block
         const out = this.blockForward(block, before, cos, sin, null).out;
-        return { out: act ? select(act.running, out, before) : out }; // halted positions keep their state
+        return { out: act ? act.keep(out, before, readerGradient, opts.haltingReaderGradientRunning) : out }; // halted positions keep their state
       });
       x = result.out;
       if (result.keys && result.values) memoryEntries = { keys: result.keys, values: result.values };
