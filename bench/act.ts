@@ -38,6 +38,7 @@
 //                      --arms act,fixedFull,fixedEqual,fixedEqualAll --log 0 --out bench/results/act.json]
 // Arms in separate processes (one per core): --seed-start k --seeds 1 --arms act (or fixedEqual --equal-layers N,
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
+// (--arms fixedFull alone with --halting-from-fixed 1 --trunk-dir DIR trains on from the seed's saved plain phase).
 // Last stdout line: {"accuracyAct":…,"meanDepthAct":…,"accuracyFixedFull":…,"fullDepth":…,"accuracyFixedEqualCompute":…}
 // The defaults are the first design (bench/results/act.json); the current one, (11) in bench/ACT.md, adds --steps 12000
 // --halting-frozen 0.5 --ponder-start 0.5 --ponder-ramp 0.075 --halting-from-fixed 1 --halting-restarts 1 ((16) adds
@@ -669,8 +670,8 @@ const FLAGS = {
   /**
    * 1: the ACT arm's plain phase is the fixed-depth arm's training (ACT off) up to the halting start, and ACT's
    * halting phase continues from that model (its halting units start as --halting-init says); with fixedFull in
-   * --arms the two arms share those steps in one process. 0: the ACT arm trains its own plain phase with ACT on
-   * and the halting units frozen.
+   * --arms the two arms share those steps in one process (with fixedFull alone, it trains on from a --trunk-dir
+   * state when there is one). 0: the ACT arm trains its own plain phase with ACT on and the halting units frozen.
    */
   haltingFromFixed: 0,
   /**
@@ -789,9 +790,10 @@ async function main(): Promise<void> {
     };
     const run: Record<string, unknown> = { seed };
     let act: ReturnType<typeof arm> | null = null;
-    if (arms.includes('act') && o.haltingFromFixed === 1) {
+    if ((arms.includes('act') || arms.includes('fixedFull')) && o.haltingFromFixed === 1) {
       // The plain phase is the fixed-depth arm's own training: one fixed model to the halting start, whose
       // state the ACT model continues from; the fixed model then trains on to the end as the fixedFull arm.
+      // With --arms fixedFull alone it still goes through here, so a saved plain phase (--trunk-dir) is reused.
       const fixed = newModel(o.layers, false);
       const t0 = performance.now();
       const plain = new ChaseTraining(fixed, task, trainOptions(false));
@@ -814,7 +816,7 @@ async function main(): Promise<void> {
       const trunk = plain.state();
       const trunkSeconds = cached ? cached.seconds : (performance.now() - t0) / 1000;
       if (cache && !cached) cache.save(trunk, trunkSeconds);
-      act = arm(o.layers, true, trunk, trunkSeconds);
+      if (arms.includes('act')) act = arm(o.layers, true, trunk, trunkSeconds);
       if (arms.includes('fixedFull')) {
         const t1 = performance.now();
         plain.run(o.steps);
