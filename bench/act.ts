@@ -40,11 +40,11 @@
 // fixedEqualAll --equal-all-layers N) with its own --out each, then --merge file1,file2,… --out bench/results/act.json
 // (--arms fixedFull alone with --halting-from-fixed 1 --trunk-dir DIR trains on from the seed's saved plain phase).
 // Last stdout line: {"accuracyAct":…,"meanDepthAct":…,"accuracyFixedFull":…,"fullDepth":…,"accuracyFixedEqualCompute":…}
-// The defaults are the first design (bench/results/act.json); the current one, (11) in bench/ACT.md, adds --steps 12000
-// --halting-frozen 0.5 --ponder-start 0.5 --ponder-ramp 0.075 --halting-from-fixed 1 --halting-restarts 1 ((16) adds
-// --full-depth-loss 1: 0.1 points more at 1.74x the halting phase's training compute; (19) doubles the halting phase
-// with --steps 18000 --halting-frozen 0.333333 --ponder-start 0.333333 --ponder-ramp 0.05). bench/ACT.md records every
-// design tried, its flags, result file and what it showed. --trunk-dir DIR lets designs share each seed's plain phase.
+// The defaults are the first design (bench/results/act.json); the current one, (19) in bench/ACT.md, adds --steps 18000
+// --halting-frozen 0.333333 --ponder-start 0.333333 --ponder-ramp 0.05 --halting-from-fixed 1 --halting-restarts 1
+// (6000 plain steps, 12000 halting steps; (11) is the same with --steps 12000 --halting-frozen 0.5 --ponder-start 0.5
+// --ponder-ramp 0.075). bench/ACT.md records every design tried, its flags, result file and what it showed.
+// --trunk-dir DIR lets designs share each seed's plain phase.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
