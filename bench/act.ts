@@ -767,6 +767,8 @@ async function main(): Promise<void> {
       layers: number,
       act: boolean,
       finalLoss: number,
+      // the arm's whole training: a shared or --trunk-dir plain phase counts at the seconds it first took, so
+      // the time of this process's own steps is the file's `seconds` (per process), not this
       trainSeconds: number,
       extra: Record<string, unknown> = {},
     ) => {
